@@ -1,0 +1,35 @@
+"""napari-zssr: zero-shot super-resolution (Shocher et al., CVPR 2018) for microscopy.
+
+``super_resolve`` imports torch on first use, so importing this package (as napari does
+when it scans plugins) stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .core.config import PRESETS, ZSSRConfig, resolve_config
+from .core.progress import Cancelled, Progress
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PRESETS",
+    "Cancelled",
+    "Progress",
+    "ZSSRConfig",
+    "__version__",
+    "resolve_config",
+    "super_resolve",
+]
+
+if TYPE_CHECKING:
+    from .api import super_resolve
+
+
+def __getattr__(name: str) -> Any:
+    if name == "super_resolve":
+        from .api import super_resolve
+
+        return super_resolve
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

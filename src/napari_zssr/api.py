@@ -1,0 +1,216 @@
+"""The public entry point: :func:`super_resolve` for N-D arrays of any common dtype."""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from typing import Any, Literal
+
+import numpy as np
+
+from . import __version__
+from .core.config import ZSSRConfig, resolve_config
+from .core.device import resolve_device
+from .core.engine import Reporter, fit, normalise_scale, predict, upscale_plane
+from .core.kernels import prepare_kernel, validate_kernel
+from .core.progress import ProgressCallback
+from .core.resize import output_shape
+from .nd import intensity_info, make_layout, normalise_plane, restore_plane
+
+__all__ = ["super_resolve"]
+
+StackMode = Literal["per_plane", "shared"]
+MAX_FATHER_PLANES = 16
+
+
+def _check_image(image: Any) -> np.ndarray:
+    if isinstance(image, (list, tuple)) or not hasattr(image, "shape"):
+        raise TypeError(
+            f"image must be a NumPy array (or array-like with a shape), got {type(image).__name__}"
+        )
+    arr = np.asarray(image)
+    if arr.dtype == object:
+        raise TypeError("image has dtype object; pass a numeric array")
+    if arr.size == 0:
+        raise ValueError(f"image is empty (shape {arr.shape})")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise ValueError("image contains NaN or Inf values; replace them before super-resolving")
+    return arr
+
+
+def _check_noise(noise_std: Any) -> float | None:
+    if noise_std is None:
+        return None
+    if isinstance(noise_std, bool) or not isinstance(noise_std, (int, float, np.number)):
+        raise TypeError(f"noise_std must be a number, got {noise_std!r}")
+    val = float(noise_std)
+    if not math.isfinite(val) or not 0.0 <= val <= 0.5:
+        raise ValueError(
+            f"noise_std must be in [0, 0.5] (units of the normalised [0, 1] range), got {val!r}"
+        )
+    return val
+
+
+def _father_planes(n_planes: int, limit: int) -> list[int]:
+    if n_planes <= limit:
+        return list(range(n_planes))
+    return sorted({round(v) for v in np.linspace(0, n_planes - 1, limit)})
+
+
+def super_resolve(
+    image: np.ndarray,
+    scale: float | tuple[float, float],
+    *,
+    kernel: np.ndarray | None = None,
+    noise_std: float | None = None,
+    preset: str = "balanced",
+    config: ZSSRConfig | None = None,
+    channel_axis: int | None = None,
+    rgb: bool = False,
+    device: str = "auto",
+    seed: int = 0,
+    callback: ProgressCallback | None = None,
+    stack_mode: StackMode = "per_plane",
+    return_info: bool = False,
+) -> np.ndarray | tuple[np.ndarray, dict[str, Any]]:
+    """Super-resolve an image with zero-shot super-resolution (ZSSR).
+
+    A small CNN is trained on the image itself: downscaled copies of the input ("HR
+    fathers") are degraded by the downscaling model into "LR sons", the network learns
+    son -> father, and is then applied to the input.
+
+    Parameters
+    ----------
+    image : ndarray
+        ``(Y, X)``; or N-D with Y, X as the last two axes and stack axes (Z, T, ...) before
+        them, processed plane by plane; or ``(..., Y, X, 3|4)`` with ``rgb=True``. uint8,
+        uint16, other integers, float32 and float64 are accepted. Not modified.
+    scale : float or (float, float)
+        Upscaling factor in [1, 16] (non-integer allowed), or ``(scale_y, scale_x)``.
+        Output Y/X sizes are ``ceil(n * s)``; other axes are unchanged.
+    kernel : ndarray, optional
+        2-D downscaling kernel on the HR grid (the PSF sampled at pixel / scale, including
+        pixel integration). Normalised and centred here. None: MATLAB's antialiased bicubic.
+    noise_std : float, optional
+        Gaussian noise added to the LR sons only, in units of the normalised [0, 1]
+        intensity. None takes the preset's value.
+    preset : {"fast", "balanced", "paper", "real"}
+        Named configuration; ignored when ``config`` is given.
+    config : ZSSRConfig, optional
+        Full configuration.
+    channel_axis : int, optional
+        Axis of a multi-channel array; the channels are processed jointly by one network.
+    rgb : bool
+        The last axis holds RGB(A) channels.
+    device : str
+        ``"auto"`` (CUDA, then Apple MPS, then CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``,
+        ``"mps"``.
+    seed : int
+        Seed of all random choices; the same seed on the CPU gives the same output.
+    callback : callable, optional
+        Called with a :class:`~napari_zssr.Progress` every few iterations; returning False
+        (or raising :class:`~napari_zssr.Cancelled`) stops the run, which then raises
+        :class:`~napari_zssr.Cancelled`.
+    stack_mode : {"per_plane", "shared"}
+        For stacks: train one network per plane, or one network on fathers drawn from up
+        to 16 planes of the stack, then infer every plane with it (much faster).
+    return_info : bool
+        Also return a JSON-able dictionary describing the run.
+
+    Returns
+    -------
+    ndarray or (ndarray, dict)
+        The super-resolved array, same dtype as the input.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For invalid input, naming the problem and the accepted range.
+    napari_zssr.Cancelled
+        When the callback stopped the run.
+    """
+    arr = _check_image(image)
+    sc = normalise_scale(scale)
+    cfg = resolve_config(preset, config)
+    noise = _check_noise(noise_std)
+    if noise is not None:
+        cfg = cfg.replace(noise_std=noise)
+    if stack_mode not in ("per_plane", "shared"):
+        raise ValueError(f"stack_mode must be 'per_plane' or 'shared', got {stack_mode!r}")
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an integer, got {seed!r}")
+    layout = make_layout(arr.shape, channel_axis, bool(rgb))
+    info = intensity_info(arr, layout)  # validates the dtype
+    if kernel is not None:
+        validate_kernel(kernel, layout.plane_shape)
+    dev, reason = resolve_device(device)
+    if kernel is not None and cfg.gradual_scales:
+        warnings.warn(
+            "gradual_scales are ignored with a custom kernel (it is defined for the final "
+            "factor only)",
+            stacklevel=2,
+        )
+    dk = prepare_kernel(kernel, sc, layout.plane_shape) if kernel is not None else None
+
+    out_yx = output_shape(layout.plane_shape, sc)
+    out = np.empty(layout.output_shape(out_yx), dtype=arr.dtype)
+    out_canon = layout.canonical(out)
+    t0 = time.perf_counter()
+    losses: list[float] = []
+    iterations = 0
+    shared = stack_mode == "shared" and layout.n_planes > 1
+    rep = Reporter(callback, n_planes=layout.n_planes + (1 if shared else 0))
+
+    if shared:
+        canon = layout.canonical(arr)
+        indices = list(np.ndindex(*layout.stack_shape))
+        chosen = _father_planes(len(indices), MAX_FATHER_PLANES)
+        fathers = [normalise_plane(canon[indices[i]], info) for i in chosen]
+        model = fit(fathers, sc, kernel=dk, config=cfg.replace(gradual_scales=()),
+                    device=dev, seed=seed, reporter=rep)
+        del fathers
+        iterations = model.iterations
+        losses.append(model.final_loss if model.final_loss is not None else float("nan"))
+        for k, idx in enumerate(indices):
+            rep.plane = k + 1
+            plane = normalise_plane(canon[idx], info)
+            hr = predict(model, plane, out_shape=out_yx, reporter=rep, vmax=info.vmax)
+            out_canon[idx] = restore_plane(hr, info)
+    else:
+        for k, (idx, plane_view) in enumerate(layout.planes(arr)):
+            rep.plane = k
+            plane = normalise_plane(plane_view, info)
+            hr, model = upscale_plane(
+                plane, sc, kernel=dk.weights if dk is not None else None, config=cfg,
+                device=dev, seed=seed, reporter=rep, vmax=info.vmax,
+            )
+            out_canon[idx] = restore_plane(hr, info)
+            iterations += model.iterations
+            if model.final_loss is not None:
+                losses.append(model.final_loss)
+    rep.plane = rep.n_planes - 1
+    rep.step = rep.n_steps - 1
+    rep("done", 1.0, loss=losses[-1] if losses else None, message="done")
+    if not return_info:
+        return out
+    run_info = {
+        "version": __version__,
+        "preset": None if config is not None else preset,
+        "config": cfg.to_dict(),
+        "scale": [sc[0], sc[1]],
+        "kernel": dk.summary() if dk is not None else "MATLAB bicubic (antialiased, a=-0.5)",
+        "noise_std": cfg.noise_std,
+        "seed": int(seed),
+        "device": str(dev),
+        "device_reason": reason,
+        "stack_mode": stack_mode,
+        "n_planes": layout.n_planes,
+        "seconds": time.perf_counter() - t0,
+        "final_loss": float(np.mean(losses)) if losses else None,
+        "iterations": iterations,
+        "intensity": info.to_dict(),
+        "input_shape": list(arr.shape),
+        "output_shape": list(out.shape),
+    }
+    return out, run_info

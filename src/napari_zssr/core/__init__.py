@@ -1,0 +1,1 @@
+"""Pure torch + numpy implementation of ZSSR (no Qt, no napari)."""

@@ -1,0 +1,195 @@
+"""One configuration object for every parameter of ZSSR, and the named presets.
+
+This module imports no torch, so the widget and the command line can build a
+configuration without paying torch's import time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["PRESETS", "ZSSRConfig", "resolve_config"]
+
+
+@dataclass(frozen=True)
+class ZSSRConfig:
+    """Every parameter of zero-shot super-resolution.
+
+    The defaults are the reference's "one jump" configuration of the paper
+    (Shocher et al., CVPR 2018): the ``paper`` preset.
+    """
+
+    # --- network -------------------------------------------------------------
+    depth: int = 8
+    """Number of 3x3 convolution layers."""
+    width: int = 64
+    """Feature channels of the hidden layers."""
+
+    # --- optimisation ----------------------------------------------------------
+    max_iters: int = 3000
+    """Hard cap on training iterations per scale step."""
+    min_iters: int = 256
+    """No learning-rate drop can happen before this many iterations."""
+    crop_size: int = 128
+    """Side of the square HR-father crop of each iteration (one crop per batch)."""
+    batch_size: int = 1
+    """Father crops per iteration."""
+    learning_rate: float = 1e-3
+    """Initial Adam learning rate."""
+    lr_decay: float = 10.0
+    """Factor by which the learning rate is divided when the loss stops falling."""
+    min_learning_rate: float = 9e-6
+    """Training stops once the learning rate falls below this value."""
+    eval_every: int = 50
+    """Iterations between reconstruction-error measurements on the input itself."""
+    lr_check_every: int = 60
+    """Iterations between learning-rate policy checks."""
+    lr_slope_window: int = 256
+    """Iterations that must pass after a learning-rate change before the next one."""
+    lr_fit_points: int = 5
+    """Number of recent reconstruction errors the policy fits a line to."""
+    lr_slope_ratio: float = 1.5
+    """Drop the rate when ``-ratio * slope < std_err(slope)`` (loss no longer clearly falling)."""
+    eval_max_side: int = 256
+    """Largest side of the central region used to measure reconstruction error (bounds its cost)."""
+
+    # --- father sampling and augmentation --------------------------------------
+    min_father_scale: float = 0.5
+    """Smallest downscaling factor applied to the input to make an HR father."""
+    size_proportional_sampling: bool = False
+    """Draw father scales with probability proportional to their size (the paper's text)."""
+    augment_flips: bool = True
+    """Use the dihedral transforms (90-degree rotations and mirrors) on fathers."""
+    rotations: bool | None = None
+    """Allow 90-degree rotations (and transposed ensemble members). None: only when the kernel
+    is symmetric under them and the two scale factors are equal."""
+    affine_prob: float = 0.5
+    """Probability of a random affine warp (rotation, shear, anisotropic scale) of a father."""
+    shear_std: float = 0.1
+    """Standard deviation of the random shear of the affine augmentation."""
+    affine_scale_std: float = 0.25
+    """Standard deviation of the random log-anisotropy of the affine augmentation."""
+    noise_std: float = 0.0
+    """Gaussian noise added to LR sons only, in units of the normalised [0, 1] range."""
+
+    # --- gradual SR and inference -----------------------------------------------
+    gradual_scales: tuple[float, ...] = ()
+    """Intermediate scale factors (relative to the input, < final) trained and applied first;
+    their outputs join the pool of fathers."""
+    back_projection_iters: int = 10
+    """Back-projection iterations applied to each ensemble member and to their median."""
+    self_ensemble: bool = True
+    """Geometric self-ensemble: 8 dihedral transforms (4 when rotations are off), median."""
+    tile_size: int = 512
+    """Largest side, in output pixels, of one network forward pass; larger planes are tiled."""
+    tile_overlap: int = 16
+    """Halo in output pixels around each tile (the network's receptive radius is ``depth``)."""
+    mixed_precision: bool = True
+    """Use bfloat16/float16 autocast on CUDA for training and inference."""
+    report_every: int = 10
+    """Iterations between progress callbacks (the only host syncs of the training loop)."""
+
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """Free-form annotations carried into result metadata."""
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.depth >= 2, "depth must be >= 2"),
+            (self.width >= 1, "width must be >= 1"),
+            (self.max_iters >= 1, "max_iters must be >= 1"),
+            (self.min_iters >= 0, "min_iters must be >= 0"),
+            (self.crop_size >= 8, "crop_size must be >= 8"),
+            (self.batch_size >= 1, "batch_size must be >= 1"),
+            (self.learning_rate > 0, "learning_rate must be > 0"),
+            (self.lr_decay > 1, "lr_decay must be > 1"),
+            (self.eval_every >= 1, "eval_every must be >= 1"),
+            (self.lr_check_every >= 1, "lr_check_every must be >= 1"),
+            (self.lr_fit_points >= 2, "lr_fit_points must be >= 2"),
+            (0 < self.min_father_scale <= 1, "min_father_scale must be in (0, 1]"),
+            (0 <= self.affine_prob <= 1, "affine_prob must be in [0, 1]"),
+            (self.noise_std >= 0, "noise_std must be >= 0"),
+            (self.back_projection_iters >= 0, "back_projection_iters must be >= 0"),
+            (self.tile_size >= 32, "tile_size must be >= 32"),
+            (self.tile_overlap >= 0, "tile_overlap must be >= 0"),
+            (self.report_every >= 1, "report_every must be >= 1"),
+            (all(g > 1 for g in self.gradual_scales), "gradual_scales must all be > 1"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(f"ZSSRConfig: {msg}")
+
+    def replace(self, **changes: Any) -> ZSSRConfig:
+        """Return a copy with some fields changed (unknown names raise TypeError)."""
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = set(changes) - names
+        if unknown:
+            raise TypeError(
+                f"unknown ZSSRConfig field(s) {sorted(unknown)}; known: {sorted(names)}"
+            )
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-Python dictionary of every field (for metadata and JSON)."""
+        d = dataclasses.asdict(self)
+        d["gradual_scales"] = list(self.gradual_scales)
+        return d
+
+
+PRESETS: dict[str, ZSSRConfig] = {
+    # The reference's one-jump ("ideal case") defaults: 3000 iterations max, crop 128,
+    # self-ensemble and 10 back-projections.
+    "paper": ZSSRConfig(),
+    # The reference's real-image configuration.
+    "real": ZSSRConfig(
+        self_ensemble=False,
+        back_projection_iters=0,
+        noise_std=0.0125,
+        rotations=False,
+        shear_std=0.0,
+        affine_scale_std=0.0,
+        min_father_scale=0.75,
+    ),
+    # Default: most of the paper's gain at a fraction of its time.
+    "balanced": ZSSRConfig(
+        max_iters=1000,
+        crop_size=96,
+        width=64,
+        back_projection_iters=4,
+        self_ensemble=True,
+    ),
+    # Interactive on a laptop CPU: a narrow net, small crops, few iterations.
+    "fast": ZSSRConfig(
+        max_iters=400,
+        min_iters=128,
+        crop_size=64,
+        width=32,
+        eval_every=25,
+        lr_check_every=30,
+        lr_slope_window=96,
+        back_projection_iters=2,
+        self_ensemble=False,
+    ),
+}
+
+
+def resolve_config(
+    preset: str | None = "balanced",
+    config: ZSSRConfig | None = None,
+    **overrides: Any,
+) -> ZSSRConfig:
+    """Combine a preset name, an explicit config and field overrides.
+
+    ``config`` wins over ``preset``; ``overrides`` whose value is None are ignored.
+    """
+    if config is not None:
+        if not isinstance(config, ZSSRConfig):
+            raise TypeError(f"config must be a ZSSRConfig, got {type(config).__name__}")
+        base = config
+    else:
+        if not isinstance(preset, str) or preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+        base = PRESETS[preset]
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    return base.replace(**changes) if changes else base

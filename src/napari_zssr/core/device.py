@@ -1,0 +1,85 @@
+"""Choosing the torch device: CUDA, then Apple MPS, then the CPU."""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["available_devices", "resolve_device"]
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def available_devices() -> list[str]:
+    """Names of the devices this machine can run on, best first."""
+    names = []
+    if torch.cuda.is_available():
+        names += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if _mps_available():
+        names.append("mps")
+    names.append("cpu")
+    return names
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> tuple[torch.device, str]:
+    """Turn ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"`` into a device.
+
+    Returns
+    -------
+    device : torch.device
+    reason : str
+        Why this device was picked (shown to users).
+
+    Raises
+    ------
+    ValueError
+        For an unknown name or a device this machine does not have.
+    """
+    if device is None:
+        device = "auto"
+    if isinstance(device, torch.device):
+        device = str(device)
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a string such as 'auto' or 'cpu', got {device!r}")
+    name = device.strip().lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            dev = torch.device("cuda", torch.cuda.current_device())
+            return dev, f"auto: CUDA GPU found ({torch.cuda.get_device_name(dev)})"
+        if _mps_available():
+            return torch.device("mps"), "auto: Apple MPS GPU found"
+        return torch.device("cpu"), (
+            f"auto: no CUDA or MPS GPU available, using the CPU ({torch.get_num_threads()} threads)"
+        )
+    try:
+        dev = torch.device(name)
+    except RuntimeError as exc:
+        raise ValueError(
+            f"unknown device {device!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
+        ) from exc
+    if dev.type == "cpu":
+        return dev, "requested: CPU"
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device {device!r} requested but CUDA is not available on this machine "
+                f"(available: {', '.join(available_devices())})"
+            )
+        index = 0 if dev.index is None else dev.index
+        if index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {device!r} requested but only {torch.cuda.device_count()} CUDA "
+                "device(s) exist"
+            )
+        dev = torch.device("cuda", index)
+        return dev, f"requested: {torch.cuda.get_device_name(dev)}"
+    if dev.type == "mps":
+        if not _mps_available():
+            raise ValueError(
+                f"device {device!r} requested but Apple MPS is not available "
+                f"(available: {', '.join(available_devices())})"
+            )
+        return dev, "requested: Apple MPS"
+    raise ValueError(f"unsupported device {device!r}; use 'auto', 'cpu', 'cuda' or 'mps'")

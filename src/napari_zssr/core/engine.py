@@ -1,0 +1,391 @@
+"""Training a ZSSR network on one image (or one stack) and applying it.
+
+``fit`` trains on HR fathers cut from the given images, ``predict`` upscales an image with a
+trained model, and ``upscale_plane`` chains them for one plane, with gradual SR when the
+configuration asks for intermediate scales. All arrays here are float32 in [0, 1]
+(intensity handling lives in :mod:`napari_zssr.nd`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .config import ZSSRConfig
+from .device import resolve_device
+from .inference import degrade, super_resolve_tensor
+from .kernels import DownscaleKernel, allowed_transforms, prepare_kernel
+from .lr_policy import LRPolicy
+from .network import ZSSRNet
+from .progress import Cancelled, Progress, ProgressCallback
+from .resize import imresize, output_shape
+from .sampling import FatherSampler, FatherSource, crop_shape
+
+__all__ = ["Reporter", "TrainedModel", "fit", "normalise_scale", "predict", "upscale_plane"]
+
+MAX_SCALE = 16.0
+
+
+def normalise_scale(scale: object) -> tuple[float, float]:
+    """Validate a scale factor and return it as ``(s_y, s_x)``.
+
+    Raises
+    ------
+    TypeError
+        If ``scale`` is not a number or a pair of numbers.
+    ValueError
+        If a factor is not finite, below 1, above 16, or both factors are 1.
+    """
+    if isinstance(scale, (bool, np.bool_)):
+        raise TypeError(f"scale must be a number or a (scale_y, scale_x) pair, got {scale!r}")
+    if isinstance(scale, (int, float, np.integer, np.floating)):
+        pair = (float(scale), float(scale))
+    else:
+        try:
+            vals = [float(v) for v in scale]  # type: ignore[union-attr]
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"scale must be a number or a (scale_y, scale_x) pair, got {scale!r}"
+            ) from exc
+        if len(vals) != 2:
+            raise ValueError(f"scale must be one number or two (scale_y, scale_x), got {scale!r}")
+        pair = (vals[0], vals[1])
+    for s in pair:
+        if not math.isfinite(s) or s < 1.0 or s > MAX_SCALE:
+            raise ValueError(
+                f"scale factors must be finite numbers in [1, {MAX_SCALE:g}], got {scale!r}"
+            )
+    if pair == (1.0, 1.0):
+        raise ValueError("scale must be greater than 1 on at least one axis, got 1")
+    return pair
+
+
+class Reporter:
+    """Turns engine events into :class:`Progress` reports and honours cancellation.
+
+    Parameters
+    ----------
+    callback : callable, optional
+        Receives each :class:`Progress`; returning False or raising :class:`Cancelled`
+        stops the run.
+    n_planes : int
+        Number of planes (or plane groups) the run will process.
+    """
+
+    def __init__(self, callback: ProgressCallback | None = None, n_planes: int = 1) -> None:
+        self.callback = callback
+        self.n_planes = max(1, n_planes)
+        self.plane = 0
+        self.step = 0
+        self.n_steps = 1
+        self.start = time.perf_counter()
+        self.last: Progress | None = None
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def __call__(self, stage: str, within: float, **fields: object) -> None:
+        """Report ``stage`` at fraction ``within`` of the current plane's current step."""
+        step_frac = (self.step + min(max(within, 0.0), 1.0)) / self.n_steps
+        fraction = (self.plane + step_frac) / self.n_planes
+        prog = Progress(
+            stage=stage,
+            elapsed=self.elapsed(),
+            fraction=min(fraction, 1.0),
+            plane=self.plane,
+            n_planes=self.n_planes,
+            step=self.step,
+            n_steps=self.n_steps,
+            **fields,  # type: ignore[arg-type]
+        )
+        self.last = prog
+        if self.callback is not None and self.callback(prog) is False:
+            raise Cancelled("run cancelled by the progress callback")
+
+
+@dataclass
+class TrainedModel:
+    """A network trained for one scale factor and degradation model."""
+
+    net: ZSSRNet
+    scale: tuple[float, float]
+    kernel: DownscaleKernel | None
+    transforms: tuple[tuple[bool, bool, bool], ...]
+    config: ZSSRConfig
+    device: torch.device
+    device_reason: str = ""
+    iterations: int = 0
+    final_loss: float | None = None
+    seconds: float = 0.0
+    history: list[tuple[int, float]] = field(default_factory=list)
+
+
+def _as_tensor(img: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
+    t = img if isinstance(img, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(img))
+    if t.ndim == 2:
+        t = t[None]
+    if t.ndim != 3:
+        raise ValueError(f"expected a (C, H, W) or (H, W) image, got shape {tuple(t.shape)}")
+    return t.to(device=device, dtype=torch.float32)
+
+
+def _make_generator(device: torch.device, seed: int) -> torch.Generator:
+    try:
+        gen = torch.Generator(device=device)
+    except RuntimeError:  # a backend without device generators
+        gen = torch.Generator()
+    gen.manual_seed(int(seed))
+    return gen
+
+
+def _randn_like(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    if gen.device == x.device:
+        return torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
+    return torch.randn(x.shape, generator=gen, dtype=x.dtype).to(x.device)
+
+
+def _eval_region(img: torch.Tensor, side: int, scale: Sequence[float]) -> torch.Tensor:
+    """Central crop (at most ``side``) of an input, for the reconstruction error."""
+    h, w = img.shape[-2:]
+    cy, cx = crop_shape(min(side, h), scale, (h, w))[0], crop_shape(min(side, w), scale, (h, w))[1]
+    y0, x0 = (h - cy) // 2, (w - cx) // 2
+    return img[:, y0 : y0 + cy, x0 : x0 + cx]
+
+
+def fit(
+    fathers: Sequence[np.ndarray | torch.Tensor],
+    scale: object,
+    *,
+    kernel: np.ndarray | DownscaleKernel | None = None,
+    config: ZSSRConfig | None = None,
+    device: str | torch.device = "auto",
+    seed: int = 0,
+    callback: ProgressCallback | None = None,
+    model: TrainedModel | None = None,
+    reporter: Reporter | None = None,
+    extra_sources: Sequence[FatherSource] = (),
+) -> TrainedModel:
+    """Train a ZSSR network on HR fathers drawn from ``fathers``.
+
+    Parameters
+    ----------
+    fathers : sequence of arrays
+        ``(C, H, W)`` (or ``(H, W)``) float images in [0, 1]: the input, or several planes
+        of a stack whose internal statistics the network should learn together.
+    scale : float or (float, float)
+        Factor ``(s_y, s_x)`` the network learns (one factor may be 1).
+    kernel : array or DownscaleKernel, optional
+        Downscaling kernel on the HR grid; None for MATLAB's bicubic.
+    config : ZSSRConfig, optional
+        Parameters (the ``paper`` defaults when omitted).
+    device : str or torch.device
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"``...
+    seed : int
+        Seed of every random choice; the same seed on the CPU gives the same network.
+    callback : callable, optional
+        Progress callback (see :class:`Reporter`).
+    model : TrainedModel, optional
+        Continue training this model (gradual SR) instead of starting a new network.
+    reporter : Reporter, optional
+        Used instead of ``callback`` by callers that track several planes or steps.
+    extra_sources : sequence of FatherSource
+        Additional fathers with their base scale (outputs of earlier gradual steps).
+
+    Returns
+    -------
+    TrainedModel
+    """
+    cfg = config if config is not None else ZSSRConfig()
+    sc = normalise_scale(scale)
+    dev, reason = (
+        (model.device, model.device_reason) if model is not None else resolve_device(device)
+    )
+    rep = reporter if reporter is not None else Reporter(callback)
+    if not fathers:
+        raise ValueError("fit needs at least one father image")
+    srcs = [FatherSource(_as_tensor(f, dev)) for f in fathers]
+    channels = srcs[0].image.shape[0]
+    if any(s.image.shape[0] != channels for s in srcs):
+        raise ValueError("all father images must have the same number of channels")
+    min_h = min(s.image.shape[-2] for s in srcs)
+    min_w = min(s.image.shape[-1] for s in srcs)
+    if isinstance(kernel, DownscaleKernel):
+        dk = kernel
+    elif kernel is not None:
+        dk = prepare_kernel(kernel, sc, (min_h, min_w))
+    else:
+        dk = None
+    transforms = allowed_transforms(
+        None if dk is None else dk.weights, sc, rotations=cfg.rotations, flips=cfg.augment_flips
+    )
+    rng = np.random.default_rng(seed)
+    gen = _make_generator(dev, seed + 1)
+    if model is None:
+        init_gen = torch.Generator().manual_seed(int(seed))
+        net = ZSSRNet(channels, cfg.width, cfg.depth, generator=init_gen).to(dev)
+        model = TrainedModel(
+            net=net, scale=sc, kernel=dk, transforms=transforms, config=cfg, device=dev,
+            device_reason=reason,
+        )
+    else:
+        model.scale, model.kernel, model.transforms, model.config = sc, dk, transforms, cfg
+    net = model.net
+    crop = crop_shape(cfg.crop_size, sc, (min_h, min_w))
+    sampler = FatherSampler(srcs + list(extra_sources), crop, cfg, transforms, rng)
+    eval_hr = _eval_region(srcs[0].image, cfg.eval_max_side, sc)
+    eval_lr = degrade(eval_hr, sc, dk)
+    eval_in = imresize(eval_lr, sc, eval_hr.shape[-2:])
+
+    use_amp = cfg.mixed_precision and dev.type == "cuda"
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate)
+    policy = LRPolicy(
+        lr=cfg.learning_rate, decay=cfg.lr_decay, min_lr=cfg.min_learning_rate,
+        check_every=cfg.lr_check_every, slope_window=cfg.lr_slope_window,
+        fit_points=cfg.lr_fit_points, ratio=cfg.lr_slope_ratio, min_iters=cfg.min_iters,
+    )
+    t0 = time.perf_counter()
+    loss_sum = torch.zeros((), device=dev)
+    n_sum = 0
+    last_loss: float | None = None
+    it = 0
+    net.train()
+    rep("train", 0.0, iteration=0, max_iterations=cfg.max_iters, lr=policy.lr,
+        message="training")
+    for it in range(1, cfg.max_iters + 1):
+        hr = sampler.sample(cfg.batch_size)
+        lr_son = degrade(hr, sc, dk)
+        if cfg.noise_std > 0:
+            lr_son = (lr_son + cfg.noise_std * _randn_like(lr_son, gen)).clamp(min=0.0)
+        inp = imresize(lr_son, sc, hr.shape[-2:])
+        with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=use_amp):
+            pred = net(inp)
+        loss = (pred.float() - hr).abs().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_sum += loss.detach()
+        n_sum += 1
+        if it % cfg.eval_every == 0:
+            net.eval()
+            with torch.inference_mode():
+                err = (net(eval_in[None])[0] - eval_hr).abs().mean().item()
+            net.train()
+            policy.record(it, err)
+        if policy.step(it):
+            for group in opt.param_groups:
+                group["lr"] = policy.lr
+        done = policy.finished or it == cfg.max_iters
+        if it % cfg.report_every == 0 or done:
+            last_loss = (loss_sum / max(n_sum, 1)).item()
+            model.history.append((it, last_loss))
+            loss_sum.zero_()
+            n_sum = 0
+            rep("train", 0.9 * it / cfg.max_iters, iteration=it, max_iterations=cfg.max_iters,
+                loss=last_loss, lr=policy.lr, message="training")
+        if policy.finished:
+            break
+    model.iterations += it
+    model.final_loss = last_loss
+    model.seconds += time.perf_counter() - t0
+    return model
+
+
+def predict(
+    model: TrainedModel,
+    lr: np.ndarray | torch.Tensor,
+    *,
+    out_shape: Sequence[int] | None = None,
+    callback: ProgressCallback | None = None,
+    reporter: Reporter | None = None,
+    vmax: float = 1.0,
+    as_numpy: bool = True,
+) -> np.ndarray | torch.Tensor:
+    """Upscale ``lr`` ``(C, H, W)`` in [0, 1] with a trained model.
+
+    Applies the configured self-ensemble (the transforms valid for the kernel), the
+    back-projection iterations and tiling. Returns ``(C, ceil(H*s_y), ceil(W*s_x))``
+    float32 (or ``out_shape``), clipped to ``[0, vmax]``.
+    """
+    cfg = model.config
+    rep = reporter if reporter is not None else Reporter(callback)
+    x = _as_tensor(lr, model.device)
+    transforms = model.transforms if cfg.self_ensemble else ((False, False, False),)
+
+    def on_member(i: int, n: int) -> None:
+        rep("infer", 0.9 + 0.1 * i / n, iteration=i, max_iterations=n,
+            loss=model.final_loss, message=f"inference {i + 1}/{n}")
+
+    out = super_resolve_tensor(
+        model.net, x, model.scale, model.kernel, transforms=transforms,
+        back_projection_iters=cfg.back_projection_iters, tile=cfg.tile_size,
+        overlap=cfg.tile_overlap, out_shape=out_shape, vmax=vmax,
+        autocast=False, on_member=on_member,
+    )
+    if not as_numpy:
+        return out
+    return out.float().cpu().numpy()
+
+
+def _stages(scale: tuple[float, float], gradual: Sequence[float]) -> list[tuple[float, float]]:
+    """Cumulative scale of each gradual step, ending at ``scale``."""
+    stages: list[tuple[float, float]] = []
+    for g in sorted(set(gradual)):
+        st = (min(g, scale[0]), min(g, scale[1]))
+        if st != scale and st != (1.0, 1.0) and (not stages or st != stages[-1]):
+            stages.append(st)
+    return [*stages, scale]
+
+
+def upscale_plane(
+    image: np.ndarray,
+    scale: object,
+    *,
+    kernel: np.ndarray | None = None,
+    config: ZSSRConfig | None = None,
+    device: str | torch.device = "auto",
+    seed: int = 0,
+    callback: ProgressCallback | None = None,
+    reporter: Reporter | None = None,
+    vmax: float = 1.0,
+) -> tuple[np.ndarray, TrainedModel]:
+    """ZSSR of one ``(C, H, W)`` image in [0, 1]: train, then infer; gradual if configured.
+
+    With ``config.gradual_scales`` each intermediate step's output becomes the next
+    step's input and joins the pool of fathers, and the same network keeps training.
+    Gradual steps need the bicubic model (a kernel is defined for the final factor only)
+    and are skipped when a kernel is given.
+    """
+    cfg = config if config is not None else ZSSRConfig()
+    sc = normalise_scale(scale)
+    rep = reporter if reporter is not None else Reporter(callback)
+    stages = _stages(sc, cfg.gradual_scales) if kernel is None else [sc]
+    rep.n_steps = len(stages)
+    img = np.asarray(image, dtype=np.float32)
+    if img.ndim == 2:
+        img = img[None]
+    final_shape = output_shape(img.shape[-2:], sc)
+    current = img
+    prev = (1.0, 1.0)
+    model: TrainedModel | None = None
+    extra: list[FatherSource] = []
+    for k, st in enumerate(stages):
+        rep.step = k
+        rel = (st[0] / prev[0], st[1] / prev[1])
+        last = k == len(stages) - 1
+        model = fit(
+            [img], rel, kernel=kernel, config=cfg, device=device, seed=seed + k,
+            model=model, reporter=rep, extra_sources=extra,
+        )
+        shape = final_shape if last else output_shape(img.shape[-2:], st)
+        out = predict(model, current, out_shape=shape, reporter=rep, vmax=vmax)
+        if not last:
+            extra.append(FatherSource(torch.from_numpy(out).to(model.device), base=st))
+            current = out
+            prev = st
+    assert model is not None
+    return out, model

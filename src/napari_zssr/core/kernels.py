@@ -1,0 +1,367 @@
+"""The downscaling-kernel pipeline: validate, normalise, centre, then correlate + subsample.
+
+The kernel is the blur of the imaging system on the HR grid. ``prepare_kernel`` turns a user
+array into a :class:`DownscaleKernel` whose centre of mass sits where the scale factor needs
+it, and :func:`downscale` applies it on any torch device. With ``kernel=None`` the engine uses
+MATLAB's antialiased bicubic (:func:`napari_zssr.core.resize.imresize`) instead.
+
+Alignment convention (the same as MATLAB's resize): LR pixel ``i`` covers HR pixels
+``[i*s, (i+1)*s)`` and its centre lies at HR coordinate ``(i + 0.5) * s - 0.5``. For an integer
+factor the kernel is shifted so that this position falls on whole pixels (a half-pixel phase
+for even factors); then the downscale is an exact strided correlation. An even-sized kernel
+produced by pixel integration at an even factor already has that phase and is not resampled.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+
+__all__ = [
+    "DownscaleKernel",
+    "allowed_transforms",
+    "centre_kernel",
+    "downscale",
+    "prepare_kernel",
+    "validate_kernel",
+]
+
+_PHASE_TOL = 0.02  # pixels: a centre of mass this close to the target phase is not resampled
+
+
+def validate_kernel(kernel: object, image_shape: Sequence[int] | None = None) -> np.ndarray:
+    """Check a user kernel and return it as a float64 array normalised to sum 1.
+
+    Parameters
+    ----------
+    kernel : array_like
+        2-D downscaling kernel on the HR grid.
+    image_shape : (int, int), optional
+        Shape of the plane it will blur; the kernel must be no larger.
+
+    Raises
+    ------
+    TypeError
+        For non-numeric input.
+    ValueError
+        If the kernel is not 2-D, is empty, holds NaN or Inf, sums to zero or less, has
+        substantial negative mass, or is larger than the image.
+    """
+    arr = np.asarray(kernel)
+    if arr.dtype == object or arr.dtype.kind not in "biuf":
+        raise TypeError(f"kernel must be a real numeric array, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(
+            f"kernel must be a 2-D array (use a 1 x k array for a one-axis blur), "
+            f"got shape {arr.shape}"
+        )
+    if arr.size == 0:
+        raise ValueError("kernel is empty")
+    arr = arr.astype(np.float64)  # always a copy: the caller's array is never touched
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("kernel contains NaN or Inf values")
+    total = arr.sum()
+    if not total > 0:
+        raise ValueError(
+            f"kernel must have a positive sum (it is normalised to 1), got sum {total:g}"
+        )
+    neg = -arr[arr < 0].sum()
+    if neg > 0:
+        pos = arr[arr > 0].sum()
+        if neg > 0.1 * pos:
+            raise ValueError(
+                f"kernel has too much negative mass ({neg / pos:.1%} of its positive mass; "
+                "at most 10% is accepted): is the background subtracted twice?"
+            )
+        warnings.warn(
+            f"kernel has small negative values ({neg / pos:.2%} of its mass); "
+            "they were clipped to zero",
+            stacklevel=3,
+        )
+        arr = np.clip(arr, 0, None)
+        total = arr.sum()
+    if max(arr.shape) > 257:
+        raise ValueError(f"kernel of shape {arr.shape} is too large (at most 257 x 257)")
+    if image_shape is not None:
+        h, w = (int(n) for n in image_shape[-2:])
+        if arr.shape[0] > h or arr.shape[1] > w:
+            raise ValueError(
+                f"kernel of shape {arr.shape} is larger than the image plane ({h}, {w}); "
+                "crop the kernel to where its energy is"
+            )
+    return arr / total
+
+
+def _is_integer(s: float) -> bool:
+    return abs(s - round(s)) < 1e-6
+
+
+def _centre_of_mass(kernel: np.ndarray) -> np.ndarray:
+    ys, xs = np.indices(kernel.shape, dtype=np.float64)
+    total = kernel.sum()
+    return np.array([(ys * kernel).sum() / total, (xs * kernel).sum() / total])
+
+
+def centre_kernel(kernel: np.ndarray, scale: Sequence[float]) -> np.ndarray:
+    """Shift a normalised kernel so its centre of mass has the phase the scale needs.
+
+    For an integer factor ``s`` on an axis the centre of mass must sit at a coordinate
+    whose fractional part equals that of ``(s - 1) / 2``: 0.5 for even factors, 0 for odd
+    ones. Non-integer factors are sampled by interpolation and need no shift. The shift
+    uses cubic-spline interpolation; ringing below zero is clipped and the kernel is
+    renormalised. A kernel already at the right phase is returned unchanged.
+    """
+    com = _centre_of_mass(kernel)
+    shift = np.zeros(2)
+    for ax in range(2):
+        s = float(scale[ax])
+        if not _is_integer(s):
+            continue
+        phase = ((round(s) - 1) / 2.0) % 1.0
+        target = math.floor(com[ax] - phase + 0.5) + phase  # nearest coordinate with that phase
+        shift[ax] = target - com[ax]
+    shift[np.abs(shift) < _PHASE_TOL] = 0.0
+    if not np.any(shift):
+        return kernel.copy()
+    pad = [(2, 2) if shift[ax] else (0, 0) for ax in range(2)]
+    padded = np.pad(kernel, pad)
+    shifted = ndimage.shift(padded, shift, order=3, mode="constant", cval=0.0)
+    shifted = np.clip(shifted, 0, None)
+    # Trim rows/columns that stayed empty so the kernel does not grow needlessly.
+    rows = np.flatnonzero(shifted.sum(axis=1) > 1e-12 * shifted.sum())
+    cols = np.flatnonzero(shifted.sum(axis=0) > 1e-12 * shifted.sum())
+    shifted = shifted[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    return shifted / shifted.sum()
+
+
+# The 8 dihedral transforms of a square, as (transpose, flip_y, flip_x) applied in that order.
+DIHEDRAL = tuple((t, fy, fx) for t in (False, True) for fy in (False, True) for fx in (False, True))
+
+
+def _apply_dihedral_np(a: np.ndarray, tf: tuple[bool, bool, bool]) -> np.ndarray:
+    t, fy, fx = tf
+    if t:
+        a = a.T
+    if fy:
+        a = a[::-1, :]
+    if fx:
+        a = a[:, ::-1]
+    return a
+
+
+def allowed_transforms(
+    kernel: np.ndarray | None,
+    scale: Sequence[float],
+    *,
+    rotations: bool | None = None,
+    flips: bool = True,
+    tol: float = 0.05,
+) -> tuple[tuple[bool, bool, bool], ...]:
+    """Dihedral transforms that commute with the degradation model.
+
+    Augmenting a father with transform ``g`` is only valid when degrading ``g(father)``
+    equals ``g`` of the degraded father, i.e. when the kernel is invariant under ``g`` and
+    ``g`` keeps the scale factors (no transpose when ``s_y != s_x``). The bicubic kernel is
+    invariant under all eight. ``rotations=False`` drops the transposing half, ``True``
+    forces it (only when ``s_y == s_x``), ``None`` decides from the kernel.
+    """
+    square = abs(float(scale[0]) - float(scale[1])) < 1e-9
+    out = []
+    if kernel is not None:
+        k = np.asarray(kernel, dtype=np.float64)
+        k = k / k.sum()
+        # Compare about the centre of mass: embed in an odd square canvas centred on it.
+        com = _centre_of_mass(k)
+        half = int(np.ceil(max(k.shape) / 2.0)) + 2
+        size = 2 * half + 1
+        canvas = np.zeros((size, size))
+        canvas[: k.shape[0], : k.shape[1]] = k
+        canvas = ndimage.shift(canvas, (half - com[0], half - com[1]), order=1)
+    for tf in DIHEDRAL:
+        if not flips and tf != (False, False, False):
+            continue
+        if tf[0]:
+            if not square or rotations is False:
+                continue
+            if rotations is True:
+                out.append(tf)
+                continue
+        if kernel is None or tf == (False, False, False):
+            out.append(tf)
+            continue
+        if np.abs(_apply_dihedral_np(canvas, tf) - canvas).sum() < tol:
+            out.append(tf)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class DownscaleKernel:
+    """A validated, centred kernel for one scale factor.
+
+    Attributes
+    ----------
+    weights : np.ndarray
+        Centred kernel, float64, sum 1.
+    scale : (float, float)
+        The (s_y, s_x) factor it is centred for.
+    com : (float, float)
+        Its centre of mass (pixels, from the top-left tap).
+    """
+
+    weights: np.ndarray
+    scale: tuple[float, float]
+    com: tuple[float, float]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.weights.shape  # type: ignore[return-value]
+
+    def summary(self) -> str:
+        """One-line description for metadata."""
+        k = self.weights
+        ys, xs = np.indices(k.shape)
+        vy = float((k * (ys - self.com[0]) ** 2).sum())
+        vx = float((k * (xs - self.com[1]) ** 2).sum())
+        fwhm = 2.3548
+        return (
+            f"kernel {k.shape[0]}x{k.shape[1]} on the HR grid, FWHM ~ "
+            f"{fwhm * math.sqrt(vy):.2f} x {fwhm * math.sqrt(vx):.2f} HR px"
+        )
+
+
+def prepare_kernel(
+    kernel: object, scale: Sequence[float], image_shape: Sequence[int] | None = None
+) -> DownscaleKernel:
+    """Validate, normalise and centre ``kernel`` for ``scale``."""
+    k = validate_kernel(kernel, image_shape)
+    sc = (float(scale[0]), float(scale[1]))
+    k = centre_kernel(k, sc)
+    com = _centre_of_mass(k)
+    return DownscaleKernel(weights=k, scale=sc, com=(float(com[0]), float(com[1])))
+
+
+@lru_cache(maxsize=128)
+def _mirror_index(n: int, pad: int) -> np.ndarray:
+    mirror = np.concatenate([np.arange(n), np.arange(n)[::-1]])
+    return mirror[np.mod(np.arange(-pad, n + pad), 2 * n)]
+
+
+_KCACHE: dict[tuple, torch.Tensor] = {}
+_ICACHE: dict[tuple, torch.Tensor] = {}
+
+
+def _kernel_tensor(dk: DownscaleKernel, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    key = (id(dk), str(device), dtype)
+    t = _KCACHE.get(key)
+    if t is None:
+        if len(_KCACHE) > 64:
+            _KCACHE.clear()
+        t = torch.tensor(dk.weights, dtype=dtype, device=device)[None, None]
+        _KCACHE[key] = t
+    return t
+
+
+def _index_tensor(n: int, pad: int, device: torch.device) -> torch.Tensor:
+    key = (n, pad, str(device))
+    t = _ICACHE.get(key)
+    if t is None:
+        if len(_ICACHE) > 256:
+            _ICACHE.clear()
+        t = torch.tensor(_mirror_index(n, pad), dtype=torch.long, device=device)
+        _ICACHE[key] = t
+    return t
+
+
+_SCACHE: dict[tuple, tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = {}
+
+
+def _sample_axis(x: torch.Tensor, pos: np.ndarray, dim: int) -> torch.Tensor:
+    """Sample ``x`` along ``dim`` at float positions (linear interpolation).
+
+    Index and weight tensors are cached per device so that repeated calls in the training
+    loop cause no host-to-device copies.
+    """
+    key = (pos.tobytes(), x.shape[dim], str(x.device), x.dtype)
+    cached = _SCACHE.get(key)
+    if cached is None:
+        if len(_SCACHE) > 256:
+            _SCACHE.clear()
+        lo = np.floor(pos).astype(np.int64)
+        frac = pos - lo
+        hi = np.minimum(lo + 1, x.shape[dim] - 1)
+        lo_t = torch.as_tensor(lo, device=x.device)
+        hi_t = torch.as_tensor(hi, device=x.device)
+        w = None
+        if not np.all(frac < 1e-6):
+            shape = [1] * x.ndim
+            shape[dim] = len(pos)
+            w = torch.as_tensor(frac, dtype=x.dtype, device=x.device).reshape(shape)
+        cached = (lo_t, hi_t, w)
+        _SCACHE[key] = cached
+    lo_t, hi_t, w = cached
+    a = x.index_select(dim, lo_t)
+    if w is None:
+        return a
+    b = x.index_select(dim, hi_t)
+    return a + (b - a) * w
+
+
+def downscale(
+    x: torch.Tensor, dk: DownscaleKernel, out_shape: Sequence[int] | None = None
+) -> torch.Tensor:
+    """Blur ``x`` with the kernel and subsample it by the kernel's scale factor.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        ``(..., H, W)`` floating-point tensor.
+    dk : DownscaleKernel
+        Kernel prepared by :func:`prepare_kernel` for the factor to apply.
+    out_shape : (int, int), optional
+        Output size; ``ceil(n / s)`` by default.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(..., H_out, W_out)``; symmetric borders as in MATLAB's resize.
+    """
+    lead = x.shape[:-2]
+    h, w = x.shape[-2:]
+    sy, sx = dk.scale
+    if out_shape is None:
+        out_shape = (
+            math.ceil(round(h / sy, 9)),
+            math.ceil(round(w / sx, 9)),
+        )
+    ny, nx = (int(n) for n in out_shape)
+    kh, kw = dk.shape
+    py, px = kh + math.ceil(sy) + 1, kw + math.ceil(sx) + 1
+    xx = x.reshape(-1, 1, h, w)
+    work = xx if xx.dtype in (torch.float32, torch.float64) else xx.float()
+    work = work.index_select(2, _index_tensor(h, py, x.device))
+    work = work.index_select(3, _index_tensor(w, px, x.device))
+    weight = _kernel_tensor(dk, x.device, work.dtype)
+    # Correlation output index j has its effective centre at HR coordinate j + com - pad.
+    pos_y = (np.arange(ny) + 0.5) * sy - 0.5 - dk.com[0] + py
+    pos_x = (np.arange(nx) + 0.5) * sx - 0.5 - dk.com[1] + px
+    int_y = _is_integer(sy) and np.all(np.abs(pos_y - np.round(pos_y)) < _PHASE_TOL)
+    int_x = _is_integer(sx) and np.all(np.abs(pos_x - np.round(pos_x)) < _PHASE_TOL)
+    if int_y and int_x:
+        y0, x0 = round(pos_y[0]), round(pos_x[0])
+        work = work[:, :, y0:, x0:]
+        out = F.conv2d(work, weight, stride=(round(sy), round(sx)))[:, :, :ny, :nx]
+    else:
+        full = F.conv2d(work, weight)
+        pos_y = np.round(pos_y) if int_y else pos_y
+        pos_x = np.round(pos_x) if int_x else pos_x
+        out = _sample_axis(full, np.clip(pos_y, 0, full.shape[2] - 1), 2)
+        out = _sample_axis(out, np.clip(pos_x, 0, full.shape[3] - 1), 3)
+    return out.reshape(*lead, ny, nx).to(x.dtype)

@@ -1,0 +1,57 @@
+"""Progress reports and cancellation shared by the engine and its callers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+__all__ = ["Cancelled", "Progress", "ProgressCallback"]
+
+
+class Cancelled(Exception):
+    """Raised to stop a run; a callback may raise it, or return False to the same effect."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress report of a run.
+
+    Attributes
+    ----------
+    stage : str
+        ``"prepare"``, ``"train"``, ``"infer"`` or ``"done"``.
+    iteration : int
+        Iteration within the current training step (0 outside training).
+    max_iterations : int
+        Cap of iterations of the current training step.
+    loss : float or None
+        Most recent training loss (L1 on the father crop).
+    lr : float or None
+        Current learning rate.
+    elapsed : float
+        Seconds since the run started.
+    fraction : float
+        Estimated completion of the whole run, in [0, 1].
+    plane, n_planes : int
+        Index of the plane (or stack group) being processed and their number.
+    step, n_steps : int
+        Scale step (gradual SR) being processed and their number.
+    message : str
+        Short human-readable description.
+    """
+
+    stage: str
+    iteration: int = 0
+    max_iterations: int = 0
+    loss: float | None = None
+    lr: float | None = None
+    elapsed: float = 0.0
+    fraction: float = 0.0
+    plane: int = 0
+    n_planes: int = 1
+    step: int = 0
+    n_steps: int = 1
+    message: str = ""
+
+
+ProgressCallback = Callable[[Progress], "bool | None"]

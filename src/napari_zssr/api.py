@@ -12,7 +12,14 @@ import numpy as np
 from . import __version__
 from .core.config import ZSSRConfig, resolve_config
 from .core.device import resolve_device
-from .core.engine import Reporter, fit, normalise_scale, predict, upscale_plane
+from .core.engine import (
+    Reporter,
+    effective_back_projection,
+    fit,
+    normalise_scale,
+    predict,
+    upscale_plane,
+)
 from .core.kernels import prepare_kernel, validate_kernel
 from .core.progress import ProgressCallback
 from .core.resize import output_shape
@@ -140,6 +147,8 @@ def super_resolve(
         raise ValueError(f"stack_mode must be 'per_plane' or 'shared', got {stack_mode!r}")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise TypeError(f"seed must be an integer, got {seed!r}")
+    if not 0 <= int(seed) < 2**32:
+        raise ValueError(f"seed must be in [0, 2**32 - 1], got {seed!r}")
     layout = make_layout(arr.shape, channel_axis, bool(rgb))
     info = intensity_info(arr, layout)  # validates the dtype
     if kernel is not None:
@@ -182,7 +191,7 @@ def super_resolve(
             rep.plane = k
             plane = normalise_plane(plane_view, info)
             hr, model = upscale_plane(
-                plane, sc, kernel=dk.weights if dk is not None else None, config=cfg,
+                plane, sc, kernel=dk, config=cfg,
                 device=dev, seed=seed, reporter=rep, vmax=info.vmax,
             )
             out_canon[idx] = restore_plane(hr, info)
@@ -201,6 +210,7 @@ def super_resolve(
         "scale": [sc[0], sc[1]],
         "kernel": dk.summary() if dk is not None else "MATLAB bicubic (antialiased, a=-0.5)",
         "noise_std": cfg.noise_std,
+        "back_projection_iters": effective_back_projection(cfg),
         "seed": int(seed),
         "device": str(dev),
         "device_reason": reason,

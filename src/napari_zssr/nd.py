@@ -154,12 +154,15 @@ class IntensityInfo:
     ``normalised = (value - lo) / (hi - lo)`` per channel. ``vmax`` is the largest
     normalised value of the data (above 1 only when ``hi`` is a robust percentile that
     excludes a few outlier pixels), used to clip the output to the input's range.
+    ``top`` is each channel's largest data value: outputs are clipped per channel to
+    ``[lo, top]`` (None: ``lo + vmax * (hi - lo)``).
     """
 
     dtype: np.dtype
     lo: np.ndarray
     hi: np.ndarray
     vmax: float
+    top: np.ndarray | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -189,6 +192,7 @@ def intensity_info(arr: np.ndarray, layout: Layout) -> IntensityInfo:
         return IntensityInfo(dtype, lo, hi, 1.0)
     canon = layout.canonical(arr)
     lo, hi, vmax = np.zeros(c), np.ones(c), 1.0
+    tops = np.ones(c)
     rng = np.random.default_rng(0)
     for ch in range(c):
         view = canon[..., ch, :, :]
@@ -202,8 +206,9 @@ def intensity_info(arr: np.ndarray, layout: Layout) -> IntensityInfo:
         top = robust if (robust > vmin_c and vmax_c - vmin_c > 2 * (robust - vmin_c)) else vmax_c
         span = top - vmin_c if top > vmin_c else 1.0
         lo[ch], hi[ch] = vmin_c, vmin_c + span
+        tops[ch] = vmax_c
         vmax = max(vmax, (vmax_c - vmin_c) / span)
-    return IntensityInfo(dtype, lo, hi, float(vmax))
+    return IntensityInfo(dtype, lo, hi, float(vmax), tops)
 
 
 def normalise_plane(plane: np.ndarray, info: IntensityInfo) -> np.ndarray:
@@ -218,7 +223,10 @@ def restore_plane(plane: np.ndarray, info: IntensityInfo) -> np.ndarray:
     """float32 ``(C, Y, X)`` -> the input's range and dtype (integers rounded and clipped)."""
     span = (info.hi - info.lo)[:, None, None]
     out = plane.astype(np.float64) * span + info.lo[:, None, None]
-    vtop = info.lo[:, None, None] + info.vmax * span
+    if info.top is not None:  # each channel within its own data range
+        vtop = np.asarray(info.top, dtype=np.float64)[:, None, None]
+    else:
+        vtop = info.lo[:, None, None] + info.vmax * span
     out = np.clip(out, info.lo[:, None, None], vtop)
     if info.dtype.kind in "ui":
         lim = np.iinfo(info.dtype)

@@ -79,15 +79,17 @@ class ZSSRConfig:
     """Intermediate scale factors (relative to the input, < final) trained and applied first;
     their outputs join the pool of fathers."""
     back_projection_iters: int = 10
-    """Back-projection iterations applied to each ensemble member and to their median."""
+    """Back-projection iterations applied to each ensemble member and to their median.
+    Skipped when ``noise_std > 0``: it would copy the input's noise into the output."""
     self_ensemble: bool = True
     """Geometric self-ensemble: 8 dihedral transforms (4 when rotations are off), median."""
     tile_size: int = 512
     """Largest side, in output pixels, of one network forward pass; larger planes are tiled."""
     tile_overlap: int = 16
     """Halo in output pixels around each tile (the network's receptive radius is ``depth``)."""
-    mixed_precision: bool = True
-    """Use bfloat16/float16 autocast on CUDA for training and inference."""
+    mixed_precision: bool = False
+    """Train under bfloat16 autocast on CUDA (off by default: its effect on quality has not
+    been measured yet; inference always runs in float32)."""
     report_every: int = 10
     """Iterations between progress callbacks (the only host syncs of the training loop)."""
 

@@ -26,7 +26,11 @@ from .progress import Cancelled, Progress, ProgressCallback
 from .resize import imresize, output_shape
 from .sampling import FatherSampler, FatherSource, crop_shape
 
-__all__ = ["Reporter", "TrainedModel", "fit", "normalise_scale", "predict", "upscale_plane"]
+__all__ = [
+    "Reporter",
+    "TrainedModel",
+    "effective_back_projection",
+    "fit", "normalise_scale", "predict", "upscale_plane"]
 
 MAX_SCALE = 16.0
 
@@ -41,7 +45,8 @@ def normalise_scale(scale: object) -> tuple[float, float]:
     ValueError
         If a factor is not finite, below 1, above 16, or both factors are 1.
     """
-    if isinstance(scale, (bool, np.bool_)):
+    if isinstance(scale, (bool, np.bool_, str, bytes)):
+        # a string is iterable: "22" must not become (2.0, 2.0)
         raise TypeError(f"scale must be a number or a (scale_y, scale_x) pair, got {scale!r}")
     if isinstance(scale, (int, float, np.integer, np.floating)):
         pair = (float(scale), float(scale))
@@ -295,6 +300,16 @@ def fit(
     return model
 
 
+def effective_back_projection(config: ZSSRConfig) -> int:
+    """Back-projection iterations actually run: none when noise is added to the sons.
+
+    Back-projection makes the output reproduce the input exactly through the kernel, so on
+    a noisy input (the case noise on sons is for) it copies the noise back, amplified by a
+    wide kernel; the reference's real-image configuration also pairs noise with none.
+    """
+    return 0 if config.noise_std > 0 else config.back_projection_iters
+
+
 def predict(
     model: TrainedModel,
     lr: np.ndarray | torch.Tensor,
@@ -322,7 +337,7 @@ def predict(
 
     out = super_resolve_tensor(
         model.net, x, model.scale, model.kernel, transforms=transforms,
-        back_projection_iters=cfg.back_projection_iters, tile=cfg.tile_size,
+        back_projection_iters=effective_back_projection(cfg), tile=cfg.tile_size,
         overlap=cfg.tile_overlap, out_shape=out_shape, vmax=vmax,
         autocast=False, on_member=on_member,
     )
@@ -345,7 +360,7 @@ def upscale_plane(
     image: np.ndarray,
     scale: object,
     *,
-    kernel: np.ndarray | None = None,
+    kernel: np.ndarray | DownscaleKernel | None = None,
     config: ZSSRConfig | None = None,
     device: str | torch.device = "auto",
     seed: int = 0,

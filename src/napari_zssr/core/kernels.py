@@ -254,18 +254,21 @@ def _mirror_index(n: int, pad: int) -> np.ndarray:
     return mirror[np.mod(np.arange(-pad, n + pad), 2 * n)]
 
 
-_KCACHE: dict[tuple, torch.Tensor] = {}
+# The entry keeps its DownscaleKernel alive, so the id() in the key cannot be reused by a
+# different kernel while the entry exists.
+_KCACHE: dict[tuple, tuple[DownscaleKernel, torch.Tensor]] = {}
 _ICACHE: dict[tuple, torch.Tensor] = {}
 
 
 def _kernel_tensor(dk: DownscaleKernel, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     key = (id(dk), str(device), dtype)
-    t = _KCACHE.get(key)
-    if t is None:
-        if len(_KCACHE) > 64:
-            _KCACHE.clear()
-        t = torch.tensor(dk.weights, dtype=dtype, device=device)[None, None]
-        _KCACHE[key] = t
+    entry = _KCACHE.get(key)
+    if entry is not None and entry[0] is dk:
+        return entry[1]
+    if len(_KCACHE) > 64:
+        _KCACHE.clear()
+    t = torch.tensor(dk.weights, dtype=dtype, device=device)[None, None]
+    _KCACHE[key] = (dk, t)
     return t
 
 
@@ -289,7 +292,7 @@ def _sample_axis(x: torch.Tensor, pos: np.ndarray, dim: int) -> torch.Tensor:
     Index and weight tensors are cached per device so that repeated calls in the training
     loop cause no host-to-device copies.
     """
-    key = (pos.tobytes(), x.shape[dim], str(x.device), x.dtype)
+    key = (pos.tobytes(), dim, x.ndim, x.shape[dim], str(x.device), x.dtype)
     cached = _SCACHE.get(key)
     if cached is None:
         if len(_SCACHE) > 256:

@@ -48,7 +48,9 @@ class LRPolicy:
         x = np.asarray(self.iters[-self.fit_points :], dtype=np.float64)
         y = np.asarray(self.errors[-self.fit_points :], dtype=np.float64)
         slope, std_err = _linear_fit(x, y)
-        if -self.ratio * slope < std_err:
+        # "<=": a perfectly flat loss (slope 0, no scatter, e.g. an all-zero image) is not
+        # falling either, and must not keep the rate up until max_iters.
+        if -self.ratio * slope <= std_err:
             self.lr /= self.decay
             self.last_change = iteration
             return True

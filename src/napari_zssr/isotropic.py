@@ -1,0 +1,395 @@
+"""Isotropic reconstruction of anisotropic Z stacks with one zero-shot network.
+
+In most microscope stacks the z step is 2-5 times coarser than the lateral pixel. Lateral
+(XY) planes are sampled finely in both directions, so they can teach a network to undo the
+degradation that coarse z sampling applies: the network is trained, ZSSR-style, to upscale
+*one* axis of XY planes (and of their transposes, so both lateral directions supervise) by
+the ratio ``z_step / xy_pixel``, with a 1-D kernel that models the axial blur on the lateral
+(HR) grid, including the integration over one z step. It is then applied to every XZ and
+every YZ plane, with Z as the upscaled axis, and the two results are averaged.
+
+:func:`isotropic_placement` gives the z scale and translate that put the result exactly over
+its source in napari's world coordinates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .core.config import ZSSRConfig, resolve_config
+from .core.progress import Cancelled, Progress, ProgressCallback
+
+__all__ = ["MAX_FATHER_PLANES", "axial_kernel_for", "isotropic_placement", "isotropic_z"]
+
+MAX_FATHER_PLANES = 16
+"""Most lateral planes (each also used transposed) that the network trains on."""
+_MONTAGE_PIXELS = 1 << 20  # output pixels per montage of XZ/YZ planes given to the network
+_TRAIN_SHARE = 0.7  # share of the progress bar given to training
+
+
+def _check_ratio(z_ratio: Any) -> float:
+    if isinstance(z_ratio, (bool, np.bool_)) or not isinstance(z_ratio, (int, float, np.number)):
+        raise TypeError(f"z_ratio must be a number, got {type(z_ratio).__name__}")
+    r = float(z_ratio)
+    if not math.isfinite(r) or not 1.0 < r <= 16.0:
+        raise ValueError(
+            f"z_ratio (z step / xy pixel size) must be in (1, 16], got {z_ratio!r}; a stack "
+            "whose z step is not coarser than its pixel needs no isotropic reconstruction"
+        )
+    return r
+
+
+def axial_kernel_for(
+    z_ratio: float,
+    axial_kernel: np.ndarray | None = None,
+    axial_fwhm: float | None = None,
+) -> np.ndarray:
+    """The ``1 x n`` axial downscaling kernel on the lateral (HR) grid.
+
+    Parameters
+    ----------
+    z_ratio : float
+        z step / lateral pixel size, in (1, 16].
+    axial_kernel : numpy.ndarray, optional
+        The complete 1-D kernel on the lateral grid (e.g. from
+        :func:`napari_zssr.core.psf.axial_profile` with ``integrate_step`` = the z step),
+        used as given apart from normalisation.
+    axial_fwhm : float, optional
+        FWHM, in lateral pixels, of a Gaussian axial blur *beyond* the lateral one (for
+        Gaussian-like PSFs ``sqrt(fwhm_z**2 - fwhm_xy**2)`` in pixels); it is convolved with
+        the integration over one z step.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(1, n)`` float64, non-negative, sum 1. With neither argument: the integration over
+        one z step alone (a box ``z_ratio`` lateral pixels wide).
+    """
+    from .core.psf import _box_1d, _finish_1d, _gaussian_taps
+
+    r = _check_ratio(z_ratio)
+    if axial_kernel is not None and axial_fwhm is not None:
+        raise ValueError("give axial_kernel or axial_fwhm, not both")
+    if axial_kernel is not None:
+        k = np.asarray(axial_kernel)
+        if k.dtype == object or k.dtype.kind not in "biuf":
+            raise TypeError(f"axial_kernel must be a real numeric array, got dtype {k.dtype}")
+        k = np.array(k, dtype=np.float64).reshape(-1) if k.ndim == 1 or 1 in k.shape else None
+        if k is None:
+            raise ValueError(
+                f"axial_kernel must be 1-D (or 1 x n), got shape {np.shape(axial_kernel)}"
+            )
+        if k.size == 0:
+            raise ValueError("axial_kernel is empty")
+        if not np.all(np.isfinite(k)):
+            raise ValueError("axial_kernel contains NaN or Inf values")
+        if np.any(k < 0) or not k.sum() > 0:
+            raise ValueError("axial_kernel must be non-negative with a positive sum")
+        if k.size > 257:
+            raise ValueError(f"axial_kernel has {k.size} taps; at most 257 are accepted")
+        return (k / k.sum())[None, :]
+    if axial_fwhm is not None:
+        if isinstance(axial_fwhm, (bool, np.bool_)) or not isinstance(
+            axial_fwhm, (int, float, np.number)
+        ):
+            raise TypeError(f"axial_fwhm must be a number, got {type(axial_fwhm).__name__}")
+        f = float(axial_fwhm)
+        if not math.isfinite(f) or not 0.0 < f <= 64.0:
+            raise ValueError(f"axial_fwhm must be in (0, 64] lateral pixels, got {axial_fwhm!r}")
+        return _finish_1d(_gaussian_taps(f), r, 0.999, 3.0)[None, :]
+    return _box_1d(r)[None, :]
+
+
+def isotropic_placement(z_scale: float, z_translate: float, z_ratio: float) -> tuple[float, float]:
+    """Z scale and translate of the upsampled stack so that it lies over its source.
+
+    napari puts pixel centres at integer data coordinates; new plane ``j`` covers source
+    coordinates ``[j / f - 1/2, (j + 1) / f - 1/2]``, so its centre is shifted by half a new
+    plane minus half an old one.
+
+    Parameters
+    ----------
+    z_scale, z_translate : float
+        The source layer's scale and translate along Z (world units).
+    z_ratio : float
+        Upsampling factor along Z (> 0).
+
+    Returns
+    -------
+    (float, float)
+        ``(z_scale / z_ratio, z_translate + 0.5 * (new_scale - z_scale))``.
+    """
+    s, t, f = float(z_scale), float(z_translate), float(z_ratio)
+    if not (math.isfinite(s) and math.isfinite(t) and math.isfinite(f)) or f <= 0 or s == 0:
+        raise ValueError(
+            f"isotropic_placement needs finite values, z_ratio > 0 and z_scale != 0; got "
+            f"z_scale={z_scale!r}, z_translate={z_translate!r}, z_ratio={z_ratio!r}"
+        )
+    new = s / f
+    return new, t + 0.5 * (new - s)
+
+
+def _relay(
+    callback: ProgressCallback | None, lo: float, hi: float, total: float = 0.9
+) -> ProgressCallback | None:
+    """Forward the engine's progress, its fraction in [0, total] mapped to [lo, hi]."""
+    if callback is None:
+        return None
+
+    def relay(p: Progress) -> bool | None:
+        frac = lo + (hi - lo) * min(max(p.fraction / total, 0.0), 1.0)
+        msg = "training on lateral planes" if p.stage == "train" else p.message
+        return callback(dataclasses.replace(p, fraction=frac, message=msg))
+
+    return relay
+
+
+def _emit(callback: ProgressCallback | None, progress: Progress) -> None:
+    if callback is not None and callback(progress) is False:
+        raise Cancelled("run cancelled by the progress callback")
+
+
+def _predict_planes(
+    model: Any,
+    planes: np.ndarray,
+    out_len: int,
+    vmax: float,
+    on_group: Callable[[int], None],
+) -> np.ndarray:
+    """Upscale the last axis of ``planes`` ``(N, C, R, Z)`` -> ``(N, C, R, out_len)``.
+
+    Planes are laid side by side along R in montages, each padded by a mirrored margin wider
+    than the network's receptive field, so one forward pass serves many planes.
+    """
+    from .core.engine import predict
+
+    n, c, rows, _ = planes.shape
+    g = int(model.net.receptive_radius) + 2 if n > 1 else 0
+    block = rows + 2 * g
+    per = max(1, _MONTAGE_PIXELS // max(1, block * out_len))
+    out = np.empty((n, c, rows, out_len), dtype=np.float32)
+    for start in range(0, n, per):
+        chunk = planes[start : start + per]
+        k = chunk.shape[0]
+        padded = np.pad(chunk, ((0, 0), (0, 0), (g, g), (0, 0)), mode="symmetric")
+        montage = np.ascontiguousarray(padded.transpose(1, 0, 2, 3).reshape(c, k * block, -1))
+        hr = predict(model, montage, out_shape=(k * block, out_len), vmax=vmax)
+        hr = np.asarray(hr).reshape(c, k, block, out_len)[:, :, g : g + rows, :]
+        out[start : start + k] = hr.transpose(1, 0, 2, 3)
+        on_group(start + k)
+    return out
+
+
+def isotropic_z(
+    stack: np.ndarray,
+    z_ratio: float,
+    *,
+    axial_kernel: np.ndarray | None = None,
+    axial_fwhm: float | None = None,
+    channel_axis: int | None = None,
+    preset: str = "fast",
+    config: ZSSRConfig | None = None,
+    device: str = "auto",
+    seed: int = 0,
+    callback: ProgressCallback | None = None,
+    return_info: bool = False,
+) -> np.ndarray | tuple[np.ndarray, dict[str, Any]]:
+    """Upsample the Z axis of a stack to the lateral sampling with a zero-shot network.
+
+    One network is trained on lateral planes (up to 16 of them, evenly spaced, each also
+    transposed) to upscale one axis by ``z_ratio`` under the axial kernel; it is applied to
+    every XZ and every YZ plane (Z being the upscaled axis) and the two results averaged.
+
+    Parameters
+    ----------
+    stack : numpy.ndarray
+        ``(Z, Y, X)``, or 4-D with a channel axis (``channel_axis``); channels are processed
+        jointly by one network. uint8, uint16, other integers, float32, float64. Not
+        modified.
+    z_ratio : float
+        z step / lateral pixel size, in (1, 16] (non-integer allowed).
+    axial_kernel : numpy.ndarray, optional
+        Complete 1-D axial kernel on the lateral grid, integration over the z step included
+        (see :func:`napari_zssr.core.psf.axial_profile`).
+    axial_fwhm : float, optional
+        Instead: FWHM in lateral pixels of a Gaussian extra axial blur. With neither, the
+        kernel is the integration over one z step (a box ``z_ratio`` pixels wide).
+    channel_axis : int, optional
+        Channel axis of a 4-D stack.
+    preset : str
+        Configuration preset (``"fast"`` by default); ignored when ``config`` is given.
+    config : ZSSRConfig, optional
+        Full configuration (gradual scales are not used here).
+    device : str
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"``...
+    seed : int
+        Seed of all random choices.
+    callback : callable, optional
+        Receives :class:`~napari_zssr.Progress` reports; returning False or raising
+        :class:`~napari_zssr.Cancelled` stops the run with :class:`~napari_zssr.Cancelled`.
+    return_info : bool
+        Also return a JSON-able dictionary describing the run.
+
+    Returns
+    -------
+    numpy.ndarray or (numpy.ndarray, dict)
+        ``(ceil(Z * z_ratio), Y, X)`` (the channel axis kept in place), input dtype. Place it
+        with :func:`isotropic_placement`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For invalid input.
+    napari_zssr.Cancelled
+        When the callback stopped the run.
+    """
+    from . import __version__
+    from .core.device import resolve_device
+    from .core.engine import fit
+    from .nd import intensity_info, make_layout, normalise_plane, restore_plane
+
+    if isinstance(stack, (list, tuple)) or not hasattr(stack, "shape"):
+        raise TypeError(f"stack must be a NumPy array, got {type(stack).__name__}")
+    arr = np.asarray(stack)
+    if arr.dtype == object or arr.dtype.kind not in "uif":
+        raise TypeError(f"stack must be a numeric array, got dtype {arr.dtype}")
+    r = _check_ratio(z_ratio)
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an integer, got {seed!r}")
+    if channel_axis is None:
+        if arr.ndim != 3:
+            raise ValueError(
+                f"stack must be (Z, Y, X), or 4-D with channel_axis; got shape {arr.shape}"
+            )
+        vol_in = arr[None]
+        ca = None
+    else:
+        if arr.ndim != 4:
+            raise ValueError(f"with channel_axis the stack must be 4-D, got shape {arr.shape}")
+        if isinstance(channel_axis, (bool, np.bool_)) or not isinstance(
+            channel_axis, (int, np.integer)
+        ):
+            raise TypeError(f"channel_axis must be an integer, got {channel_axis!r}")
+        if not -4 <= int(channel_axis) < 4:
+            raise ValueError(f"channel_axis must be in [-4, 3] for a 4-D stack, got {channel_axis}")
+        ca = int(channel_axis) % 4
+        vol_in = np.moveaxis(arr, ca, 0)  # (C, Z, Y, X) view
+    if arr.size == 0:
+        raise ValueError(f"stack is empty (shape {arr.shape})")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise ValueError("stack contains NaN or Inf values; replace them first")
+    c, nz, ny, nx = vol_in.shape
+    if nz < 2:
+        raise ValueError(f"the stack needs at least 2 z planes, got {nz}")
+    kernel = axial_kernel_for(r, axial_kernel, axial_fwhm)
+    if kernel.shape[1] > min(ny, nx):
+        raise ValueError(
+            f"the axial kernel ({kernel.shape[1]} taps) is wider than the lateral planes "
+            f"({ny} x {nx})"
+        )
+    cfg = resolve_config(preset, config).replace(gradual_scales=())
+    dev, reason = resolve_device(device)
+    t0 = time.perf_counter()
+
+    layout = make_layout(vol_in.shape, 0 if ca is not None else None)
+    src = vol_in if ca is not None else vol_in[0]
+    info = intensity_info(src, layout)
+    canon = layout.canonical(src)  # (Z, C, Y, X)
+    vol = np.stack([normalise_plane(canon[z], info) for z in range(nz)], axis=1)  # (C,Z,Y,X)
+
+    _emit(callback, Progress("prepare", message="preparing lateral planes", n_planes=1))
+    if nz <= MAX_FATHER_PLANES:
+        chosen = list(range(nz))
+    else:
+        chosen = sorted({round(v) for v in np.linspace(0, nz - 1, MAX_FATHER_PLANES)})
+    fathers: list[np.ndarray] = []
+    for z in chosen:
+        plane = np.ascontiguousarray(vol[:, z])
+        fathers.append(plane)
+        fathers.append(np.ascontiguousarray(plane.transpose(0, 2, 1)))
+    model = fit(
+        fathers,
+        (1.0, r),
+        kernel=kernel,
+        config=cfg,
+        device=dev,
+        seed=int(seed),
+        callback=_relay(callback, 0.0, _TRAIN_SHARE),
+    )
+    del fathers
+
+    out_z = math.ceil(round(nz * r, 9))
+    n_total = ny + nx
+
+    def progress(done: int, label: str) -> None:
+        frac = _TRAIN_SHARE + (1.0 - _TRAIN_SHARE) * done / n_total
+        _emit(
+            callback,
+            Progress(
+                "infer",
+                iteration=done,
+                max_iterations=n_total,
+                loss=model.final_loss,
+                elapsed=time.perf_counter() - t0,
+                fraction=min(frac, 1.0),
+                message=f"{label} planes ({done}/{n_total})",
+            ),
+        )
+
+    progress(0, "XZ")
+    xz = _predict_planes(  # one (C, X, Z) plane per y
+        model, vol.transpose(2, 0, 3, 1), out_z, info.vmax, lambda k: progress(k, "XZ")
+    )
+    acc = xz.transpose(1, 3, 0, 2).astype(np.float32)  # (C, Zo, Y, X)
+    del xz
+    yz = _predict_planes(  # one (C, Y, Z) plane per x
+        model, vol.transpose(3, 0, 2, 1), out_z, info.vmax, lambda k: progress(ny + k, "YZ")
+    )
+    acc += yz.transpose(1, 3, 2, 0)
+    acc *= 0.5
+    del yz
+    restored = restore_plane(acc.reshape(c, out_z * ny, nx), info).reshape(c, out_z, ny, nx)
+    out = restored[0] if ca is None else np.moveaxis(restored, 0, ca)
+    out = np.ascontiguousarray(out)
+    seconds = time.perf_counter() - t0
+    _emit(
+        callback,
+        Progress(
+            "done",
+            iteration=n_total,
+            max_iterations=n_total,
+            loss=model.final_loss,
+            elapsed=seconds,
+            fraction=1.0,
+            message="done",
+        ),
+    )
+    if not return_info:
+        return out
+    run_info = {
+        "version": __version__,
+        "method": "isotropic_z",
+        "preset": None if config is not None else preset,
+        "config": cfg.to_dict(),
+        "z_ratio": r,
+        "scale": [1.0, r],
+        "axial_kernel": [float(v) for v in kernel[0]],
+        "kernel": f"axial 1 x {kernel.shape[1]} on the lateral grid",
+        "n_father_planes": len(chosen),
+        "seed": int(seed),
+        "device": str(dev),
+        "device_reason": reason,
+        "seconds": seconds,
+        "final_loss": model.final_loss,
+        "iterations": model.iterations,
+        "intensity": info.to_dict(),
+        "input_shape": list(arr.shape),
+        "output_shape": list(out.shape),
+    }
+    return out, run_info

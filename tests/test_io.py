@@ -1,0 +1,229 @@
+"""TIFF reading and writing: axes, pixel sizes, metadata, flavours and atomic writes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_zssr import io as zio
+from napari_zssr.io import TiffMeta, read_tiff, write_tiff
+
+
+def _ramp(shape: tuple[int, ...], dtype: type) -> np.ndarray:
+    return (np.arange(int(np.prod(shape))) % 251).reshape(shape).astype(dtype)
+
+
+def test_imagej_round_trip_keeps_axes_pixel_sizes_and_metadata(tmp_path):
+    data = _ramp((2, 3, 12, 10), np.uint16)
+    before = data.copy()
+    path = tmp_path / "hyper.tif"
+    fmt = write_tiff(
+        path, data, axes="TZYX", pixel_size=(0.5, 0.1, 0.125), metadata={"scale": [2, 2]}
+    )
+    assert fmt == "imagej"
+    np.testing.assert_array_equal(data, before)  # the caller's array is untouched
+
+    with tifffile.TiffFile(path) as tif:  # a real ImageJ hyperstack, readable by Fiji
+        assert tif.is_imagej
+        assert tif.imagej_metadata["frames"] == 2
+        assert tif.imagej_metadata["slices"] == 3
+        assert json.loads(tif.imagej_metadata["Info"]) == {"scale": [2, 2]}
+
+    out, meta = read_tiff(path)
+    np.testing.assert_array_equal(out, data)
+    assert out.dtype == np.uint16
+    assert meta.axes == "TZYX"
+    assert meta.format == "imagej"
+    assert meta.pixel_size == pytest.approx((0.5, 0.1, 0.125))
+    assert meta.metadata == {"scale": [2, 2]}
+
+
+def test_ome_round_trip_for_axes_imagej_cannot_order(tmp_path):
+    data = _ramp((2, 3, 8, 9), np.float64)  # C before Z and float64: not ImageJ
+    path = tmp_path / "stack.tif"
+    fmt = write_tiff(
+        path, data, axes="CZYX", pixel_size=(1.5, 0.2, 0.25), metadata={"k": np.float32(3)}
+    )
+    assert fmt == "ome"
+    with tifffile.TiffFile(path) as tif:
+        assert tif.is_ome
+        pixels = tifffile.xml2dict(tif.ome_metadata)["OME"]["Image"]["Pixels"]
+        assert pixels["PhysicalSizeX"] == pytest.approx(0.25)
+        assert pixels["PhysicalSizeZ"] == pytest.approx(1.5)
+
+    out, meta = read_tiff(path)
+    np.testing.assert_array_equal(out, data)
+    assert (meta.axes, meta.format) == ("CZYX", "ome")
+    assert meta.pixel_size == pytest.approx((1.5, 0.2, 0.25))
+    assert meta.metadata == {"k": 3.0}
+
+
+@pytest.mark.parametrize(
+    ("dtype", "expected"), [(np.uint8, "imagej"), (np.uint16, "ome"), (np.float32, "ome")]
+)
+def test_rgb_round_trip(tmp_path, dtype, expected):
+    data = _ramp((6, 7, 3), dtype)
+    path = tmp_path / "rgb.tif"
+    assert write_tiff(path, data, axes="YXS", pixel_size=0.3) == expected
+    out, meta = read_tiff(path)
+    np.testing.assert_array_equal(out, data)
+    assert meta.axes == "YXS"
+    assert meta.pixel_size == pytest.approx((None, 0.3, 0.3))
+
+
+def test_unlabelled_axes_fall_back_to_shaped_tiff(tmp_path):
+    data = _ramp((2, 2, 5, 6), np.int32)
+    path = tmp_path / "odd.tif"
+    assert write_tiff(path, data, axes="ABYX", pixel_size=(2.0, 0.4, 0.5), metadata={"a": 1}) == (
+        "shaped"
+    )
+    out, meta = read_tiff(path)
+    np.testing.assert_array_equal(out, data)
+    assert meta.axes == "ABYX"
+    assert meta.pixel_size == pytest.approx((2.0, 0.4, 0.5))
+    assert meta.metadata == {"a": 1}
+
+
+def test_reads_units_written_by_other_software(tmp_path):
+    # ImageJ as Fiji writes it: micro sign escaped, resolution in pixels per unit.
+    ij = tmp_path / "fiji.tif"
+    tifffile.imwrite(
+        ij,
+        _ramp((3, 8, 8), np.uint8),
+        imagej=True,
+        resolution=(1 / 0.065, 1 / 0.065),
+        metadata={"axes": "ZYX", "unit": "\\u00B5m", "spacing": 0.3, "Info": "not json"},
+    )
+    _, meta = read_tiff(ij)
+    assert meta.pixel_size == pytest.approx((0.3, 0.065, 0.065))
+    assert meta.metadata == {}  # free text is not JSON metadata
+
+    # ImageJ calibrated in nanometres.
+    nm = tmp_path / "nm.tif"
+    tifffile.imwrite(
+        nm,
+        _ramp((8, 8), np.uint16),
+        imagej=True,
+        resolution=(1 / 65.0, 1 / 65.0),
+        metadata={"unit": "nm"},
+    )
+    assert read_tiff(nm)[1].pixel_size == pytest.approx((None, 0.065, 0.065))
+
+    # OME in nanometres.
+    ome = tmp_path / "nm.ome.tif"
+    tifffile.imwrite(
+        ome,
+        _ramp((2, 8, 8), np.uint16),
+        ome=True,
+        metadata={
+            "axes": "ZYX",
+            "PhysicalSizeX": 80.0,
+            "PhysicalSizeXUnit": "nm",
+            "PhysicalSizeY": 80.0,
+            "PhysicalSizeYUnit": "nm",
+            "PhysicalSizeZ": 250.0,
+            "PhysicalSizeZUnit": "nm",
+        },
+    )
+    _, meta = read_tiff(ome)
+    assert meta.axes == "ZYX"
+    assert meta.pixel_size == pytest.approx((0.25, 0.08, 0.08))
+
+    # Plain TIFF with a centimetre resolution, and one with only the meaningless inch default.
+    cm = tmp_path / "cm.tif"
+    tifffile.imwrite(
+        cm, _ramp((8, 8), np.uint16), resolution=(1e4 / 0.5, 1e4 / 0.5), resolutionunit="CENTIMETER"
+    )
+    assert read_tiff(cm)[1].pixel_size == pytest.approx((None, 0.5, 0.5))
+    inch = tmp_path / "inch.tif"
+    tifffile.imwrite(inch, _ramp((8, 8), np.uint16), resolution=(72, 72), resolutionunit="INCH")
+    assert read_tiff(inch)[1].pixel_size == (None, None, None)
+
+
+def test_plain_tiff_has_no_pixel_size(tmp_path):
+    path = tmp_path / "plain.tif"
+    tifffile.imwrite(path, _ramp((3, 8, 9), np.uint16), photometric="minisblack")
+    out, meta = read_tiff(path)
+    assert out.shape == (3, 8, 9)
+    assert meta == TiffMeta(axes=meta.axes, pixel_size=(None, None, None), format=meta.format)
+    assert meta.axes[1:] == "YX"
+
+
+def test_read_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        read_tiff(tmp_path / "missing.tif")
+    junk = tmp_path / "junk.tif"
+    junk.write_text("this is not a TIFF file")
+    with pytest.raises(ValueError):
+        read_tiff(junk)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"axes": "ZYX"}, "3 letters but the array has 2"),
+        ({"axes": "YY"}, "each axis once"),
+        ({"axes": 3}, "axes must be a string"),
+        ({"pixel_size": -1.0}, "positive"),
+        ({"pixel_size": (1.0, 2.0, 3.0, 4.0)}, r"\(z, y, x\)"),
+        ({"metadata": {"x": object()}}, "JSON-serialisable"),
+    ],
+)
+def test_write_rejects_bad_arguments_and_writes_nothing(tmp_path, kwargs, match):
+    path = tmp_path / "bad.tif"
+    with pytest.raises((ValueError, TypeError), match=match):
+        write_tiff(path, _ramp((4, 5), np.uint16), **kwargs)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_needs_axes_for_nd(tmp_path):
+    with pytest.raises(ValueError, match="axes are required"):
+        write_tiff(tmp_path / "a.tif", np.zeros((2, 4, 4), np.uint16))
+
+
+@pytest.mark.parametrize("error", [RuntimeError("disk full"), KeyboardInterrupt()])
+def test_failed_write_leaves_no_file_and_keeps_the_old_one(tmp_path, monkeypatch, error):
+    path = tmp_path / "out.tif"
+    write_tiff(path, _ramp((4, 5), np.uint16))
+    original = path.read_bytes()
+    real_imwrite = tifffile.imwrite
+
+    def half_written(fh, *args, **kwargs):
+        real_imwrite(fh, *args, **kwargs)  # bytes reach the temporary file ...
+        raise error  # ... then the write is cut short
+
+    monkeypatch.setattr(zio.tifffile, "imwrite", half_written)
+    with pytest.raises(type(error)):
+        write_tiff(path, _ramp((40, 50), np.uint16))
+    assert path.read_bytes() == original
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.tif"]
+
+    fresh = tmp_path / "new.tif"
+    with pytest.raises(type(error)):
+        write_tiff(fresh, _ramp((40, 50), np.uint16))
+    assert not fresh.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.tif"]
+
+
+def test_write_into_missing_folder_fails_cleanly(tmp_path):
+    with pytest.raises(FileNotFoundError, match="output folder does not exist"):
+        write_tiff(tmp_path / "nope" / "a.tif", _ramp((4, 5), np.uint16))
+
+
+def test_reads_a_real_imagej_bead_stack(shared_data):
+    stack, meta = read_tiff(shared_data / "microscopy" / "bian_Bead_Image1_crop.tif")
+    assert stack.shape == (41, 150, 150)
+    assert meta.axes == "ZYX"
+    assert meta.format == "imagej"
+    assert meta.pixel_size == pytest.approx((0.125, 0.0225, 0.0225), rel=1e-3)
+
+
+def test_metadata_json_is_plain_json(tmp_path):
+    # Metadata must survive a JSON round trip exactly (no NaN, numpy types or paths).
+    path = tmp_path / "m.tif"
+    write_tiff(path, np.zeros((4, 4), np.uint16), metadata={"a": np.int64(2), "p": tmp_path})
+    meta = read_tiff(path)[1].metadata
+    assert json.loads(json.dumps(meta)) == {"a": 2, "p": str(tmp_path)}

@@ -1,0 +1,427 @@
+"""The napari widget, end to end in a real viewer (needs a display: Xvfb in CI).
+
+Every run uses the fast preset capped at a few iterations on images of 32-48 pixels, so each
+takes a second or two on a CPU; the point is the plumbing (threads, placement, metadata,
+stop, errors), not the quality of the result.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+pytest.importorskip("pytestqt")
+pytest.importorskip("torch")
+
+from napari.utils.notifications import NotificationSeverity, notification_manager
+
+from napari_zssr import _widget
+
+RUN_TIMEOUT_MS = 90_000
+ITERS = 10
+
+
+def _texture(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    """Smooth random blobs in [0, 1] (something with structure at several scales)."""
+    rng = np.random.default_rng(seed)
+    from scipy import ndimage
+
+    noise = rng.random(shape)
+    sigma = [0] * (len(shape) - 2) + [1.5, 1.5]
+    img = ndimage.gaussian_filter(noise, sigma) + 0.3 * ndimage.gaussian_filter(noise, 0.5)
+    img -= img.min()
+    return img / img.max()
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    return make_napari_viewer()
+
+
+def _open_widget(viewer) -> _widget.ZSSRWidget:
+    _dock, widget = viewer.window.add_plugin_dock_widget("napari-zssr", "ZSSR super-resolution")
+    assert isinstance(widget, _widget.ZSSRWidget)
+    widget.preset.value = "fast"
+    widget.max_iters.value = ITERS
+    widget.crop_size.value = 32
+    widget.seed.value = 0
+    return widget
+
+
+def _run(qtbot, widget, preview: bool = False) -> None:
+    (widget.preview if preview else widget.run)()
+    assert widget.busy or widget.last_status == "error"
+    qtbot.waitUntil(lambda: not widget.busy, timeout=RUN_TIMEOUT_MS)
+
+
+def _wait_for_training(qtbot, widget) -> None:
+    qtbot.waitUntil(
+        lambda: "train" in widget.status.value or not widget.busy, timeout=RUN_TIMEOUT_MS
+    )
+    assert widget.busy, "the run ended before it could be stopped"
+
+
+def _shown(w) -> bool:
+    """Whether an option is shown (explicitly hidden or not; the test viewer is not shown)."""
+    return not w.native.isHidden()
+
+
+def _world_box(layer, lead=(), yx_shape=None) -> np.ndarray:
+    """World coordinates of the four outer pixel-edge corners of a layer's Y/X plane."""
+    ny, nx = yx_shape if yx_shape is not None else layer.data.shape[layer.ndim - 2 : layer.ndim]
+    return np.array(
+        [layer.data_to_world([*lead, y, x]) for y in (-0.5, ny - 0.5) for x in (-0.5, nx - 0.5)]
+    )
+
+
+def _errors_since(start: int) -> list[str]:
+    return [
+        str(n.message)
+        for n in notification_manager.records[start:]
+        if n.severity == NotificationSeverity.ERROR
+    ]
+
+
+def _check_metadata(layer, source_name: str) -> dict:
+    meta = layer.metadata["zssr"]
+    assert meta["source_layer"] == source_name
+    for key in (
+        "config",
+        "preset",
+        "scale",
+        "noise_std",
+        "seed",
+        "psf",
+        "device",
+        "device_reason",
+        "seconds",
+        "final_loss",
+        "iterations",
+        "version",
+    ):
+        assert key in meta, key
+    assert meta["config"]["max_iters"] == ITERS
+    assert meta["device"] == "cpu"
+    assert meta["seconds"] > 0
+    assert np.isfinite(meta["final_loss"])
+    return meta
+
+
+def test_import_and_construction_do_not_import_torch():
+    code = textwrap.dedent(
+        """
+        import sys
+        from qtpy.QtWidgets import QApplication
+        app = QApplication.instance() or QApplication([])
+        import numpy as np
+        from napari.components import ViewerModel
+        import napari_zssr._widget as w
+        viewer = ViewerModel()
+        viewer.add_image(np.zeros((3, 16, 16), np.uint16), scale=(3, 1, 1))
+        widget = w.ZSSRWidget(viewer)
+        widget.psf_source.value = w.PSF_OPTICS
+        widget.image_pixel.value = 0.1
+        widget.planes.value = w.PLANES_ALL
+        assert widget.image.value is not None
+        assert "torch" not in sys.modules, "torch was imported"
+        print("OK")
+        """
+    )
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "OK" in res.stdout
+
+
+def test_2d_uint16_then_replace(viewer, qtbot):
+    img = (_texture((40, 44)) * 4000 + 100).astype(np.uint16)
+    src = viewer.add_image(img, name="cells", colormap="magma", blending="additive")
+    src.contrast_limits = (150, 3000)
+    widget = _open_widget(viewer)
+    assert widget.image.value is src
+    _run(qtbot, widget)
+    assert widget.last_status == "done"
+    assert len(viewer.layers) == 2
+    res = viewer.layers[-1]
+    assert res.name == "cells ZSSR x2"
+    assert res.data.shape == (80, 88)
+    assert res.data.dtype == np.uint16
+    assert res.colormap.name == "magma"
+    assert res.blending == "additive"
+    np.testing.assert_allclose(res.contrast_limits, (150, 3000))
+    np.testing.assert_allclose(res.scale, [0.5, 0.5])
+    np.testing.assert_allclose(res.translate, [-0.25, -0.25])
+    np.testing.assert_allclose(_world_box(res), _world_box(src), atol=1e-9)
+    meta = _check_metadata(res, "cells")
+    assert meta["scale"] == [2.0, 2.0]
+    assert meta["psf"]["source"] == "none"
+    assert "ZSSR" not in src.name and "zssr" not in src.metadata
+    # Same intensity range as the source, not a rescaled one.
+    assert abs(float(res.data.mean()) - float(img.mean())) < 0.1 * float(img.mean())
+    assert widget.progress.value == 1000
+    assert len(widget.loss_plot.values) >= 1
+
+    # Replace the previous result instead of stacking a new layer.
+    viewer.layers.selection.active = src
+    widget.replace.value = True
+    widget.scale.value = 1.5
+    _run(qtbot, widget)
+    assert widget.last_status == "done"
+    assert [x.name for x in viewer.layers] == ["cells", "cells ZSSR x1.5"]
+    assert viewer.layers[-1].data.shape == (60, 66)
+    np.testing.assert_allclose(_world_box(viewer.layers[-1]), _world_box(src), atol=1e-9)
+
+
+def test_rgb_uint8(viewer, qtbot):
+    img = (_texture((32, 36, 3), seed=1) * 255).astype(np.uint8)
+    src = viewer.add_image(img, name="rgb")
+    assert src.rgb
+    widget = _open_widget(viewer)
+    _run(qtbot, widget)
+    assert widget.last_status == "done"
+    res = viewer.layers[-1]
+    assert res.rgb
+    assert res.data.shape == (64, 72, 3)
+    assert res.data.dtype == np.uint8
+    np.testing.assert_allclose(_world_box(res), _world_box(src), atol=1e-9)
+    _check_metadata(res, "rgb")
+
+
+def test_stack_current_plane_and_whole_stack(viewer, qtbot):
+    stack = _texture((3, 32, 32), seed=2).astype(np.float32)
+    src = viewer.add_image(stack, name="stack", scale=(2.0, 0.5, 0.5), translate=(1.0, 0, 0))
+    widget = _open_widget(viewer)
+    assert _shown(widget.planes)
+    viewer.dims.set_point(0, src.data_to_world([2, 0, 0])[0])
+
+    widget.planes.value = _widget.PLANES_CURRENT
+    _run(qtbot, widget)
+    assert widget.last_status == "done"
+    plane = viewer.layers[-1]
+    assert plane.data.shape == (1, 64, 64)
+    assert plane.data.dtype == np.float32
+    np.testing.assert_allclose(_world_box(plane, lead=(0,)), _world_box(src, lead=(2,)), atol=1e-9)
+    meta = _check_metadata(plane, "stack")
+    assert meta["plane_index"] == [2]
+    assert meta["planes"] == _widget.PLANES_CURRENT
+
+    widget.planes.value = _widget.PLANES_ALL
+    widget.stack_mode.value = _widget.STACK_SHARED
+    assert _shown(widget.stack_mode)
+    _run(qtbot, widget)
+    assert widget.last_status == "done"
+    whole = viewer.layers[-1]
+    assert whole.data.shape == (3, 64, 64)
+    for k in range(3):
+        np.testing.assert_allclose(
+            _world_box(whole, lead=(k,)), _world_box(src, lead=(k,)), atol=1e-9
+        )
+    assert whole.metadata["zssr"]["stack_mode"] == "shared"
+    np.testing.assert_allclose(whole.scale, [2.0, 0.25, 0.25])
+
+
+def test_all_selected_channel_split(viewer, qtbot):
+    data = np.stack([_texture((32, 32), seed=s) for s in (3, 4)]) * 1000
+    layers = viewer.add_image(
+        data.astype(np.uint16), channel_axis=0, name=["ch0", "ch1"], colormap=["magenta", "green"]
+    )
+    widget = _open_widget(viewer)
+    viewer.layers.selection.update(layers)
+    widget.all_selected.value = True
+    _run(qtbot, widget)
+    assert widget.last_status == "done"
+    results = {x.name: x for x in viewer.layers if "zssr" in x.metadata}
+    assert set(results) == {"ch0 ZSSR x2", "ch1 ZSSR x2"}
+    assert results["ch0 ZSSR x2"].colormap.name == "magenta"
+    assert results["ch1 ZSSR x2"].colormap.name == "green"
+    for src in layers:
+        res = results[f"{src.name} ZSSR x2"]
+        assert res.data.shape == (64, 64)
+        assert res.data.dtype == np.uint16
+        np.testing.assert_allclose(_world_box(res), _world_box(src), atol=1e-9)
+
+
+def test_scale_translate_rotate_per_axis(viewer, qtbot):
+    img = (_texture((32, 32), seed=5) * 60000).astype(np.uint16)
+    src = viewer.add_image(
+        img, name="moved", scale=(0.4, 0.7), translate=(3.0, -4.0), rotate=30, shear=[0.2]
+    )
+    widget = _open_widget(viewer)
+    widget.per_axis.value = True
+    widget.scale_y.value = 2.0
+    widget.scale_x.value = 2.5
+    _run(qtbot, widget)
+    assert widget.last_status == "done"
+    res = viewer.layers[-1]
+    assert res.name == "moved ZSSR x2×2.5"
+    assert res.data.shape == (64, 80)
+    np.testing.assert_allclose(res.scale, [0.2, 0.28])
+    np.testing.assert_allclose(res.rotate, src.rotate)
+    np.testing.assert_allclose(_world_box(res), _world_box(src), atol=1e-9)
+    # A pixel centre of the result lands where the source's bicubic grid puts it.
+    np.testing.assert_allclose(
+        res.data_to_world([0, 0]), src.data_to_world([-0.25, -0.3]), atol=1e-9
+    )
+    assert res.metadata["zssr"]["scale"] == [2.0, 2.5]
+
+
+def test_stop_mid_run_adds_nothing(viewer, qtbot):
+    viewer.add_image(_texture((48, 48), seed=6).astype(np.float32), name="long")
+    widget = _open_widget(viewer)
+    widget.max_iters.value = 100_000
+    widget.run()
+    _wait_for_training(qtbot, widget)
+    t0 = time.monotonic()
+    widget.stop()
+    assert not widget.stop_button.enabled
+    qtbot.waitUntil(lambda: not widget.busy, timeout=10_000)
+    assert time.monotonic() - t0 < 2.5
+    assert widget.last_status == "stopped"
+    assert [x.name for x in viewer.layers] == ["long"]
+    assert widget.run_button.enabled and widget.preview_button.enabled
+    assert not widget.stop_button.enabled
+
+
+def test_removing_source_stops_run(viewer, qtbot):
+    src = viewer.add_image(_texture((48, 48), seed=7).astype(np.float32), name="gone")
+    widget = _open_widget(viewer)
+    widget.max_iters.value = 100_000
+    widget.run()
+    _wait_for_training(qtbot, widget)
+    viewer.layers.remove(src)
+    qtbot.waitUntil(lambda: not widget.busy, timeout=10_000)
+    assert widget.last_status == "stopped"
+    assert len(viewer.layers) == 0
+    assert "removed" in widget.status.value
+
+
+def test_errors_are_notified_and_widget_stays_usable(viewer, qtbot):
+    tiny = viewer.add_image(np.arange(16, dtype=np.uint16).reshape(4, 4), name="tiny")
+    widget = _open_widget(viewer)
+    start = len(notification_manager.records)
+    _run(qtbot, widget)
+    assert widget.last_status == "error"
+    errors = _errors_since(start)
+    assert errors and "8 x 8" in errors[-1]
+    assert [x.name for x in viewer.layers] == ["tiny"]
+    assert widget.run_button.enabled
+
+    # A PSF needs a physical pixel size: asked for, never guessed.
+    ok = viewer.add_image(_texture((32, 32), seed=8).astype(np.float32), name="ok")
+    widget.image.value = ok
+    widget.psf_source.value = _widget.PSF_OPTICS
+    assert _shown(widget.image_pixel)
+    assert "pixel size" in widget.kernel_label.value
+    start = len(notification_manager.records)
+    widget.run()
+    assert not widget.busy
+    assert "pixel size" in _errors_since(start)[-1]
+
+    # Out-of-memory errors come with advice.
+    oom = type("OutOfMemoryError", (RuntimeError,), {})("CUDA out of memory. Tried to allocate")
+    assert "crop size" in _widget.describe_error(oom)
+    assert "cpu" in _widget.describe_error(oom)
+
+    # The widget still works.
+    widget.psf_source.value = _widget.PSF_NONE
+    viewer.layers.remove(tiny)
+    _run(qtbot, widget)
+    assert widget.last_status == "done"
+    assert viewer.layers[-1].name == "ok ZSSR x2"
+
+
+def test_psf_layer_kernel(viewer, qtbot):
+    yy, xx = np.mgrid[-15:16, -15:16] * 0.05
+    psf = np.exp(-(yy**2 + xx**2) / (2 * 0.09**2)).astype(np.float32)
+    viewer.add_image(psf, name="psf", scale=(0.05, 0.05))
+    src = viewer.add_image(
+        (_texture((32, 32), seed=9) * 1000).astype(np.uint16), name="img", scale=(0.1, 0.1)
+    )
+    widget = _open_widget(viewer)
+    widget.image.value = src
+    widget.psf_source.value = _widget.PSF_LAYER
+    widget.psf_layer.value = viewer.layers["psf"]
+    assert widget.psf_pixel.value == pytest.approx(0.05)
+    assert not _shown(widget.image_pixel)  # the layer's scale gives the pixel size
+    assert widget.kernel_label.value and "not ready" not in widget.kernel_label.value
+    _run(qtbot, widget)
+    assert widget.last_status == "done"
+    res = viewer.layers[-1]
+    meta = res.metadata["zssr"]
+    assert meta["psf"]["source"] == "layer 'psf'"
+    assert meta["psf"]["description"] == widget.kernel_label.value
+    assert meta["psf"]["image_pixel_size_um"] == [0.1, 0.1]
+    assert res.data.shape == (64, 64)
+    np.testing.assert_allclose(_world_box(res), _world_box(src), atol=1e-9)
+
+
+@pytest.mark.skipif(not _widget._isotropic_available(), reason="no isotropic module")
+def test_z_to_isotropic(viewer, qtbot):
+    stack = (_texture((5, 24, 24), seed=10) * 200).astype(np.uint8)
+    src = viewer.add_image(stack, name="aniso", scale=(1.5, 0.5, 0.5))
+    widget = _open_widget(viewer)
+    assert _shown(widget.mode)
+    widget.mode.value = _widget.MODE_ISO
+    assert widget.z_ratio.value == pytest.approx(3.0)
+    assert not _shown(widget.scale)
+    _run(qtbot, widget)
+    assert widget.last_status == "done"
+    res = viewer.layers[-1]
+    assert res.name == "aniso ZSSR isotropic z x3"
+    assert res.data.shape == (15, 24, 24)
+    assert res.data.dtype == np.uint8
+    np.testing.assert_allclose(res.scale, [0.5, 0.5, 0.5])
+    lo = res.data_to_world([-0.5, -0.5, -0.5])
+    hi = res.data_to_world([14.5, 23.5, 23.5])
+    np.testing.assert_allclose(lo, src.data_to_world([-0.5, -0.5, -0.5]), atol=1e-9)
+    np.testing.assert_allclose(hi, src.data_to_world([4.5, 23.5, 23.5]), atol=1e-9)
+    assert res.metadata["zssr"]["mode"] == "isotropic_z"
+
+
+def test_preview_replaces_itself(viewer, qtbot):
+    src = viewer.add_image(_texture((48, 48), seed=11).astype(np.float32), name="big")
+    widget = _open_widget(viewer)
+    camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
+    h = float(viewer.canvas.size[0])
+    camera.zoom = h / 16.0
+    camera.center = (14.0, 14.0)
+    _run(qtbot, widget, preview=True)
+    assert widget.last_status == "done"
+    assert len(viewer.layers) == 2
+    first = viewer.layers[-1]
+    meta = first.metadata["zssr"]
+    assert meta["preview"] is True and meta["preset"] == "fast"
+    y0, y1, x0, x1 = meta["region"]
+    assert 0 <= y0 < 14 < y1 <= 48 and y1 - y0 <= 20
+    assert first.data.shape == (2 * (y1 - y0), 2 * (x1 - x0))
+    np.testing.assert_allclose(
+        first.data_to_world([-0.5, -0.5]), src.data_to_world([y0 - 0.5, x0 - 0.5]), atol=1e-9
+    )
+
+    camera.center = (34.0, 34.0)
+    _run(qtbot, widget, preview=True)
+    assert widget.last_status == "done"
+    assert len(viewer.layers) == 2
+    second = viewer.layers[-1]
+    assert second is not first
+    assert second.name == "big ZSSR preview"
+    assert second.metadata["zssr"]["region"][0] > y0
+
+
+def test_sample_data_opens(viewer):
+    layers = viewer.open_sample("napari-zssr", "membranes")
+    assert len(layers) == 1
+    layer = layers[0]
+    assert layer.data.shape == (256, 256)
+    assert layer.data.dtype == np.uint16
+    np.testing.assert_allclose(layer.scale, [1.0, 1.0])
+    assert "CC BY 4.0" in layer.metadata["attribution"]

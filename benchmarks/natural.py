@@ -68,8 +68,20 @@ SCALES = (2, 4)
 LABELS: dict[str, list[str]] = {
     "set5": ["baby", "bird", "butterfly", "head", "woman"],
     "set14": [
-        "baboon", "barbara", "bridge", "coastguard", "comic", "face", "flowers", "foreman",
-        "lenna", "man", "monarch", "pepper", "ppt3", "zebra",
+        "baboon",
+        "barbara",
+        "bridge",
+        "coastguard",
+        "comic",
+        "face",
+        "flowers",
+        "foreman",
+        "lenna",
+        "man",
+        "monarch",
+        "pepper",
+        "ppt3",
+        "zebra",
     ],
 }
 
@@ -319,12 +331,20 @@ def git_revision() -> str | None:
     """Short commit of the working tree, with ``+local changes`` when it is modified."""
     try:
         rev = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-            text=True, timeout=10, check=True,
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
-            capture_output=True, text=True, timeout=10, check=True,
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
@@ -371,15 +391,23 @@ class SetRun:
     variants: list[str]
 
 
-def _run_zssr(case: Case, scale: int, args: argparse.Namespace, cfg: Any,
-              kernel: np.ndarray | None) -> dict[str, Any]:
+def _run_zssr(
+    case: Case, scale: int, args: argparse.Namespace, cfg: Any, kernel: np.ndarray | None
+) -> dict[str, Any]:
     from napari_zssr import super_resolve
 
     rgb = case.lr.ndim == 3
     t0 = time.perf_counter()
     out, info = super_resolve(
-        case.lr, scale, rgb=rgb, preset=args.preset, config=cfg, kernel=kernel,
-        device=args.device, seed=args.seed, return_info=True,
+        case.lr,
+        scale,
+        rgb=rgb,
+        preset=args.preset,
+        config=cfg,
+        kernel=kernel,
+        device=args.device,
+        seed=args.seed,
+        return_info=True,
     )
     wall = time.perf_counter() - t0
     p, s = evaluate_pair(out, case.hr, scale)
@@ -424,7 +452,10 @@ def run_set(set_key: str, args: argparse.Namespace, cfg: Any) -> SetRun:
     results = []
     for case in cases:
         res = Result(
-            case.name, case.label, tuple(case.lr.shape), tuple(case.hr.shape),
+            case.name,
+            case.label,
+            tuple(case.lr.shape),
+            tuple(case.hr.shape),
             evaluate_pair(bicubic_upscale(case.lr, args.scale), case.hr, args.scale),
         )
         for var in variants:
@@ -502,16 +533,22 @@ def markdown_table(run: SetRun) -> str:
         cells = [name, f"{r.lr_shape[0]}x{r.lr_shape[1]}", _cell(*r.bicubic)]
         for var in run.variants:
             z = r.zssr[var]
-            cells += [_cell(z["psnr"], z["ssim"]), f"{z['psnr'] - r.bicubic[0]:+.2f}",
-                      f"{z['seconds']:.1f}"]
+            cells += [
+                _cell(z["psnr"], z["ssim"]),
+                f"{z['psnr'] - r.bicubic[0]:+.2f}",
+                f"{z['seconds']:.1f}",
+            ]
         lines.append("| " + " | ".join(cells) + " |")
     if run.results:
         m = set_means(run)
         cells = [f"**mean ({len(run.results)})**", "", f"**{_cell(*m['bicubic'])}**"]
         for var in run.variants:
             z = m[var]
-            cells += [f"**{_cell(z['psnr'], z['ssim'])}**",
-                      f"**{z['psnr'] - m['bicubic'][0]:+.2f}**", f"{z['seconds']:.1f}"]
+            cells += [
+                f"**{_cell(z['psnr'], z['ssim'])}**",
+                f"**{z['psnr'] - m['bicubic'][0]:+.2f}**",
+                f"{z['seconds']:.1f}",
+            ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -549,8 +586,7 @@ def markdown_block(run: SetRun, args: argparse.Namespace, meta: dict[str, Any]) 
     if mach["cpu_usable"] and mach["cpu_usable"] != mach["cpu_count"]:
         cores += f", {mach['cpu_usable']} usable"
     machine = (
-        f"{mach['cpu']} ({cores}; torch threads: {mach['torch_threads']}); "
-        f"torch {mach['torch']}"
+        f"{mach['cpu']} ({cores}; torch threads: {mach['torch_threads']}); torch {mach['torch']}"
     )
     if not args.bicubic_only:
         machine += f"; device `{meta['device']}`"
@@ -567,8 +603,10 @@ def markdown_block(run: SetRun, args: argparse.Namespace, meta: dict[str, Any]) 
         f"- Machine: {machine}",
     ]
     if not args.bicubic_only:
-        lines.append(f"- Configuration: preset `{args.preset}`, overrides: "
-                     f"{_overrides_text(args)}; seed {args.seed}")
+        lines.append(
+            f"- Configuration: preset `{args.preset}`, overrides: "
+            f"{_overrides_text(args)}; seed {args.seed}"
+        )
     lines += [
         f"- Images: {len(run.results)} of {run.n_total}; {_input_text(run.set_key, run.scale)}",
         f"- Metrics: Y of MATLAB `rgb2ycbcr` (gray images as they are), "
@@ -646,33 +684,73 @@ def build_parser() -> argparse.ArgumentParser:
         prog="natural.py",
         description="ZSSR on Set5, Set14, BSD100, DIV2KRK: PSNR and SSIM (Y, shaved) vs bicubic.",
     )
-    p.add_argument("data", nargs="?", type=Path, default=DEFAULT_DATA,
-                   help="benchmark data folder (default: ../shared/data from the repository root)")
-    p.add_argument("--sets", type=_csv, default=["set5"],
-                   help=f"comma-separated sets among {','.join(SETS)} (default: set5)")
+    p.add_argument(
+        "data",
+        nargs="?",
+        type=Path,
+        default=DEFAULT_DATA,
+        help="benchmark data folder (default: ../shared/data from the repository root)",
+    )
+    p.add_argument(
+        "--sets",
+        type=_csv,
+        default=["set5"],
+        help=f"comma-separated sets among {','.join(SETS)} (default: set5)",
+    )
     p.add_argument("--scale", type=int, choices=SCALES, default=2, help="SR factor (default 2)")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="balanced",
-                   help="ZSSR preset (default: balanced)")
+    p.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="balanced",
+        help="ZSSR preset (default: balanced)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--limit", type=int, default=None, metavar="N",
-                   help="only the first N images of each set")
-    p.add_argument("--images", type=_csv, default=None, metavar="NAME,...",
-                   help="only these images: file stem (img_001, im_2), number (1) or name (baby)")
-    p.add_argument("--max-iters", type=int, default=None, metavar="N",
-                   help="override the preset's max_iters")
+    p.add_argument(
+        "--limit", type=int, default=None, metavar="N", help="only the first N images of each set"
+    )
+    p.add_argument(
+        "--images",
+        type=_csv,
+        default=None,
+        metavar="NAME,...",
+        help="only these images: file stem (img_001, im_2), number (1) or name (baby)",
+    )
+    p.add_argument(
+        "--max-iters", type=int, default=None, metavar="N", help="override the preset's max_iters"
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--bicubic-only", action="store_true",
-                   help="only compute the bicubic baseline (no training)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="torch CPU threads (default: torch's choice)",
+    )
+    p.add_argument(
+        "--bicubic-only",
+        action="store_true",
+        help="only compute the bicubic baseline (no training)",
+    )
     p.add_argument("--no-write", action="store_true", help="do not touch docs/benchmarks.md")
-    p.add_argument("--docs", type=Path, default=DEFAULT_DOCS,
-                   help="markdown file to update (default: docs/benchmarks.md)")
-    p.add_argument("--tag", default=None,
-                   help="marker name of the docs block (suffixed by the set when several run; "
-                        "default: SET-xSCALE-PRESET[-itN][-seedS][-subset][-firstN])")
-    p.add_argument("--json", type=Path, default=None, metavar="PATH",
-                   help="also write every number to this JSON file")
+    p.add_argument(
+        "--docs",
+        type=Path,
+        default=DEFAULT_DOCS,
+        help="markdown file to update (default: docs/benchmarks.md)",
+    )
+    p.add_argument(
+        "--tag",
+        default=None,
+        help="marker name of the docs block (suffixed by the set when several run; "
+        "default: SET-xSCALE-PRESET[-itN][-seedS][-subset][-firstN])",
+    )
+    p.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="also write every number to this JSON file",
+    )
     return p
 
 
@@ -734,11 +812,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "device_reason": reason,
         "machine": machine_info(str(dev)),
     }
-    print(f"{meta['command']}\n{meta['date']}; device {dev} ({reason}); "
-          f"CPU {meta['machine']['cpu']}; torch {meta['machine']['torch']}", flush=True)
+    print(
+        f"{meta['command']}\n{meta['date']}; device {dev} ({reason}); "
+        f"CPU {meta['machine']['cpu']}; torch {meta['machine']['torch']}",
+        flush=True,
+    )
     if not args.bicubic_only:
-        print(f"preset {args.preset}; overrides: {_overrides_text(args)}; seed {args.seed}",
-              flush=True)
+        print(
+            f"preset {args.preset}; overrides: {_overrides_text(args)}; seed {args.seed}",
+            flush=True,
+        )
 
     runs: list[SetRun] = []
     summaries: list[str] = []
@@ -752,8 +835,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         line = f"  mean ({len(run.results)}): bicubic {_fmt_metric(*m['bicubic'])}"
         for var in run.variants:
             z = m[var]
-            line += (f"  {var} {_fmt_metric(z['psnr'], z['ssim'])} "
-                     f"({z['psnr'] - m['bicubic'][0]:+.2f} dB, {z['seconds']:.1f} s/image)")
+            line += (
+                f"  {var} {_fmt_metric(z['psnr'], z['ssim'])} "
+                f"({z['psnr'] - m['bicubic'][0]:+.2f} dB, {z['seconds']:.1f} s/image)"
+            )
         print(line, flush=True)
         summary = paper_summary(run)
         if summary:
@@ -780,17 +865,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "n_total": r.n_total,
                     "means": set_means(r) if r.results else None,
                     "images": [
-                        {"name": x.name, "label": x.label, "lr_shape": list(x.lr_shape),
-                         "hr_shape": list(x.hr_shape), "bicubic": list(x.bicubic),
-                         "zssr": x.zssr}
+                        {
+                            "name": x.name,
+                            "label": x.label,
+                            "lr_shape": list(x.lr_shape),
+                            "hr_shape": list(x.hr_shape),
+                            "bicubic": list(x.bicubic),
+                            "zssr": x.zssr,
+                        }
                         for x in r.results
                     ],
                 }
                 for r in runs
             ],
         }
-        args.json.write_text(json.dumps(payload, indent=2, default=_json_default),
-                             encoding="utf-8")
+        args.json.write_text(json.dumps(payload, indent=2, default=_json_default), encoding="utf-8")
     return 0
 
 

@@ -258,8 +258,13 @@ def test_planes_are_processed_independently_per_plane() -> None:
 def test_progress_reports_are_sane(stack_mode: str) -> None:
     seen: list[Progress] = []
     stack = pattern((2, 16, 16))
-    run(stack, 2, callback=seen.append, config=TINY.replace(self_ensemble=True),
-        stack_mode=stack_mode)
+    run(
+        stack,
+        2,
+        callback=seen.append,
+        config=TINY.replace(self_ensemble=True),
+        stack_mode=stack_mode,
+    )
     assert seen[-1].stage == "done" and seen[-1].fraction == pytest.approx(1.0)
     assert {p.stage for p in seen} <= {"prepare", "train", "infer", "done"}
     assert {"train", "infer"} <= {p.stage for p in seen}
@@ -392,8 +397,13 @@ def test_custom_kernel_scales(kernel: np.ndarray, scale: object, expected: tuple
 
 def test_gradual_scales_per_plane() -> None:
     seen: list[Progress] = []
-    out, info = run(pattern((16, 16)), 3, config=TINY.replace(gradual_scales=(1.5,)),
-                    callback=seen.append, return_info=True)
+    out, info = run(
+        pattern((16, 16)),
+        3,
+        config=TINY.replace(gradual_scales=(1.5,)),
+        callback=seen.append,
+        return_info=True,
+    )
     assert out.shape == (48, 48)
     assert info["iterations"] == 2 * TINY.max_iters
     assert {p.step for p in seen if p.stage == "train"} == {0, 1}

@@ -40,6 +40,17 @@ def _texture(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
     return img / img.max()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """One intra-op thread: tiny networks gain nothing from two and suffer on a busy CPU."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture
 def viewer(make_napari_viewer):
     return make_napari_viewer()
@@ -320,7 +331,7 @@ def test_errors_are_notified_and_widget_stays_usable(viewer, qtbot):
     widget.image.value = ok
     widget.psf_source.value = _widget.PSF_OPTICS
     assert _shown(widget.image_pixel)
-    assert "pixel size" in widget.kernel_label.value
+    assert "pixel size" in widget.kernel_text
     start = len(notification_manager.records)
     widget.run()
     assert not widget.busy
@@ -352,16 +363,81 @@ def test_psf_layer_kernel(viewer, qtbot):
     widget.psf_layer.value = viewer.layers["psf"]
     assert widget.psf_pixel.value == pytest.approx(0.05)
     assert not _shown(widget.image_pixel)  # the layer's scale gives the pixel size
-    assert widget.kernel_label.value and "not ready" not in widget.kernel_label.value
+    assert widget.kernel_text and "not ready" not in widget.kernel_text
     _run(qtbot, widget)
     assert widget.last_status == "done"
     res = viewer.layers[-1]
     meta = res.metadata["zssr"]
     assert meta["psf"]["source"] == "layer 'psf'"
-    assert meta["psf"]["description"] == widget.kernel_label.value
+    assert meta["psf"]["description"] == widget.kernel_text
     assert meta["psf"]["image_pixel_size_um"] == [0.1, 0.1]
     assert res.data.shape == (64, 64)
     np.testing.assert_allclose(_world_box(res), _world_box(src), atol=1e-9)
+
+
+def test_multiscale_uses_level0(viewer, qtbot):
+    base = (_texture((48, 40), seed=12) * 1000).astype(np.uint16)
+    src = viewer.add_image([base, base[::2, ::2]], multiscale=True, name="pyr", scale=(0.2, 0.2))
+    widget = _open_widget(viewer)
+    _run(qtbot, widget)
+    assert widget.last_status == "done"
+    res = viewer.layers[-1]
+    assert not res.multiscale
+    assert res.data.shape == (96, 80)
+    np.testing.assert_allclose(_world_box(res), _world_box(src, yx_shape=(48, 40)), atol=1e-9)
+
+
+def test_psf_file_and_bead_stack_kernels(viewer, tmp_path):
+    viewer.add_image(np.zeros((40, 40), np.float32), name="img", scale=(0.1, 0.1))
+    widget = _open_widget(viewer)
+    yy, xx = np.mgrid[-12:13, -12:13] * 0.04
+    psf2d = np.exp(-(yy**2 + xx**2) / (2 * 0.08**2))
+    path = tmp_path / "psf.npy"
+    np.save(path, psf2d)
+    widget.psf_source.value = _widget.PSF_FILE
+    assert _shown(widget.psf_file) and not _shown(widget.psf_layer)
+    widget.psf_file.value = path
+    assert "not ready" in widget.kernel_text  # a .npy has no pixel size: asked for
+    widget.psf_pixel.value = 0.04
+    assert "not ready" not in widget.kernel_text
+    assert not widget._kernel_thumb.isHidden()
+    kernel, record = widget.kernel_for(viewer.layers["img"], (2.0, 2.0))
+    assert kernel.ndim == 2 and kernel.sum() == pytest.approx(1.0)
+    assert record["source"] == "file psf.npy"
+    assert record["psf_pixel_size_um"] == pytest.approx(0.04)
+
+    zz, yy, xx = np.mgrid[-6:7, -15:16, -15:16]
+    beads = 10 + 1000 * np.exp(-((zz * 0.2) ** 2 / 0.3 + ((yy**2 + xx**2) * 0.0025) / 0.02))
+    viewer.add_image(beads.astype(np.float32), name="beads", scale=(0.2, 0.05, 0.05))
+    widget.psf_source.value = _widget.PSF_LAYER
+    widget.psf_layer.value = viewer.layers["beads"]
+    assert widget.psf_pixel.value == pytest.approx(0.05)
+    assert widget.psf_z.value == pytest.approx(0.2)
+    assert _shown(widget.psf_z)
+    kernel, record = widget.kernel_for(viewer.layers["img"], (2.0, 2.0))
+    assert record["psf_z_step_um"] == pytest.approx(0.2)
+    assert kernel.sum() == pytest.approx(1.0)
+    assert widget.kernel_text == record["description"]
+
+
+def test_presets_fill_advanced_and_device_is_probed_lazily(viewer, qtbot):
+    viewer.add_image(np.zeros((16, 16), np.float32))
+    widget = _open_widget(viewer)
+    widget.preset.value = "paper"
+    assert widget.max_iters.value == 3000
+    assert widget.ensemble.value is True
+    assert widget.bp_iters.value == 10
+    widget.preset.value = "real"
+    assert widget.noise.value == pytest.approx(0.0125)
+    assert "resolved" in widget.device_info.value
+    widget._collapsible.expand(animate=False)
+    qtbot.waitUntil(lambda: " - auto: " in widget.device_info.value, timeout=60_000)
+    import torch
+
+    if not torch.cuda.is_available():
+        assert widget.device_info.value.startswith("cpu")
+        widget.device.value = "cuda"
+        qtbot.waitUntil(lambda: "unavailable" in widget.device_info.value, timeout=10_000)
 
 
 @pytest.mark.skipif(not _widget._isotropic_available(), reason="no isotropic module")

@@ -14,8 +14,11 @@ the main thread.
 
 from __future__ import annotations
 
+import atexit
+import importlib.util
 import math
 import queue
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Generator
@@ -38,9 +41,9 @@ from magicgui.widgets import (
 from napari.layers import Image
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import QPointF, QRectF, Qt
+from qtpy.QtCore import QEvent, QPointF, QRectF, QSize, Qt
 from qtpy.QtGui import QColor, QImage, QPainter, QPen, QPixmap, QPolygonF
-from qtpy.QtWidgets import QLabel, QSizePolicy, QWidget
+from qtpy.QtWidgets import QFrame, QLabel, QScrollArea, QSizePolicy, QWidget
 from superqt import QCollapsible
 
 from ._placement import axis_factors, upscaled_placement, visible_data_box
@@ -71,6 +74,8 @@ _STACK_MODES = {STACK_PER_PLANE: "per_plane", STACK_SHARED: "shared"}
 DEVICES = ("auto", "cuda", "mps", "cpu")
 PRESET_NAMES = ("fast", "balanced", "paper", "real")
 
+KERNEL_TEXT_WIDTH = 42
+"""Characters per line of the kernel summary."""
 PREVIEW_MAX_SIDE = 256
 """Largest side, in input pixels, of the region a preview processes."""
 STOP_GRACE_S = 1.5
@@ -180,6 +185,54 @@ class _Job:
 
 _DONE = object()
 
+_ENGINE_THREADS: list[tuple[threading.Thread, threading.Event]] = []
+_BACKGROUND: list[threading.Event] = []
+_ENGINE_LOCK = threading.Lock()
+
+
+def _track_engine_thread(thread: threading.Thread, stop: threading.Event) -> None:
+    with _ENGINE_LOCK:
+        _ENGINE_THREADS[:] = [(t, e) for t, e in _ENGINE_THREADS if t.is_alive()]
+        _ENGINE_THREADS.append((thread, stop))
+
+
+def _background_task() -> threading.Event:
+    """Register work running on a Qt worker thread; set the returned event when it ends."""
+    done = threading.Event()
+    with _ENGINE_LOCK:
+        _BACKGROUND[:] = [e for e in _BACKGROUND if not e.is_set()]
+        _BACKGROUND.append(done)
+    return done
+
+
+def _wait_background(timeout: float) -> None:
+    """Wait (at most ``timeout`` seconds) for the worker tasks still running to end."""
+    with _ENGINE_LOCK:
+        tasks = list(_BACKGROUND)
+    deadline = time.monotonic() + timeout
+    for done in tasks:
+        done.wait(max(0.0, deadline - time.monotonic()))
+
+
+@atexit.register
+def _stop_engine_threads(timeout: float = 30.0) -> None:
+    """At exit, stop the runs still going and wait for the background work to end.
+
+    A thread killed inside a torch operation (or inside ``import torch``) aborts the
+    interpreter, so every run is asked to stop (it does at its next progress report) and
+    both the engine threads and the worker tasks are waited for.
+    """
+    with _ENGINE_LOCK:
+        items = list(_ENGINE_THREADS)
+        tasks = list(_BACKGROUND)
+    for _, stop in items:
+        stop.set()
+    deadline = time.monotonic() + timeout
+    for thread, _ in items:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    for done in tasks:
+        done.wait(max(0.0, deadline - time.monotonic()))
+
 
 def _pump(
     fn: Callable[[Callable[[Progress], bool]], Any],
@@ -211,6 +264,7 @@ def _pump(
 
     thread = threading.Thread(target=target, name="napari-zssr-engine", daemon=True)
     thread.start()
+    _track_engine_thread(thread, stop)
     stop_seen: float | None = None
     while True:
         try:
@@ -278,41 +332,49 @@ def _run_jobs(jobs: list[_Job], stop: threading.Event) -> Generator[tuple, None,
     ``("result", i, array, info)``, ``("error", i, exception)``, ``("stopped", i)``,
     ``("done",)``.
     """
-    for i, job in enumerate(jobs):
-        if stop.is_set():
-            yield ("stopped", i)
-            return
-        yield ("start", i)
-        try:
-            image = job.read()
-            from .core.device import resolve_device
+    done = _background_task()
+    try:
+        for i, job in enumerate(jobs):
+            if stop.is_set():
+                yield ("stopped", i)
+                return
+            yield ("start", i)
+            try:
+                image = job.read()
+                from .core.device import resolve_device
 
-            dev, reason = resolve_device(job.device)
-        except Exception as exc:
-            yield ("error", i, exc)
-            return
-        yield ("device", i, str(dev), reason)
-        status, value = yield from _pump(lambda cb, j=job, im=image: _execute(j, im, cb), stop)
-        if status == "cancelled":
-            yield ("stopped", i)
-            return
-        if status == "error":
-            yield ("error", i, value)
-            return
-        out, info = value
-        yield ("result", i, out, info)
-    yield ("done",)
+                dev, reason = resolve_device(job.device)
+            except Exception as exc:
+                yield ("error", i, exc)
+                return
+            yield ("device", i, str(dev), reason)
+            status, value = yield from _pump(lambda cb, j=job, im=image: _execute(j, im, cb), stop)
+            if status == "cancelled":
+                yield ("stopped", i)
+                return
+            if status == "error":
+                yield ("error", i, value)
+                return
+            out, info = value
+            yield ("result", i, out, info)
+        yield ("done",)
+    finally:
+        done.set()
 
 
 def _describe_device(name: str) -> str:
     """Which device ``name`` resolves to and why (imports torch: call it in a worker)."""
-    from .core.device import resolve_device
-
+    done = _background_task()
     try:
-        dev, reason = resolve_device(name)
-    except (ValueError, TypeError) as exc:
-        return f"{name}: unavailable ({exc})"
-    return f"{dev} - {reason}"
+        from .core.device import resolve_device
+
+        try:
+            dev, reason = resolve_device(name)
+        except (ValueError, TypeError) as exc:
+            return f"{name}: unavailable ({exc})"
+        return f"{dev} - {reason}"
+    finally:
+        done.set()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -387,6 +449,43 @@ class LossPlot(QWidget):
         painter.end()
 
 
+class VerticalScrollArea(QScrollArea):
+    """Scrolls its content vertically only and is always as wide as the content needs."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+
+    def _width(self, hint: QSize) -> int:
+        bar = self.verticalScrollBar().sizeHint().width()
+        return hint.width() + bar + 2 * self.frameWidth()
+
+    def setWidget(self, widget: QWidget) -> None:
+        super().setWidget(widget)
+        widget.installEventFilter(self)
+
+    def eventFilter(self, obj: Any, event: Any) -> bool:
+        if obj is self.widget() and event.type() == QEvent.Type.LayoutRequest:
+            self.updateGeometry()
+        return super().eventFilter(obj, event)
+
+    def minimumSizeHint(self) -> QSize:
+        inner = self.widget()
+        base = super().minimumSizeHint()
+        if inner is None:
+            return base
+        return QSize(self._width(inner.minimumSizeHint()), base.height())
+
+    def sizeHint(self) -> QSize:
+        inner = self.widget()
+        base = super().sizeHint()
+        if inner is None:
+            return base
+        return QSize(self._width(inner.sizeHint()), inner.sizeHint().height())
+
+
 def kernel_pixmap(kernel: np.ndarray, size: int = 48) -> QPixmap:
     """Grey-level thumbnail of a 2D kernel (normalised to its maximum, nearest upscaling)."""
     k = np.asarray(kernel, dtype=float)
@@ -405,7 +504,7 @@ def kernel_pixmap(kernel: np.ndarray, size: int = 48) -> QPixmap:
 
 def _isotropic_available() -> bool:
     """Whether :mod:`napari_zssr.isotropic` exists (checked without importing it)."""
-    return (Path(__file__).parent / "isotropic.py").is_file()
+    return importlib.util.find_spec(f"{__package__}.isotropic") is not None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -431,10 +530,10 @@ class ZSSRWidget(Container):
         self._jobs: list[_Job] = []
         self._run_t0 = 0.0
         self._run_sources: list[Image] = []
-        self._run_preview = False
+        self._job_index = 0
         self._stop_reason = ""
         self._preview_layer: Image | None = None
-        self._psf_cache: dict[tuple[str, float], tuple[np.ndarray, float | None]] = {}
+        self._psf_cache: dict[tuple[str, float], tuple[np.ndarray, Any]] = {}
         self._device_probed = False
         self._device_worker: Any = None
         self._iso_available = _isotropic_available()
@@ -443,6 +542,7 @@ class ZSSRWidget(Container):
         self.last_status = ""
         """How the most recent run ended: "done", "stopped", "error" or ""."""
 
+        self._alive = True
         self._build()
         self._connect()
         self._apply_preset(self.preset.value)
@@ -508,7 +608,8 @@ class ZSSRWidget(Container):
             step=0.005,
             tooltip=_NOISE_TIP,
         )
-        self.noise_hint = Label(value="training-only noise: 0 for clean, ~0.01-0.03 for noisy")
+        self.noise_hint = Label(value="0 for clean images, ~0.01-0.03 for noisy ones")
+        self.noise_hint.tooltip = _NOISE_TIP
         self.psf_source = ComboBox(
             label="PSF",
             choices=list(PSF_CHOICES),
@@ -564,13 +665,10 @@ class ZSSRWidget(Container):
         for w in (self.noise, self.psf_pixel, self.psf_z, self.image_pixel):
             w.native.setDecimals(4)
         self.kernel_label = Label(value="bicubic (MATLAB, antialiased)")
-        self.kernel_label.native.setWordWrap(True)
-        self.kernel_label.native.setSizePolicy(
-            QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred
-        )
         self._kernel_thumb = QLabel()
         self._kernel_thumb.setFixedSize(48, 48)
         self._kernel_thumb.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._kernel_thumb.setStyleSheet("background: black;")
         self._kernel_thumb.setVisible(False)
         self.kernel_row = Container(label="Kernel", layout="horizontal", labels=False)
         self.kernel_row.append(self.kernel_label)
@@ -702,10 +800,18 @@ class ZSSRWidget(Container):
         status = Container(widgets=[self.progress, self.status, self.device_used], labels=False)
         status.margins = (0, 0, 0, 0)
         status.native.layout().addWidget(self.loss_plot)
-        self.extend([form, adv_holder, buttons, status])
-        self.native.layout().addStretch(1)
+        # Everything scrolls vertically inside the dock (napari docks ``native``, so the
+        # scroll area is built here rather than with magicgui's ``scrollable``).
+        body = Container(widgets=[form, adv_holder, buttons, status], labels=False)
+        body.native.layout().addStretch(1)
+        self._scroll = VerticalScrollArea()
+        self._scroll.setWidget(body.native)
+        self._body = body
+        self.margins = (0, 0, 0, 0)
+        self.native.layout().addWidget(self._scroll)
 
     def _connect(self) -> None:
+        self.native.destroyed.connect(self._on_destroyed)
         self.run_button.changed.connect(self.run)
         self.stop_button.changed.connect(self.stop)
         self.preview_button.changed.connect(self.preview)
@@ -740,6 +846,12 @@ class ZSSRWidget(Container):
         layers.selection.events.changed.connect(self._refresh)
         for layer in layers:
             layer.events.name.connect(self._reset_layer_choices)
+
+    def _on_destroyed(self, *_: Any) -> None:
+        """The dock widget was closed: stop any run and ignore its late messages."""
+        self._alive = False
+        self._stop.set()
+        _wait_background(timeout=10.0)
 
     # ----------------------------------------------------------------------------- choices
     def _image_layers(self) -> list[Image]:
@@ -878,7 +990,8 @@ class ZSSRWidget(Container):
         worker.start()
 
     def _show_device_info(self, text: str) -> None:
-        self.device_info.value = text
+        if self._alive:
+            self.device_info.value = text
 
     def _refresh(self, *_: Any) -> None:
         """Show the options that apply to the current layer and settings."""
@@ -1070,27 +1183,37 @@ class ZSSRWidget(Container):
 
     def _update_kernel_preview(self, layer: Image | None, psf_on: bool) -> None:
         if not psf_on:
-            self.kernel_label.value = "bicubic (MATLAB, antialiased)"
+            self._set_kernel_text("bicubic (MATLAB, antialiased)")
             self._kernel_thumb.setVisible(False)
             return
         if layer is None:
-            self.kernel_label.value = "choose an image layer"
+            self._set_kernel_text("choose an image layer")
             self._kernel_thumb.setVisible(False)
             return
         try:
             kernel, record = self.kernel_for(layer, self._scale_pair())
         except Exception as exc:
-            self.kernel_label.value = f"not ready: {exc}"
+            self._set_kernel_text(f"not ready: {exc}")
             self._kernel_thumb.setVisible(False)
             return
         self._show_kernel(kernel, record)
 
+    def _set_kernel_text(self, text: str) -> None:
+        """Show ``text`` in the kernel row, wrapped by hand (the dock keeps its width)."""
+        self.kernel_label.value = textwrap.fill(text, KERNEL_TEXT_WIDTH, break_on_hyphens=False)
+        self.kernel_label.tooltip = text
+
+    @property
+    def kernel_text(self) -> str:
+        """The kernel summary shown (without its line breaks)."""
+        return self.kernel_label.value.replace("\n", " ")
+
     def _show_kernel(self, kernel: np.ndarray | None, record: dict[str, Any]) -> None:
         if kernel is None:
-            self.kernel_label.value = "bicubic (MATLAB, antialiased)"
+            self._set_kernel_text("bicubic (MATLAB, antialiased)")
             self._kernel_thumb.setVisible(False)
             return
-        self.kernel_label.value = record.get("description", "")
+        self._set_kernel_text(str(record.get("description", "")))
         self._kernel_thumb.setPixmap(kernel_pixmap(kernel))
         self._kernel_thumb.setToolTip(f"kernel {kernel.shape[0]} x {kernel.shape[1]} (HR grid)")
         self._kernel_thumb.setVisible(True)
@@ -1269,7 +1392,6 @@ class ZSSRWidget(Container):
             return
         self._jobs = jobs
         self._run_sources = [job.source for job in jobs]
-        self._run_preview = preview
         self._stop = threading.Event()
         self._stop_reason = ""
         self._run_t0 = time.monotonic()
@@ -1292,6 +1414,8 @@ class ZSSRWidget(Container):
         self.stop_button.enabled = busy
 
     def _on_message(self, msg: tuple) -> None:
+        if not self._alive:
+            return
         kind = msg[0]
         n_jobs = max(1, len(self._jobs))
         if kind == "start":
@@ -1319,7 +1443,7 @@ class ZSSRWidget(Container):
             self.last_status = "done"
 
     def _show_progress(self, p: Progress, n_jobs: int) -> None:
-        i = getattr(self, "_job_index", 0)
+        i = self._job_index
         overall = min(1.0, (i + float(p.fraction)) / n_jobs)
         self.progress.value = round(1000 * overall)
         parts = []
@@ -1346,6 +1470,9 @@ class ZSSRWidget(Container):
         show_error(describe_error(exc))
 
     def _on_finished(self, *_: Any) -> None:
+        self._worker = None
+        if not self._alive:
+            return
         elapsed = time.monotonic() - self._run_t0
         status = self.last_status or ("stopped" if self._stop.is_set() else "error")
         self.last_status = status

@@ -176,8 +176,15 @@ def super_resolve(
         indices = list(np.ndindex(*layout.stack_shape))
         chosen = _father_planes(len(indices), MAX_FATHER_PLANES)
         fathers = [normalise_plane(canon[indices[i]], info) for i in chosen]
-        model = fit(fathers, sc, kernel=dk, config=cfg.replace(gradual_scales=()),
-                    device=dev, seed=seed, reporter=rep)
+        model = fit(
+            fathers,
+            sc,
+            kernel=dk,
+            config=cfg.replace(gradual_scales=()),
+            device=dev,
+            seed=seed,
+            reporter=rep,
+        )
         del fathers
         iterations = model.iterations
         losses.append(model.final_loss if model.final_loss is not None else float("nan"))
@@ -191,8 +198,14 @@ def super_resolve(
             rep.plane = k
             plane = normalise_plane(plane_view, info)
             hr, model = upscale_plane(
-                plane, sc, kernel=dk, config=cfg,
-                device=dev, seed=seed, reporter=rep, vmax=info.vmax,
+                plane,
+                sc,
+                kernel=dk,
+                config=cfg,
+                device=dev,
+                seed=seed,
+                reporter=rep,
+                vmax=info.vmax,
             )
             out_canon[idx] = restore_plane(hr, info)
             iterations += model.iterations

@@ -34,6 +34,7 @@ __all__ = ["build_parser", "main"]
 _MAX_SCALE = 16.0
 _STACK_MODES = ("per_plane", "shared")
 _DEVICE_HELP = "auto (default), cpu, cuda, cuda:N or mps"
+_FORMAT_NAMES = {"imagej": "ImageJ hyperstack", "ome": "OME-TIFF", "shaped": "TIFF"}
 WIDGET_NAME = "ZSSR super-resolution"
 """Display name of the plugin's dock widget in the napari manifest."""
 
@@ -656,7 +657,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         device = info.get("device") or (iso_info or {}).get("device") or args.device
         print(
             f"wrote {out} ({'x'.join(map(str, result.shape))} {axes}, {result.dtype}, "
-            f"{'ImageJ' if fmt == 'imagej' else fmt.upper() if fmt == 'ome' else fmt} TIFF) "
+            f"{_FORMAT_NAMES.get(fmt, fmt)}) "
             f"in {seconds:.1f} s on {device}"
         )
     return 0

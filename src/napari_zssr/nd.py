@@ -113,9 +113,7 @@ def make_layout(
         if ndim < 3:
             raise ValueError(f"rgb=True needs an array (..., Y, X, 3|4), got shape {shape}")
         if shape[-1] not in (3, 4):
-            raise ValueError(
-                f"rgb=True needs a last axis of length 3 or 4, got shape {shape}"
-            )
+            raise ValueError(f"rgb=True needs a last axis of length 3 or 4, got shape {shape}")
         layout = Layout(shape, ndim - 1, True, ndim - 3, ndim - 2)
     else:
         if ndim < 2:
@@ -141,8 +139,13 @@ def make_layout(
         layout = Layout(shape, channel_axis, False, ndim - 2, ndim - 1)
     h, w = layout.plane_shape
     if h < MIN_PLANE or w < MIN_PLANE:
+        hint = (
+            "; is the last axis RGB? pass rgb=True"
+            if not rgb and shape[-1] in (3, 4) and min(shape[-3:-1], default=0) >= MIN_PLANE
+            else ""
+        )
         raise ValueError(
-            f"image planes must be at least {MIN_PLANE} x {MIN_PLANE} pixels, got {h} x {w}"
+            f"image planes must be at least {MIN_PLANE} x {MIN_PLANE} pixels, got {h} x {w}{hint}"
         )
     return layout
 
@@ -200,8 +203,11 @@ def intensity_info(arr: np.ndarray, layout: Layout) -> IntensityInfo:
         flat = view.reshape(-1) if view.size <= _SAMPLE else None
         if flat is None:
             idx = rng.integers(0, view.size, size=_SAMPLE)
-            flat = np.asarray(view).reshape(-1)[idx] if view.flags.c_contiguous else \
-                np.ravel(view)[idx]
+            flat = (
+                np.asarray(view).reshape(-1)[idx]
+                if view.flags.c_contiguous
+                else np.ravel(view)[idx]
+            )
         robust = float(np.percentile(flat, _ROBUST_PERCENTILE))
         top = robust if (robust > vmin_c and vmax_c - vmin_c > 2 * (robust - vmin_c)) else vmax_c
         span = top - vmin_c if top > vmin_c else 1.0

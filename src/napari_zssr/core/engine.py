@@ -30,7 +30,11 @@ __all__ = [
     "Reporter",
     "TrainedModel",
     "effective_back_projection",
-    "fit", "normalise_scale", "predict", "upscale_plane"]
+    "fit",
+    "normalise_scale",
+    "predict",
+    "upscale_plane",
+]
 
 MAX_SCALE = 16.0
 
@@ -234,7 +238,12 @@ def fit(
         init_gen = torch.Generator().manual_seed(int(seed))
         net = ZSSRNet(channels, cfg.width, cfg.depth, generator=init_gen).to(dev)
         model = TrainedModel(
-            net=net, scale=sc, kernel=dk, transforms=transforms, config=cfg, device=dev,
+            net=net,
+            scale=sc,
+            kernel=dk,
+            transforms=transforms,
+            config=cfg,
+            device=dev,
             device_reason=reason,
         )
     else:
@@ -249,9 +258,14 @@ def fit(
     use_amp = cfg.mixed_precision and dev.type == "cuda"
     opt = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate)
     policy = LRPolicy(
-        lr=cfg.learning_rate, decay=cfg.lr_decay, min_lr=cfg.min_learning_rate,
-        check_every=cfg.lr_check_every, slope_window=cfg.lr_slope_window,
-        fit_points=cfg.lr_fit_points, ratio=cfg.lr_slope_ratio, min_iters=cfg.min_iters,
+        lr=cfg.learning_rate,
+        decay=cfg.lr_decay,
+        min_lr=cfg.min_learning_rate,
+        check_every=cfg.lr_check_every,
+        slope_window=cfg.lr_slope_window,
+        fit_points=cfg.lr_fit_points,
+        ratio=cfg.lr_slope_ratio,
+        min_iters=cfg.min_iters,
     )
     t0 = time.perf_counter()
     loss_sum = torch.zeros((), device=dev)
@@ -259,8 +273,7 @@ def fit(
     last_loss: float | None = None
     it = 0
     net.train()
-    rep("train", 0.0, iteration=0, max_iterations=cfg.max_iters, lr=policy.lr,
-        message="training")
+    rep("train", 0.0, iteration=0, max_iterations=cfg.max_iters, lr=policy.lr, message="training")
     for it in range(1, cfg.max_iters + 1):
         hr = sampler.sample(cfg.batch_size)
         lr_son = degrade(hr, sc, dk)
@@ -290,8 +303,15 @@ def fit(
             model.history.append((it, last_loss))
             loss_sum.zero_()
             n_sum = 0
-            rep("train", 0.9 * it / cfg.max_iters, iteration=it, max_iterations=cfg.max_iters,
-                loss=last_loss, lr=policy.lr, message="training")
+            rep(
+                "train",
+                0.9 * it / cfg.max_iters,
+                iteration=it,
+                max_iterations=cfg.max_iters,
+                loss=last_loss,
+                lr=policy.lr,
+                message="training",
+            )
         if policy.finished:
             break
     model.iterations += it
@@ -332,14 +352,28 @@ def predict(
     transforms = model.transforms if cfg.self_ensemble else ((False, False, False),)
 
     def on_member(i: int, n: int) -> None:
-        rep("infer", 0.9 + 0.1 * i / n, iteration=i, max_iterations=n,
-            loss=model.final_loss, message=f"inference {i + 1}/{n}")
+        rep(
+            "infer",
+            0.9 + 0.1 * i / n,
+            iteration=i,
+            max_iterations=n,
+            loss=model.final_loss,
+            message=f"inference {i + 1}/{n}",
+        )
 
     out = super_resolve_tensor(
-        model.net, x, model.scale, model.kernel, transforms=transforms,
-        back_projection_iters=effective_back_projection(cfg), tile=cfg.tile_size,
-        overlap=cfg.tile_overlap, out_shape=out_shape, vmax=vmax,
-        autocast=False, on_member=on_member,
+        model.net,
+        x,
+        model.scale,
+        model.kernel,
+        transforms=transforms,
+        back_projection_iters=effective_back_projection(cfg),
+        tile=cfg.tile_size,
+        overlap=cfg.tile_overlap,
+        out_shape=out_shape,
+        vmax=vmax,
+        autocast=False,
+        on_member=on_member,
     )
     if not as_numpy:
         return out
@@ -393,8 +427,15 @@ def upscale_plane(
         rel = (st[0] / prev[0], st[1] / prev[1])
         last = k == len(stages) - 1
         model = fit(
-            [img], rel, kernel=kernel, config=cfg, device=device, seed=seed + k,
-            model=model, reporter=rep, extra_sources=extra,
+            [img],
+            rel,
+            kernel=kernel,
+            config=cfg,
+            device=device,
+            seed=seed + k,
+            model=model,
+            reporter=rep,
+            extra_sources=extra,
         )
         shape = final_shape if last else output_shape(img.shape[-2:], st)
         out = predict(model, current, out_shape=shape, reporter=rep, vmax=vmax)

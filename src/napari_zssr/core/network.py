@@ -46,9 +46,7 @@ class ZSSRNet(nn.Module):
             conv = nn.Conv2d(sizes[i], sizes[i + 1], 3, padding=1, bias=False)
             with torch.no_grad():
                 std = math.sqrt(0.1 / (9 * sizes[i]))
-                conv.weight.copy_(
-                    torch.randn(conv.weight.shape, generator=generator) * std
-                )
+                conv.weight.copy_(torch.randn(conv.weight.shape, generator=generator) * std)
             layers.append(conv)
             if i < depth - 1:
                 layers.append(nn.ReLU(inplace=True))

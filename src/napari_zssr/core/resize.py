@@ -40,9 +40,7 @@ def output_shape(shape: Sequence[int], scale: Sequence[float]) -> tuple[int, ...
 
 
 @lru_cache(maxsize=256)
-def resize_matrix(
-    in_len: int, out_len: int, scale: float, antialias: bool = True
-) -> np.ndarray:
+def resize_matrix(in_len: int, out_len: int, scale: float, antialias: bool = True) -> np.ndarray:
     """Dense (out_len, in_len) weight matrix of a 1-D MATLAB bicubic resize.
 
     Parameters
@@ -88,7 +86,11 @@ _TORCH_CACHE: dict[tuple, torch.Tensor] = {}
 
 
 def _matrix(
-    in_len: int, out_len: int, scale: float, antialias: bool, device: torch.device,
+    in_len: int,
+    out_len: int,
+    scale: float,
+    antialias: bool,
+    device: torch.device,
     dtype: torch.dtype,
 ) -> torch.Tensor:
     key = (in_len, out_len, float(scale), antialias, str(device), dtype)

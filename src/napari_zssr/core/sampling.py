@@ -67,9 +67,11 @@ def crop_shape(crop_size: int, scale: Sequence[float], limit: Sequence[int]) -> 
     out = []
     for s, lim in zip(scale, limit):
         c = max(1, min(int(crop_size), int(lim)))
-        n = math.floor(c / s)
-        if n >= 2 and abs(n * s - round(n * s)) < 1e-6:
-            c = round(n * s)
+        # the largest n <= c/s (within 8 steps) whose n * s is a whole number of pixels
+        for n in range(math.floor(c / s), max(1, math.floor(c / s) - 8), -1):
+            if abs(n * s - round(n * s)) < 1e-6:
+                c = round(n * s)
+                break
         out.append(int(c))
     return out[0], out[1]
 

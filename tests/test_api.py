@@ -93,7 +93,7 @@ def test_presets() -> None:
     assert paper.self_ensemble and paper.back_projection_iters == 10
     assert real.noise_std == pytest.approx(0.0125)
     assert not real.self_ensemble
-    assert not fast.self_ensemble
+    assert fast.back_projection_iters < paper.back_projection_iters
     assert all(p.noise_std == 0.0 for k, p in PRESETS.items() if k != "real")
 
 
@@ -222,7 +222,9 @@ def test_stack_modes() -> None:
     assert per.shape == shared.shape == (3, 32, 32)
     assert per.dtype == shared.dtype == np.uint16
     assert info_p["iterations"] == 3 * TINY.max_iters
-    assert info_s["iterations"] == TINY.max_iters
+    # shared: one training, then a short fine-tuning on each plane
+    assert TINY.plane_finetune_iters == TINY.max_iters // 10
+    assert info_s["iterations"] == 2 * TINY.max_iters + 3 * TINY.plane_finetune_iters
     # Planes differ, so their outputs differ too.
     assert not np.array_equal(shared[0], shared[2])
     with pytest.raises(ValueError, match="stack_mode"):
@@ -238,15 +240,34 @@ def test_shared_mode_with_channels_and_many_planes() -> None:
     many = pattern((20, 8, 8), np.uint16, lo=0, hi=1000)  # more planes than father planes
     out, info = run(many, 2, stack_mode="shared", return_info=True)
     assert out.shape == (20, 16, 16)
-    assert info["iterations"] == TINY.max_iters and info["n_planes"] == 20
+    assert info["n_planes"] == 20
+    assert info["iterations"] == 2 * TINY.max_iters + 20 * TINY.plane_finetune_iters
     # A single plane in shared mode is simply processed on its own.
     np.testing.assert_array_equal(run(many[:1], 2, stack_mode="shared"), run(many[:1], 2))
+
+
+def test_shared_mode_fine_tuning() -> None:
+    """finetune_iters sets the per-plane adaptation; 0 applies the shared network as it is."""
+    stack = pattern((3, 16, 16), np.uint16, lo=100, hi=3000)
+    assert run(stack, 2).shape == (3, 32, 32)  # shared is the default for stacks
+    _, info0 = run(stack, 2, config=TINY.replace(finetune_iters=0), return_info=True)
+    _, info4 = run(stack, 2, config=TINY.replace(finetune_iters=4), return_info=True)
+    assert info0["stack_mode"] == "shared"
+    assert info0["iterations"] == 2 * TINY.max_iters  # TINY's min_iters: no early stop
+    assert info4["iterations"] == 2 * TINY.max_iters + 3 * 4
+    assert TINY.replace(finetune_iters=0).plane_finetune_iters == 0
+    with pytest.raises(ValueError, match="finetune_iters"):
+        TINY.replace(finetune_iters=-1)
+    # the same seed gives the same fine-tuned result
+    a = run(stack, 2, config=TINY.replace(finetune_iters=4), seed=3)
+    b = run(stack, 2, config=TINY.replace(finetune_iters=4), seed=3)
+    np.testing.assert_array_equal(a, b)
 
 
 def test_planes_are_processed_independently_per_plane() -> None:
     """In per-plane mode each plane's result equals the result of that plane alone."""
     stack = pattern((2, 16, 16), np.uint8, lo=0, hi=255)
-    both = run(stack, 2, seed=5)
+    both = run(stack, 2, seed=5, stack_mode="per_plane")
     alone = run(stack[1], 2, seed=5)
     np.testing.assert_array_equal(both[1], alone)
 
@@ -279,7 +300,8 @@ def test_progress_reports_are_sane(stack_mode: str) -> None:
     for p in seen:
         assert 0 <= p.iteration <= max(p.max_iterations, p.iteration)
         if p.stage == "train":
-            assert p.max_iterations == TINY.max_iters
+            allowed = (TINY.max_iters, 2 * TINY.max_iters, max(TINY.plane_finetune_iters, 1))
+            assert p.max_iterations in allowed
             assert p.lr is not None and p.lr > 0
             assert p.loss is None or (math.isfinite(p.loss) and p.loss >= 0)
     assert any(p.stage == "train" and p.loss is not None for p in seen)

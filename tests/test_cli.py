@@ -143,6 +143,8 @@ def test_refuses_an_existing_output_without_overwrite(image_2d, tmp_path, capsys
         (["--stack-mode", "sometimes"], "invalid choice"),
         (["--max-iters", "0"], "--max-iters"),
         (["--noise-std", "-0.1"], "--noise-std"),
+        (["--noise-std", "0.7"], "--noise-std"),
+        (["--noise-std", "lots"], "--noise-std"),
         (["--pixel-size", "0"], "pixel size"),
         (["--axes", "ZYX"], "axes"),
         (["--z-isotropic"], "Z axis"),

@@ -192,6 +192,23 @@ def test_2d_uint16_then_replace(viewer, qtbot):
     np.testing.assert_allclose(_world_box(viewer.layers[-1]), _world_box(src), atol=1e-9)
 
 
+def test_estimated_noise(viewer, qtbot):
+    rng = np.random.default_rng(3)
+    img = (_texture((36, 40)) + rng.normal(0.0, 0.05, (36, 40))).astype(np.float32)
+    viewer.add_image(img, name="noisy")
+    widget = _open_widget(viewer)
+    assert _shown(widget.noise_auto) and widget.noise.enabled
+    widget.noise_auto.value = True
+    assert not widget.noise.enabled  # the estimate replaces the number
+    _run(qtbot, widget)
+    assert widget.last_status == "done"
+    meta = _check_metadata(viewer.layers[-1], "noisy")
+    assert meta["noise_std_estimated"] is True
+    assert 0.0 < meta["noise_std"] <= 0.5
+    widget.noise_auto.value = False
+    assert widget.noise.enabled
+
+
 def test_rgb_uint8(viewer, qtbot):
     img = (_texture((32, 36, 3), seed=1) * 255).astype(np.uint8)
     src = viewer.add_image(img, name="rgb")

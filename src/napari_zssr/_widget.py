@@ -163,7 +163,7 @@ class _Job:
     scale: tuple[float, float]
     config: ZSSRConfig
     preset: str
-    noise_std: float
+    noise_std: float | str  # a level, or "auto" (estimated from the image)
     device: str
     seed: int
     stack_mode: str
@@ -608,6 +608,12 @@ class ZSSRWidget(Container):
             step=0.005,
             tooltip=_NOISE_TIP,
         )
+        self.noise_auto = CheckBox(
+            text="estimate noise from the image",
+            value=False,
+            tooltip="Measure the image's own noise level (Immerkaer's method) and add that "
+            "much to the sons; advisable with a PSF on real data.",
+        )
         self.noise_hint = Label(value="0 for clean images, ~0.01-0.03 for noisy ones")
         self.noise_hint.tooltip = _NOISE_TIP
         self.psf_source = ComboBox(
@@ -682,10 +688,10 @@ class ZSSRWidget(Container):
         )
         self.stack_mode = ComboBox(
             label="Stack training",
-            choices=[STACK_PER_PLANE, STACK_SHARED],
-            value=STACK_PER_PLANE,
-            tooltip="per plane: one network per plane; shared: one network trained on the "
-            "whole stack, then applied to every plane (much faster).",
+            choices=[STACK_SHARED, STACK_PER_PLANE],
+            value=STACK_SHARED,
+            tooltip="shared: one network trained on the whole stack, fine-tuned briefly on "
+            "each plane (much faster); per plane: a network from scratch for every plane.",
         )
         self.replace = CheckBox(
             text="replace previous result",
@@ -703,6 +709,7 @@ class ZSSRWidget(Container):
                 self.axial_fwhm,
                 self.preset,
                 self.noise,
+                self.noise_auto,
                 self.noise_hint,
                 self.psf_source,
                 self.psf_layer,
@@ -831,6 +838,7 @@ class ZSSRWidget(Container):
             self.psf_z,
             self.na,
             self.wavelength,
+            self.noise_auto,
         ):
             w.changed.connect(self._refresh)
         self.psf_layer.changed.connect(self._on_psf_layer)
@@ -1017,6 +1025,8 @@ class ZSSRWidget(Container):
         candidates = self._candidate_layers()
         self.image_pixel.visible = psf_on and any(self._unit_scale(x) for x in candidates)
         self.kernel_row.visible = not iso
+        self.noise_auto.visible = not iso
+        self.noise.enabled = iso or not self.noise_auto.value
         self.gradual_steps.enabled = not psf_on
         stacked = any(x.ndim > 2 for x in candidates)
         self.planes.visible = stacked and not iso
@@ -1333,7 +1343,9 @@ class ZSSRWidget(Container):
                     scale=scale,
                     config=self._config(preview, scale, kernel),
                     preset=preset,
-                    noise_std=float(self.noise.value),
+                    noise_std=(
+                        "auto" if self.noise_auto.value and not iso else float(self.noise.value)
+                    ),
                     device=str(self.device.value),
                     seed=int(self.seed.value),
                     stack_mode=stack_mode,
@@ -1534,7 +1546,8 @@ class ZSSRWidget(Container):
             preview=job.preview,
             preset=job.preset,
             scale=[float(job.scale[0]), float(job.scale[1])],
-            noise_std=float(job.noise_std),
+            noise_std=float(info.get("noise_std", job.noise_std)),
+            noise_std_estimated=job.noise_std == "auto",
             seed=int(job.seed),
             device_requested=job.device,
             planes=job.planes,

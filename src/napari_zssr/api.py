@@ -29,6 +29,7 @@ __all__ = ["super_resolve"]
 
 StackMode = Literal["per_plane", "shared"]
 MAX_FATHER_PLANES = 16
+SHARED_ITERS_FACTOR = 2
 
 
 def _check_image(image: Any) -> np.ndarray:
@@ -46,17 +47,36 @@ def _check_image(image: Any) -> np.ndarray:
     return arr
 
 
-def _check_noise(noise_std: Any) -> float | None:
+def _check_noise(noise_std: Any) -> float | str | None:
     if noise_std is None:
         return None
+    if isinstance(noise_std, str):
+        if noise_std.strip().lower() == "auto":
+            return "auto"
+        raise ValueError(f"noise_std must be a number in [0, 0.5] or 'auto', got {noise_std!r}")
     if isinstance(noise_std, bool) or not isinstance(noise_std, (int, float, np.number)):
-        raise TypeError(f"noise_std must be a number, got {noise_std!r}")
+        raise TypeError(f"noise_std must be a number or 'auto', got {noise_std!r}")
     val = float(noise_std)
     if not math.isfinite(val) or not 0.0 <= val <= 0.5:
         raise ValueError(
             f"noise_std must be in [0, 0.5] (units of the normalised [0, 1] range), got {val!r}"
         )
     return val
+
+
+def _estimate_noise(arr: np.ndarray, layout: Any, info: Any) -> float:
+    """Median noise estimate over channels and up to 16 planes, in normalised units."""
+    from .core.noise import estimate_noise_std
+
+    canon = layout.canonical(arr)
+    indices = list(np.ndindex(*layout.stack_shape))
+    picks = [indices[i] for i in _father_planes(len(indices), MAX_FATHER_PLANES)]
+    values = [
+        estimate_noise_std(channel)
+        for idx in picks
+        for channel in normalise_plane(canon[idx], info)
+    ]
+    return float(min(max(np.median(values), 0.0), 0.5))
 
 
 def _father_planes(n_planes: int, limit: int) -> list[int]:
@@ -70,7 +90,7 @@ def super_resolve(
     scale: float | tuple[float, float],
     *,
     kernel: np.ndarray | None = None,
-    noise_std: float | None = None,
+    noise_std: float | str | None = None,
     preset: str = "balanced",
     config: ZSSRConfig | None = None,
     channel_axis: int | None = None,
@@ -78,7 +98,7 @@ def super_resolve(
     device: str = "auto",
     seed: int = 0,
     callback: ProgressCallback | None = None,
-    stack_mode: StackMode = "per_plane",
+    stack_mode: StackMode = "shared",
     return_info: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, dict[str, Any]]:
     """Super-resolve an image with zero-shot super-resolution (ZSSR).
@@ -99,9 +119,11 @@ def super_resolve(
     kernel : ndarray, optional
         2-D downscaling kernel on the HR grid (the PSF sampled at pixel / scale, including
         pixel integration). Normalised and centred here. None: MATLAB's antialiased bicubic.
-    noise_std : float, optional
+    noise_std : float or "auto", optional
         Gaussian noise added to the LR sons only, in units of the normalised [0, 1]
-        intensity. None takes the preset's value.
+        intensity. ``"auto"`` estimates the image's own noise level (Immerkaer's method,
+        median over channels and planes); advisable with a PSF kernel on real data. None
+        takes the preset's value.
     preset : {"fast", "balanced", "paper", "real"}
         Named configuration; ignored when ``config`` is given.
     config : ZSSRConfig, optional
@@ -119,9 +141,11 @@ def super_resolve(
         Called with a :class:`~napari_zssr.Progress` every few iterations; returning False
         (or raising :class:`~napari_zssr.Cancelled`) stops the run, which then raises
         :class:`~napari_zssr.Cancelled`.
-    stack_mode : {"per_plane", "shared"}
-        For stacks: train one network per plane, or one network on fathers drawn from up
-        to 16 planes of the stack, then infer every plane with it (much faster).
+    stack_mode : {"shared", "per_plane"}
+        For stacks: ``"shared"`` (default) trains one network on fathers drawn from up to
+        16 planes of the stack (its internal statistics as a whole), then each plane
+        fine-tunes it briefly (``config.finetune_iters``) and is upscaled; ``"per_plane"``
+        trains a network from scratch for every plane (slower).
     return_info : bool
         Also return a JSON-able dictionary describing the run.
 
@@ -141,7 +165,7 @@ def super_resolve(
     sc = normalise_scale(scale)
     cfg = resolve_config(preset, config)
     noise = _check_noise(noise_std)
-    if noise is not None:
+    if isinstance(noise, float):
         cfg = cfg.replace(noise_std=noise)
     if stack_mode not in ("per_plane", "shared"):
         raise ValueError(f"stack_mode must be 'per_plane' or 'shared', got {stack_mode!r}")
@@ -151,6 +175,8 @@ def super_resolve(
         raise ValueError(f"seed must be in [0, 2**32 - 1], got {seed!r}")
     layout = make_layout(arr.shape, channel_axis, bool(rgb))
     info = intensity_info(arr, layout)  # validates the dtype
+    if noise == "auto":
+        cfg = cfg.replace(noise_std=_estimate_noise(arr, layout, info))
     if kernel is not None:
         validate_kernel(kernel, layout.plane_shape)
     dev, reason = resolve_device(device)
@@ -180,7 +206,13 @@ def super_resolve(
             fathers,
             sc,
             kernel=dk,
-            config=cfg.replace(gradual_scales=()),
+            # many planes to learn from: twice the iterations of a single plane, without the
+            # early stop (measured on a 32-plane stack: stopping early costs 0.1 dB)
+            config=cfg.replace(
+                gradual_scales=(),
+                max_iters=SHARED_ITERS_FACTOR * cfg.max_iters,
+                min_iters=SHARED_ITERS_FACTOR * cfg.max_iters,
+            ),
             device=dev,
             seed=seed,
             reporter=rep,
@@ -188,9 +220,21 @@ def super_resolve(
         del fathers
         iterations = model.iterations
         losses.append(model.final_loss if model.final_loss is not None else float("nan"))
+        n_ft = cfg.plane_finetune_iters
+        # Each plane starts from the shared weights and adapts to itself for a few
+        # iterations: most of the per-plane quality at a fraction of its cost.
+        shared_state = {k: v.clone() for k, v in model.net.state_dict().items()}
+        ft_cfg = cfg.replace(gradual_scales=(), max_iters=max(n_ft, 1), min_iters=max(n_ft, 1))
         for k, idx in enumerate(indices):
             rep.plane = k + 1
             plane = normalise_plane(canon[idx], info)
+            if n_ft > 0:
+                model.net.load_state_dict(shared_state)
+                model = fit(
+                    [plane], sc, kernel=dk, config=ft_cfg, model=model, seed=seed + 1 + k,
+                    reporter=rep,
+                )  # fmt: skip
+                iterations += n_ft
             hr = predict(model, plane, out_shape=out_yx, reporter=rep, vmax=info.vmax)
             out_canon[idx] = restore_plane(hr, info)
     else:
@@ -223,6 +267,7 @@ def super_resolve(
         "scale": [sc[0], sc[1]],
         "kernel": dk.summary() if dk is not None else "MATLAB bicubic (antialiased, a=-0.5)",
         "noise_std": cfg.noise_std,
+        "noise_std_estimated": noise == "auto",
         "back_projection_iters": effective_back_projection(cfg),
         "seed": int(seed),
         "device": str(dev),

@@ -92,6 +92,15 @@ def _nonneg_float(text: str) -> float:
     return value
 
 
+def _noise_type(text: str) -> float | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    value = _nonneg_float(text)
+    if value > 0.5:
+        raise argparse.ArgumentTypeError(f"must be in [0, 0.5] or 'auto', got {text!r}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -219,16 +228,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--preset", choices=sorted(PRESETS), default="balanced")
     train.add_argument(
         "--noise-std",
-        type=_nonneg_float,
+        type=_noise_type,
         metavar="X",
-        help="noise added to training inputs, fraction of the intensity range (default: preset)",
+        help="noise added to training inputs, fraction of the intensity range, or 'auto' to "
+        "estimate it from the image (default: preset)",
     )
     train.add_argument("--max-iters", type=_positive_int, metavar="N", help="cap on iterations")
     train.add_argument(
         "--stack-mode",
         choices=_STACK_MODES,
-        default="per_plane",
-        help="one network per plane, or one network shared by all planes of the stack",
+        default="shared",
+        help="shared (default): one network trained on the whole stack, fine-tuned briefly "
+        "on each plane; per_plane: a network from scratch for every plane (slower)",
     )
     train.add_argument("--device", default="auto", metavar="DEVICE", help=_DEVICE_HELP)
     train.add_argument("--seed", type=int, default=0, metavar="N", help="random seed")
@@ -558,6 +569,8 @@ def _run(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         raise UsageError("give either --psf FILE or --na/--emission, not both")
     if args.axial_fwhm is not None and not args.z_isotropic:
         raise UsageError("--axial-fwhm applies to --z-isotropic only")
+    if args.z_isotropic and args.noise_std == "auto":
+        raise UsageError("--noise-std auto is not available with --z-isotropic; give a number")
 
     image, meta = read_tiff(inp)
     image, axes, channel_axis, rgb = _layout(image, args.axes or meta.axes)

@@ -21,7 +21,7 @@ from .device import resolve_device
 from .inference import degrade, super_resolve_tensor
 from .kernels import DownscaleKernel, allowed_transforms, prepare_kernel
 from .lr_policy import LRPolicy
-from .network import ZSSRNet
+from .network import ZSSRNet, preferred_memory_format
 from .progress import Cancelled, Progress, ProgressCallback
 from .resize import imresize, output_shape
 from .sampling import FatherSampler, FatherSource, crop_shape
@@ -236,7 +236,9 @@ def fit(
     gen = _make_generator(dev, seed + 1)
     if model is None:
         init_gen = torch.Generator().manual_seed(int(seed))
-        net = ZSSRNet(channels, cfg.width, cfg.depth, generator=init_gen).to(dev)
+        net = ZSSRNet(channels, cfg.width, cfg.depth, generator=init_gen).to(
+            dev, memory_format=preferred_memory_format(dev)
+        )
         model = TrainedModel(
             net=net,
             scale=sc,

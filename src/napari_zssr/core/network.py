@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["ZSSRNet"]
+__all__ = ["ZSSRNet", "preferred_memory_format"]
 
 
 class ZSSRNet(nn.Module):
@@ -61,3 +61,15 @@ class ZSSRNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
+
+
+def preferred_memory_format(device: torch.device) -> torch.memory_format:
+    """Memory format for the network's weights on ``device``.
+
+    On the CPU, channels-last weights let oneDNN pick its blocked convolutions: measured
+    on a 2-core EPYC with torch 2.13 (width 64, depth 8) a 64 x 64 training step takes
+    30 ms instead of 43 ms and a 512 x 512 forward pass 0.72 s instead of 1.08 s, with
+    the same results up to float rounding. Other devices keep the default layout, which
+    has not been measured against channels-last there.
+    """
+    return torch.channels_last if device.type == "cpu" else torch.contiguous_format

@@ -53,7 +53,7 @@ def _check_noise(noise_std: Any) -> float | str | None:
     if isinstance(noise_std, str):
         if noise_std.strip().lower() == "auto":
             return "auto"
-        raise ValueError(f"noise_std must be a number in [0, 0.5] or 'auto', got {noise_std!r}")
+        raise TypeError(f"noise_std must be a number in [0, 0.5] or 'auto', got {noise_std!r}")
     if isinstance(noise_std, bool) or not isinstance(noise_std, (int, float, np.number)):
         raise TypeError(f"noise_std must be a number or 'auto', got {noise_std!r}")
     val = float(noise_std)

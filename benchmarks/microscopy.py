@@ -454,9 +454,15 @@ def machine() -> dict[str, str]:
     return info
 
 
+def _markers(section: str) -> tuple[str, str]:
+    if section in MARKERS:
+        return MARKERS[section]
+    return f"<!-- microscopy-{section} -->", f"<!-- /microscopy-{section} -->"
+
+
 def write_section(path: Path, text: str, section: str = "main") -> None:
     """Put ``text`` between the ``section`` markers of ``path`` (appended if absent)."""
-    begin, end = MARKERS[section]
+    begin, end = _markers(section)
     block = f"{begin}\n{text}\n{end}"
     old = path.read_text() if path.is_file() else ""
     if begin in old and end in old:
@@ -479,7 +485,7 @@ def render(
     mach = machine()
     device = notes2d.get("device") or notesz.get("device") or "n/a (no ZSSR method run)"
     lines = [
-        "## Microscopy benchmark",
+        "## Microscopy benchmark" if args.section == "main" else f"### Microscopy: {args.section}",
         "",
     ]
     if args.quick:
@@ -684,6 +690,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="comma-separated subset of: " + ", ".join(ALL_METHODS),
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--section",
+        default="main",
+        help="name of the 2-D/Z report's section in the markdown file (default: main, the "
+        "full benchmark; another name, e.g. for a subset of methods, gets its own markers)",
+    )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument(
         "--out",
@@ -747,7 +759,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out if args.out is not None else (None if args.quick else DEFAULT_OUT)
     sections = {}
     if rows2d or rowsz:
-        sections["main"] = render(rows2d, rowsz, notes2d, notesz, args, command)
+        sections[args.section] = render(rows2d, rowsz, notes2d, notesz, args, command)
     if rowss:
         sections["stack"] = render_stack(rowss, notess, args, command)
     for name, text in sections.items():
@@ -755,7 +767,7 @@ def main(argv: list[str] | None = None) -> int:
         print(text)
         if out is not None:
             write_section(out, text, name)
-            print(f"\nwritten to {out} ({MARKERS[name][0]})")
+            print(f"\nwritten to {out} ({_markers(name)[0]})")
     return 0
 
 

@@ -32,6 +32,7 @@ def main(out: Path) -> int:
     if widget.last_status != "done":
         print(f"run did not finish: {widget.last_status}", file=sys.stderr)
         return 1
+    viewer.grid.shape = (2, 1)  # one layer per row: the result above, the source below
     viewer.grid.enabled = True
     viewer.reset_view()
     for _ in range(20):

@@ -69,20 +69,21 @@ def _estimate_noise(arr: np.ndarray, layout: Any, info: Any) -> float:
     from .core.noise import estimate_noise_std
 
     canon = layout.canonical(arr)
-    indices = list(np.ndindex(*layout.stack_shape))
-    picks = [indices[i] for i in _father_planes(len(indices), MAX_FATHER_PLANES)]
     values = [
         estimate_noise_std(channel)
-        for idx in picks
+        for idx in _father_planes(layout)
         for channel in normalise_plane(canon[idx], info)
     ]
     return float(min(max(np.median(values), 0.0), 0.5))
 
 
-def _father_planes(n_planes: int, limit: int) -> list[int]:
-    if n_planes <= limit:
-        return list(range(n_planes))
-    return sorted({round(v) for v in np.linspace(0, n_planes - 1, limit)})
+def _father_planes(layout: Any) -> list[tuple[int, ...]]:
+    """Stack indices of up to ``MAX_FATHER_PLANES`` planes spread evenly over the stack."""
+    indices = list(np.ndindex(*layout.stack_shape))
+    if len(indices) <= MAX_FATHER_PLANES:
+        return indices
+    picks = {round(v) for v in np.linspace(0, len(indices) - 1, MAX_FATHER_PLANES)}
+    return [indices[i] for i in sorted(picks)]
 
 
 def super_resolve(
@@ -200,8 +201,7 @@ def super_resolve(
     if shared:
         canon = layout.canonical(arr)
         indices = list(np.ndindex(*layout.stack_shape))
-        chosen = _father_planes(len(indices), MAX_FATHER_PLANES)
-        fathers = [normalise_plane(canon[indices[i]], info) for i in chosen]
+        fathers = [normalise_plane(canon[idx], info) for idx in _father_planes(layout)]
         model = fit(
             fathers,
             sc,
@@ -220,20 +220,29 @@ def super_resolve(
         del fathers
         iterations = model.iterations
         losses.append(model.final_loss if model.final_loss is not None else float("nan"))
-        n_ft = cfg.plane_finetune_iters
         # Each plane starts from the shared weights and adapts to itself for a few
         # iterations: most of the per-plane quality at a fraction of its cost.
-        shared_state = {k: v.clone() for k, v in model.net.state_dict().items()}
-        ft_cfg = cfg.replace(gradual_scales=(), max_iters=max(n_ft, 1), min_iters=max(n_ft, 1))
+        n_ft = cfg.plane_finetune_iters
+        ft_cfg = cfg.replace(gradual_scales=(), max_iters=n_ft, min_iters=n_ft) if n_ft else None
+        shared_state = (
+            {k: v.clone() for k, v in model.net.state_dict().items()}
+            if ft_cfg is not None
+            else None
+        )
         for k, idx in enumerate(indices):
             rep.plane = k + 1
             plane = normalise_plane(canon[idx], info)
-            if n_ft > 0:
+            if ft_cfg is not None and shared_state is not None:
                 model.net.load_state_dict(shared_state)
                 model = fit(
-                    [plane], sc, kernel=dk, config=ft_cfg, model=model, seed=seed + 1 + k,
+                    [plane],
+                    sc,
+                    kernel=dk,
+                    config=ft_cfg,
+                    model=model,
+                    seed=seed + 1 + k,
                     reporter=rep,
-                )  # fmt: skip
+                )
                 iterations += n_ft
             hr = predict(model, plane, out_shape=out_yx, reporter=rep, vmax=info.vmax)
             out_canon[idx] = restore_plane(hr, info)

@@ -177,7 +177,7 @@ PRESETS: dict[str, ZSSRConfig] = {
     ),
     # Interactive on a 2-core CPU (about 20 s for a 256 x 256 image at x2): small crops,
     # 500 iterations, 2 back-projections, self-ensemble kept (it is cheap at this size).
-    # Set5 x2: +2.88 dB over bicubic, 84% of the paper preset's gain (docs/benchmarks.md).
+    # Set5 x2: +2.85 dB over bicubic, 83% of the paper preset's gain (docs/benchmarks.md).
     "fast": ZSSRConfig(
         max_iters=500,
         min_iters=128,

@@ -474,6 +474,21 @@ def write_section(path: Path, text: str, section: str = "main") -> None:
     path.write_text(new)
 
 
+def run_header(args: argparse.Namespace, command: str, device: str) -> list[str]:
+    """Command, date, machine and ZSSR settings of a report, then a blank line."""
+    mach = machine()
+    return [
+        f"Command: `{command}`  ",
+        f"Date: {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}  ",
+        f"Machine: {mach['cpu']}; Python {mach['python']}; torch {mach['torch']}; "
+        f"device {device}  ",
+        f"ZSSR: preset `{args.preset}`"
+        + (f", max_iters {args.max_iters}" if args.max_iters else "")
+        + f", seed {args.seed}",
+        "",
+    ]
+
+
 def render(
     rows2d: list[Row],
     rowsz: list[Row],
@@ -482,7 +497,6 @@ def render(
     args: argparse.Namespace,
     command: str,
 ) -> str:
-    mach = machine()
     device = notes2d.get("device") or notesz.get("device") or "n/a (no ZSSR method run)"
     lines = [
         "## Microscopy benchmark" if args.section == "main" else f"### Microscopy: {args.section}",
@@ -493,15 +507,8 @@ def render(
             "**Quick run (smoke test): small crops, few iterations; not representative.**",
             "",
         ]
+    lines += run_header(args, command, device)
     lines += [
-        f"Command: `{command}`  ",
-        f"Date: {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}  ",
-        f"Machine: {mach['cpu']}; Python {mach['python']}; torch {mach['torch']}; "
-        f"device {device}  ",
-        f"ZSSR: preset `{args.preset}`"
-        + (f", max_iters {args.max_iters}" if args.max_iters else "")
-        + f", seed {args.seed}",
-        "",
         "### Simulated acquisition",
         "",
         f"Each ground-truth image is normalised to [0, 1] (minimum to 99.9th percentile) and "
@@ -626,18 +633,10 @@ def render(
 def render_stack(
     rowss: list[Row], notess: dict[str, Any], args: argparse.Namespace, command: str
 ) -> str:
-    mach = machine()
     lines = [
         "### Stack-wide against per-plane training",
         "",
-        f"Command: `{command}`  ",
-        f"Date: {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}  ",
-        f"Machine: {mach['cpu']}; Python {mach['python']}; torch {mach['torch']}; "
-        f"device {notess.get('device', '?')}  ",
-        f"ZSSR: preset `{args.preset}`"
-        + (f", max_iters {args.max_iters}" if args.max_iters else "")
-        + f", seed {args.seed}",
-        "",
+        *run_header(args, command, notess.get("device", "?")),
         f"{notess.get('gt_shape', ('?',))[0]} planes of the cells3d nuclei stack, "
         f"{notess.get('gt_shape', ('?', '?'))[1]}-pixel crops, through the acquisition above "
         f"at high SNR (LR stack {notess.get('lr_shape')}); both runs get the true PSF and "

@@ -40,15 +40,7 @@ def _texture(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
     return img / img.max()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: tiny networks gain nothing from two and suffer on a busy CPU."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

@@ -175,9 +175,9 @@ PRESETS: dict[str, ZSSRConfig] = {
         back_projection_iters=4,
         self_ensemble=True,
     ),
-    # Interactive on a 2-core CPU (about 20 s for a 256 x 256 image at x2): small crops,
-    # 500 iterations, 2 back-projections, self-ensemble kept (it is cheap at this size).
-    # Set5 x2: +2.85 dB over bicubic, 83% of the paper preset's gain (docs/benchmarks.md).
+    # Interactive on a 2-core CPU: small crops, 500 iterations, 2 back-projections,
+    # self-ensemble kept (it is cheap at this size). Set5 x2 (docs/benchmarks.md): 22 s per
+    # image on average, 27 s at 256 x 256; +2.85 dB over bicubic, 83% of the paper preset's gain.
     "fast": ZSSRConfig(
         max_iters=500,
         min_iters=128,

@@ -66,10 +66,11 @@ class ZSSRNet(nn.Module):
 def preferred_memory_format(device: torch.device) -> torch.memory_format:
     """Memory format for the network's weights on ``device``.
 
-    On the CPU, channels-last weights let oneDNN pick its blocked convolutions: measured
-    on a 2-core EPYC with torch 2.13 (width 64, depth 8) a 64 x 64 training step takes
-    30 ms instead of 43 ms and a 512 x 512 forward pass 0.72 s instead of 1.08 s, with
-    the same results up to float rounding. Other devices keep the default layout, which
-    has not been measured against channels-last there.
+    On the CPU, channels-last weights let oneDNN pick its blocked convolutions: on a 2-core
+    EPYC with torch 2.13 (width 64, depth 8, RGB) a 64 x 64 training step takes 30.7 ms
+    instead of 40.6 ms and a 512 x 512 forward pass 0.72 s instead of 1.06 s
+    (``python benchmarks/step_time.py --threads 2``), with the same results up to float
+    rounding. Other devices keep the default layout, which has not been measured against
+    channels-last there.
     """
     return torch.channels_last if device.type == "cpu" else torch.contiguous_format

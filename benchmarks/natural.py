@@ -550,6 +550,10 @@ def _overrides_text(args: argparse.Namespace) -> str:
     parts = []
     if args.max_iters is not None:
         parts.append(f"max_iters={args.max_iters}")
+    if args.gradual is not None:
+        parts.append(f"gradual_scales={tuple(args.gradual)}")
+    if args.mixed_precision:
+        parts.append("mixed_precision=True")
     return ", ".join(parts) if parts else "none"
 
 
@@ -614,14 +618,26 @@ def markdown_block(run: SetRun, args: argparse.Namespace, meta: dict[str, Any]) 
     return "\n".join(lines)
 
 
-def marker_name(tag: str | None, set_key: str, args: argparse.Namespace, n_sets: int) -> str:
+def marker_name(
+    tag: str | None,
+    set_key: str,
+    args: argparse.Namespace,
+    n_sets: int,
+    device_type: str = "cpu",
+) -> str:
     """The marker of one set's block: ``--tag`` (suffixed by the set when several run)."""
     if tag:
         return tag if n_sets == 1 else f"{tag}-{set_key}"
     parts = [set_key, f"x{args.scale}", "bicubic" if args.bicubic_only else args.preset]
     if not args.bicubic_only:
+        if device_type != "cpu":
+            parts.append(device_type)
         if args.max_iters is not None:
             parts.append(f"it{args.max_iters}")
+        if args.gradual is not None:
+            parts.append("gradual" + "-".join(f"{g:g}" for g in args.gradual))
+        if args.mixed_precision:
+            parts.append("bf16")
         if args.seed != 0:
             parts.append(f"seed{args.seed}")
     if args.images:
@@ -669,6 +685,17 @@ def _csv(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
+def _floats(value: str) -> list[float]:
+    """Comma-separated factors > 1 (an empty string: none)."""
+    try:
+        vals = [float(v) for v in _csv(value)]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected numbers such as 2 or 1.5,2: {value!r}") from exc
+    if any(not (math.isfinite(v) and v > 1) for v in vals):
+        raise argparse.ArgumentTypeError(f"gradual factors must be > 1, got {value!r}")
+    return vals
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
     from napari_zssr import PRESETS
@@ -710,6 +737,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--max-iters", type=int, default=None, metavar="N", help="override the preset's max_iters"
+    )
+    p.add_argument(
+        "--gradual",
+        type=_floats,
+        default=None,
+        metavar="S,...",
+        help="override the preset's gradual_scales (intermediate factors, e.g. 2 for x4)",
+    )
+    p.add_argument(
+        "--mixed-precision",
+        action="store_true",
+        help="train under bfloat16 autocast (CUDA only; ignored elsewhere)",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument(
@@ -783,7 +822,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         dev, reason = resolve_device(args.device)
     except (TypeError, ValueError) as exc:
         parser.error(f"--device: {exc}")
-    cfg = resolve_config(args.preset, None, max_iters=args.max_iters)
+    cfg = resolve_config(
+        args.preset,
+        None,
+        max_iters=args.max_iters,
+        gradual_scales=None if args.gradual is None else tuple(args.gradual),
+        mixed_precision=True if args.mixed_precision else None,
+    )
     # Check every requested --images name before any training starts.
     if args.images:
         known: list[tuple[str, str]] = []
@@ -816,6 +861,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             flush=True,
         )
 
+    if dev.type != "cpu" and not args.bicubic_only:
+        # CUDA context, cuDNN handles and kernel loading would otherwise be billed to the
+        # first image: a few training steps on a small image take them first.
+        from napari_zssr import super_resolve
+
+        warm = np.random.default_rng(0).random((48, 48, 3)).astype(np.float32)
+        super_resolve(warm, args.scale, rgb=True, config=cfg.replace(max_iters=5), device=dev)
+        print("warm-up run done (not timed)", flush=True)
+
     runs: list[SetRun] = []
     summaries: list[str] = []
     for set_key in args.sets:
@@ -838,7 +892,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             summaries.append(summary)
             print("  " + summary, flush=True)
         if not args.no_write:
-            name = marker_name(args.tag, set_key, args, len(args.sets))
+            name = marker_name(args.tag, set_key, args, len(args.sets), dev.type)
             update_docs(args.docs, name, markdown_block(run, args, meta))
             print(f"  written to {args.docs} (marker {MARKER_PREFIX}:{name})", flush=True)
 

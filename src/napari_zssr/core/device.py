@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-__all__ = ["available_devices", "resolve_device"]
+__all__ = ["available_devices", "resolve_device", "upload"]
 
 
 def _mps_available() -> bool:
@@ -83,3 +84,17 @@ def resolve_device(device: str | torch.device | None = "auto") -> tuple[torch.de
             )
         return dev, "requested: Apple MPS"
     raise ValueError(f"unsupported device {device!r}; use 'auto', 'cpu', 'cuda' or 'mps'")
+
+
+def upload(array: np.ndarray, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Copy a host array to ``device`` as ``dtype`` without stalling the host on CUDA.
+
+    A copy from pageable host memory makes the CPU wait until the GPU has finished all
+    queued work; the training loop uploads a new resize matrix for almost every random
+    father scale, so on CUDA the array goes through pinned memory and an asynchronous
+    copy (torch keeps the pinned block alive until the copy has run).
+    """
+    host = torch.tensor(array, dtype=dtype)  # a copy: cached arrays are read-only
+    if device.type == "cuda":
+        return host.pin_memory().to(device, non_blocking=True)
+    return host.to(device)

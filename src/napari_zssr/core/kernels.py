@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from .device import upload
+
 __all__ = [
     "DownscaleKernel",
     "allowed_transforms",
@@ -267,7 +269,7 @@ def _kernel_tensor(dk: DownscaleKernel, device: torch.device, dtype: torch.dtype
         return entry[1]
     if len(_KCACHE) > 64:
         _KCACHE.clear()
-    t = torch.tensor(dk.weights, dtype=dtype, device=device)[None, None]
+    t = upload(dk.weights, dtype, device)[None, None]
     _KCACHE[key] = (dk, t)
     return t
 
@@ -278,7 +280,7 @@ def _index_tensor(n: int, pad: int, device: torch.device) -> torch.Tensor:
     if t is None:
         if len(_ICACHE) > 256:
             _ICACHE.clear()
-        t = torch.tensor(_mirror_index(n, pad), dtype=torch.long, device=device)
+        t = upload(_mirror_index(n, pad), torch.long, device)
         _ICACHE[key] = t
     return t
 
@@ -300,13 +302,13 @@ def _sample_axis(x: torch.Tensor, pos: np.ndarray, dim: int) -> torch.Tensor:
         lo = np.floor(pos).astype(np.int64)
         frac = pos - lo
         hi = np.minimum(lo + 1, x.shape[dim] - 1)
-        lo_t = torch.as_tensor(lo, device=x.device)
-        hi_t = torch.as_tensor(hi, device=x.device)
+        lo_t = upload(lo, torch.long, x.device)
+        hi_t = upload(hi, torch.long, x.device)
         w = None
         if not np.all(frac < 1e-6):
             shape = [1] * x.ndim
             shape[dim] = len(pos)
-            w = torch.as_tensor(frac, dtype=x.dtype, device=x.device).reshape(shape)
+            w = upload(frac, x.dtype, x.device).reshape(shape)
         cached = (lo_t, hi_t, w)
         _SCACHE[key] = cached
     lo_t, hi_t, w = cached

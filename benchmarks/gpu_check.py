@@ -1,0 +1,223 @@
+"""Checks and timings of the engine on a GPU: what the CPU test suite cannot cover.
+
+Prints one table row per check (``ok`` or ``FAIL`` with the measured numbers) and exits
+with status 1 if a check fails:
+
+* host synchronisations per training iteration (``torch.cuda.set_sync_debug_mode``);
+* one training iteration of the engine's loop (sampling, degradation, network, Adam), in
+  float32 and under bfloat16 autocast, next to a bare network step;
+* the same short ZSSR run on the GPU and on the CPU: PSNR of each against the ground truth;
+* tiled against whole-image inference (within 1e-4) and the peak GPU memory of each;
+* the public API on the GPU: a uint16 stack keeps its shape, dtype and input; cancellation.
+
+Run from the repository root on a machine with a GPU::
+
+    python benchmarks/gpu_check.py [--device cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+import warnings
+
+import numpy as np
+import torch
+
+from napari_zssr import PRESETS, Cancelled, Progress, super_resolve
+from napari_zssr.core.engine import fit
+from napari_zssr.core.inference import forward_tiled
+from napari_zssr.core.network import ZSSRNet
+from napari_zssr.core.resize import imresize
+
+ROWS: list[tuple[str, bool, str]] = []
+
+
+def _row(name: str, ok: bool, detail: str) -> None:
+    ROWS.append((name, ok, detail))
+    print(f"{'ok  ' if ok else 'FAIL'} {name}: {detail}", flush=True)
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def test_image(side: int = 192, seed: int = 0) -> np.ndarray:
+    """A structured grayscale image in [0, 1]: edges, rings and texture at several scales."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:side, 0:side] / side
+    img = 0.5 + 0.25 * np.sin(40 * np.hypot(y - 0.4, x - 0.6) ** 1.5)
+    img += 0.2 * ((x + 0.3 * y) % 0.25 < 0.12)
+    img += 0.05 * rng.standard_normal((side, side)).cumsum(0).cumsum(1) / side
+    img = (img - img.min()) / (img.max() - img.min())
+    return img.astype(np.float32)
+
+
+def _psnr(a: np.ndarray, b: np.ndarray, shave: int = 2) -> float:
+    d = (a - b)[shave:-shave, shave:-shave].astype(np.float64)
+    return 10 * math.log10(1.0 / max(float(np.mean(d * d)), 1e-12))
+
+
+def check_syncs(dev: torch.device) -> None:
+    """Host syncs of 200 iterations with reports and evaluations every 100 iterations."""
+    img = test_image(256)
+    cfg = PRESETS["paper"].replace(
+        max_iters=200, min_iters=200, eval_every=100, report_every=100, lr_check_every=100
+    )
+    fit([img], 2, config=cfg.replace(max_iters=20), device=dev)  # caches and cuDNN warm
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            fit([img], 2, config=cfg, device=dev, seed=1)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    syncs = [w for w in caught if "synchroniz" in str(w.message).lower()]
+    # Expected: 2 evaluations + 2 reports (one .item() each); a per-iteration sync would give ~200.
+    _row(
+        "host syncs in 200 training iterations",
+        len(syncs) <= 10,
+        f"{len(syncs)} (2 evaluations + 2 progress reports expected)",
+    )
+    for w in syncs[:3]:
+        print(f"     e.g. {w.filename}:{w.lineno}: {str(w.message)[:100]}")
+
+
+def check_iteration_time(dev: torch.device) -> dict[str, float]:
+    """Seconds per training iteration of the engine's loop at crop 128 (the paper preset)."""
+    img = test_image(256)
+    out: dict[str, float] = {}
+    for name, amp in (("float32", False), ("bfloat16 autocast", True)):
+        cfg = PRESETS["paper"].replace(
+            max_iters=300, min_iters=300, eval_every=300, report_every=300, mixed_precision=amp
+        )
+        fit([img], 2, config=cfg.replace(max_iters=20), device=dev)
+        _sync(dev)
+        t0 = time.perf_counter()
+        fit([img], 2, config=cfg, device=dev)
+        _sync(dev)
+        out[name] = (time.perf_counter() - t0) / cfg.max_iters
+        _row(f"engine training iteration, crop 128, {name}", True, f"{1e3 * out[name]:.2f} ms")
+    net = ZSSRNet(1, 64, 8).to(dev)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3, fused=dev.type == "cuda")
+    x = torch.rand(1, 1, 128, 128, device=dev)
+    for i in range(320):
+        if i == 20:
+            _sync(dev)
+            t0 = time.perf_counter()
+        loss = (net(x) - x).abs().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    _sync(dev)
+    bare = (time.perf_counter() - t0) / 300
+    _row("bare network step (forward, backward, Adam), crop 128", True, f"{1e3 * bare:.2f} ms")
+    return out
+
+
+def check_cpu_agreement(dev: torch.device) -> None:
+    """A short run on both devices reaches the same quality (float rounding differs)."""
+    hr = test_image(192, seed=3)
+    lr = imresize(torch.from_numpy(hr)[None], 0.5)[0].numpy()
+    cfg = PRESETS["fast"].replace(max_iters=150, min_iters=150)
+    bic = imresize(torch.from_numpy(lr)[None], 2.0, hr.shape)[0].numpy().clip(0, 1)
+    res = {}
+    for name in ("cpu", str(dev)):
+        t0 = time.perf_counter()
+        res[name] = super_resolve(lr, 2, config=cfg, device=name, seed=0)
+        print(f"     {name}: {time.perf_counter() - t0:.1f} s", flush=True)
+    p_cpu, p_dev = _psnr(res["cpu"], hr), _psnr(res[str(dev)], hr)
+    p_bic = _psnr(bic, hr)
+    diff = float(np.abs(res["cpu"] - res[str(dev)]).max())
+    _row(
+        "same run on CPU and GPU",
+        abs(p_cpu - p_dev) < 0.3 and p_dev > p_bic,
+        f"PSNR cpu {p_cpu:.2f} dB, {dev} {p_dev:.2f} dB, bicubic {p_bic:.2f} dB; "
+        f"max |difference| {diff:.3g}",
+    )
+
+
+def check_tiling(dev: torch.device) -> None:
+    """Tiled inference equals the whole-image pass; tiles bound the peak memory."""
+    gen = torch.Generator().manual_seed(0)
+    net = ZSSRNet(3, 64, 8, generator=gen).to(dev).eval()
+    x = torch.rand(3, 2048, 2048, generator=gen).to(dev)
+    peaks, outs = {}, {}
+    with torch.inference_mode():
+        for tile in (4096, 512):
+            _sync(dev)
+            torch.cuda.reset_peak_memory_stats(dev)
+            base = torch.cuda.memory_allocated(dev)
+            outs[tile] = forward_tiled(net, x, tile, 16)
+            _sync(dev)
+            peaks[tile] = (torch.cuda.max_memory_allocated(dev) - base) / 2**20
+    diff = float((outs[4096] - outs[512]).abs().max())
+    _row(
+        "tiled (512) vs whole 2048 x 2048 RGB forward",
+        diff <= 1e-4,
+        f"max |difference| {diff:.2e}; peak GPU memory {peaks[4096]:.0f} MiB whole, "
+        f"{peaks[512]:.0f} MiB tiled",
+    )
+
+
+def check_api(dev: torch.device) -> None:
+    """The public API on the GPU: a uint16 stack, its input untouched, and cancellation."""
+    rng = np.random.default_rng(0)
+    stack = test_image(64)[None].repeat(3, 0) * 40000 + rng.integers(0, 500, (3, 64, 64))
+    stack = stack.astype(np.uint16)
+    before = stack.copy()
+    cfg = PRESETS["fast"].replace(max_iters=40, min_iters=40)
+    out = super_resolve(stack, (2, 1.5), config=cfg, device=str(dev))
+    ok = out.shape == (3, 128, 96) and out.dtype == np.uint16 and np.array_equal(stack, before)
+    _row("uint16 stack, scale (2, 1.5)", ok, f"shape {out.shape}, dtype {out.dtype}")
+    seen: list[int] = []
+
+    def stop_at_20(p: Progress) -> bool:
+        if p.stage == "train":
+            seen.append(p.iteration)
+        return p.stage != "train" or p.iteration < 20
+
+    t0 = time.perf_counter()
+    try:
+        super_resolve(stack[0], 2, preset="paper", device=str(dev), callback=stop_at_20)
+        cancelled = False
+    except Cancelled:
+        cancelled = True
+    _row(
+        "cancellation from the callback",
+        cancelled and seen and max(seen) <= 30,
+        f"stopped at iteration {max(seen, default=0)} after {time.perf_counter() - t0:.2f} s",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cuda", help="a CUDA device (default: cuda)")
+    args = p.parse_args(argv)
+    dev = torch.device(args.device)
+    if dev.type != "cuda" or not torch.cuda.is_available():
+        print("gpu_check.py needs a CUDA device", file=sys.stderr)
+        return 2
+    print(
+        f"{torch.cuda.get_device_name(dev)}; torch {torch.__version__} (CUDA "
+        f"{torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}); "
+        f"TF32 convolutions {torch.backends.cudnn.allow_tf32}, "
+        f"TF32 matmul {torch.backends.cuda.matmul.allow_tf32}",
+        flush=True,
+    )
+    for check in (check_syncs, check_iteration_time, check_cpu_agreement, check_tiling, check_api):
+        try:
+            check(dev)
+        except Exception as exc:  # report and go on: one broken check must not hide the rest
+            _row(check.__name__, False, f"{type(exc).__name__}: {exc}")
+    print("\n| check | result | measured |\n|---|---|---|")
+    for name, ok, detail in ROWS:
+        print(f"| {name} | {'ok' if ok else 'FAIL'} | {detail} |")
+    return 0 if all(ok for _, ok, _ in ROWS) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

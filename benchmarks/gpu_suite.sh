@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Every GPU measurement of docs/benchmarks.md in one run, within a time budget.
+#
+#   bash benchmarks/gpu_suite.sh [DATA] [LOGS] [extra natural.py arguments...]
+#
+# DATA: the benchmark data folder (default ../shared/data); LOGS: folder for the logs, the
+# JSON files and a copy of the updated docs/benchmarks.md (default gpu-results). Runs from
+# the repository root with the package importable (installed, or PYTHONPATH=src). The steps
+# run most important first; one that would start with under 20 s of the budget left
+# (GPU_SUITE_SECONDS, default 520) is skipped, and a step is stopped when the budget ends.
+# DEVICE (default cuda) selects the torch device.
+set -u
+DATA=${1:-../shared/data}
+LOGS=${2:-gpu-results}
+shift $(($# < 2 ? $# : 2))
+DEVICE=${DEVICE:-cuda}
+mkdir -p "$LOGS"
+deadline=$((SECONDS + ${GPU_SUITE_SECONDS:-520}))
+export PYTHONUNBUFFERED=1
+
+step() {
+    local name=$1
+    shift
+    local left=$((deadline - SECONDS))
+    if [ "$left" -lt 20 ]; then
+        echo "== $name: skipped (time budget spent)"
+        return
+    fi
+    echo "== $name (budget left ${left} s)"
+    timeout "$left" "$@" >"$LOGS/$name.log" 2>&1
+    echo "   exit $? after $((left - deadline + SECONDS)) s"
+    tail -n 4 "$LOGS/$name.log"
+}
+
+natural() {
+    local name=$1
+    shift
+    step "$name" python3 benchmarks/natural.py "$DATA" --device "$DEVICE" --preset paper \
+        --json "$LOGS/$name.json" "$@" "${EXTRA[@]}"
+}
+
+EXTRA=("$@")
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+python3 -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda)"
+
+step gpu-check python3 benchmarks/gpu_check.py --device "$DEVICE"
+natural set5-x2 --sets set5 --scale 2
+natural set5-x2-bf16 --sets set5 --scale 2 --mixed-precision
+natural bsd100-x2 --sets bsd100 --scale 2 --limit 20
+natural set5-x4 --sets set5 --scale 4
+natural set5-x4-gradual2 --sets set5 --scale 4 --gradual 2
+natural bsd100-x2-bf16 --sets bsd100 --scale 2 --limit 20 --mixed-precision
+natural set14-x2 --sets set14 --scale 2
+step step-time python3 benchmarks/step_time.py --device "$DEVICE" --crop 128 --image 1024
+cp docs/benchmarks.md "$LOGS/benchmarks.md"
+echo "== done in $SECONDS s"

@@ -4,8 +4,9 @@ Prints one table row per check (``ok`` or ``FAIL`` with the measured numbers) an
 with status 1 if a check fails:
 
 * host synchronisations per training iteration (``torch.cuda.set_sync_debug_mode``);
-* one training iteration of the engine's loop (sampling, degradation, network, Adam), in
-  float32 and under bfloat16 autocast, next to a bare network step;
+* one training iteration of the engine's loop (sampling, degradation, network, Adam), with
+  and without the CUDA graph, in float32 and under bfloat16 autocast, next to the network
+  step alone;
 * the same short ZSSR run on the GPU and on the CPU: PSNR of each against the ground truth;
 * tiled against whole-image inference (within 1e-4) and the peak GPU memory of each;
 * the public API on the GPU: a uint16 stack keeps its shape, dtype and input; cancellation.
@@ -26,11 +27,12 @@ import warnings
 import numpy as np
 import torch
 
-from napari_zssr import PRESETS, Cancelled, Progress, super_resolve
+from napari_zssr import PRESETS, Cancelled, Progress, ZSSRConfig, super_resolve
 from napari_zssr.core.engine import fit
 from napari_zssr.core.inference import forward_tiled
 from napari_zssr.core.network import ZSSRNet
 from napari_zssr.core.resize import imresize
+from napari_zssr.core.train_step import TrainStep
 
 ROWS: list[tuple[str, bool, str]] = []
 
@@ -61,13 +63,7 @@ def _psnr(a: np.ndarray, b: np.ndarray, shave: int = 2) -> float:
     return 10 * math.log10(1.0 / max(float(np.mean(d * d)), 1e-12))
 
 
-def check_syncs(dev: torch.device) -> None:
-    """Host syncs of 200 iterations with reports and evaluations every 100 iterations."""
-    img = test_image(256)
-    cfg = PRESETS["paper"].replace(
-        max_iters=200, min_iters=200, eval_every=100, report_every=100, lr_check_every=100
-    )
-    fit([img], 2, config=cfg.replace(max_iters=20), device=dev)  # caches and cuDNN warm
+def _count_syncs(img: np.ndarray, cfg: ZSSRConfig, dev: torch.device) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         torch.cuda.set_sync_debug_mode("warn")
@@ -75,47 +71,66 @@ def check_syncs(dev: torch.device) -> None:
             fit([img], 2, config=cfg, device=dev, seed=1)
         finally:
             torch.cuda.set_sync_debug_mode("default")
-    syncs = [w for w in caught if "synchroniz" in str(w.message).lower()]
-    # Expected: 2 evaluations + 2 reports (one .item() each); a per-iteration sync would give ~200.
-    _row(
-        "host syncs in 200 training iterations",
-        len(syncs) <= 10,
-        f"{len(syncs)} (2 evaluations + 2 progress reports expected)",
+    return sum("synchronizing" in str(w.message) for w in caught)
+
+
+def check_syncs(dev: torch.device) -> None:
+    """Host syncs per training iteration: a 400- minus a 200-iteration run (same set-up)."""
+    img = test_image(256)
+    cfg = PRESETS["paper"].replace(
+        max_iters=200, min_iters=400, eval_every=100, report_every=100, lr_check_every=100
     )
-    for w in syncs[:3]:
-        print(f"     e.g. {w.filename}:{w.lineno}: {str(w.message)[:100]}")
+    fit([img], 2, config=cfg.replace(max_iters=20), device=dev)  # caches and cuDNN warm
+    short = _count_syncs(img, cfg, dev)
+    long = _count_syncs(img, cfg.replace(max_iters=400), dev)
+    # 200 more iterations add 2 evaluations and 2 progress reports (one .item() each);
+    # a sync in every iteration would add 200.
+    _row(
+        "host syncs of 200 more training iterations",
+        long - short <= 6,
+        f"{long - short} (4 expected: 2 evaluations, 2 progress reports); "
+        f"{short} in a whole 200-iteration fit",
+    )
 
 
-def check_iteration_time(dev: torch.device) -> dict[str, float]:
+def check_iteration_time(dev: torch.device) -> None:
     """Seconds per training iteration of the engine's loop at crop 128 (the paper preset)."""
     img = test_image(256)
-    out: dict[str, float] = {}
-    for name, amp in (("float32", False), ("bfloat16 autocast", True)):
+    for name, amp, graphs in (
+        ("float32, CUDA graph", False, True),
+        ("float32, eager", False, False),
+        ("bfloat16 autocast, CUDA graph", True, True),
+    ):
         cfg = PRESETS["paper"].replace(
-            max_iters=300, min_iters=300, eval_every=300, report_every=300, mixed_precision=amp
+            max_iters=300,
+            min_iters=300,
+            eval_every=300,
+            report_every=300,
+            mixed_precision=amp,
+            cuda_graphs=graphs,
         )
         fit([img], 2, config=cfg.replace(max_iters=20), device=dev)
         _sync(dev)
         t0 = time.perf_counter()
         fit([img], 2, config=cfg, device=dev)
         _sync(dev)
-        out[name] = (time.perf_counter() - t0) / cfg.max_iters
-        _row(f"engine training iteration, crop 128, {name}", True, f"{1e3 * out[name]:.2f} ms")
+        per_it = (time.perf_counter() - t0) / cfg.max_iters
+        _row(f"engine training iteration, crop 128, {name}", True, f"{1e3 * per_it:.2f} ms")
     net = ZSSRNet(1, 64, 8).to(dev)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3, fused=dev.type == "cuda")
+    step = TrainStep(net, 1e-3, cuda_graph=True)
     x = torch.rand(1, 1, 128, 128, device=dev)
     for i in range(320):
         if i == 20:
             _sync(dev)
             t0 = time.perf_counter()
-        loss = (net(x) - x).abs().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        step(x, x)
     _sync(dev)
     bare = (time.perf_counter() - t0) / 300
-    _row("bare network step (forward, backward, Adam), crop 128", True, f"{1e3 * bare:.2f} ms")
-    return out
+    _row(
+        "network step alone (forward, backward, Adam), crop 128, CUDA graph",
+        step.graphed,
+        f"{1e3 * bare:.2f} ms",
+    )
 
 
 def check_cpu_agreement(dev: torch.device) -> None:

@@ -8,7 +8,7 @@
 # the repository root with the package importable (installed, or PYTHONPATH=src). The steps
 # run most important first; one that would start with under 20 s of the budget left
 # (GPU_SUITE_SECONDS, default 520) is skipped, and a step is stopped when the budget ends.
-# DEVICE (default cuda) selects the torch device.
+# DEVICE (default cuda) selects the torch device; GPU_SUITE_STEPS names the steps to run.
 set -u
 DATA=${1:-../shared/data}
 LOGS=${2:-gpu-results}
@@ -43,14 +43,27 @@ EXTRA=("$@")
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 python3 -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda)"
 
-step gpu-check python3 benchmarks/gpu_check.py --device "$DEVICE"
-natural set5-x2 --sets set5 --scale 2
-natural set5-x2-bf16 --sets set5 --scale 2 --mixed-precision
-natural bsd100-x2 --sets bsd100 --scale 2 --limit 20
-natural set5-x4 --sets set5 --scale 4
-natural set5-x4-gradual2 --sets set5 --scale 4 --gradual 2
-natural bsd100-x2-bf16 --sets bsd100 --scale 2 --limit 20 --mixed-precision
-natural set14-x2 --sets set14 --scale 2
-step step-time python3 benchmarks/step_time.py --device "$DEVICE" --crop 128 --image 1024
+run_step() {
+    case $1 in
+    gpu-check) step gpu-check python3 benchmarks/gpu_check.py --device "$DEVICE" ;;
+    cuda-tests) step cuda-tests python3 -m pytest -q -p no:cacheprovider tests/test_train_step.py ;;
+    set5-x2) natural set5-x2 --sets set5 --scale 2 ;;
+    set5-x2-bf16) natural set5-x2-bf16 --sets set5 --scale 2 --mixed-precision ;;
+    bsd100-x2) natural bsd100-x2 --sets bsd100 --scale 2 --limit 20 ;;
+    bsd100-x2-bf16) natural bsd100-x2-bf16 --sets bsd100 --scale 2 --limit 20 --mixed-precision ;;
+    set5-x4) natural set5-x4 --sets set5 --scale 4 ;;
+    set5-x4-onejump) natural set5-x4-onejump --sets set5 --scale 4 --gradual "" ;;
+    set5-x4-gradual2-3) natural set5-x4-gradual2-3 --sets set5 --scale 4 --gradual 2,3 ;;
+    set14-x2) natural set14-x2 --sets set14 --scale 2 ;;
+    step-time) step step-time python3 benchmarks/step_time.py --device "$DEVICE" --crop 128 --image 1024 ;;
+    *) echo "unknown step $1" ;;
+    esac
+}
+
+# GPU_SUITE_STEPS: the steps to run, in order (default: all, most important first).
+for name in ${GPU_SUITE_STEPS:-gpu-check cuda-tests bsd100-x2 set5-x2 set5-x4 set5-x4-onejump \
+    set5-x2-bf16 bsd100-x2-bf16 set5-x4-gradual2-3 set14-x2 step-time}; do
+    run_step "$name"
+done
 cp docs/benchmarks.md "$LOGS/benchmarks.md"
 echo "== done in $SECONDS s"

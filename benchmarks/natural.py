@@ -635,7 +635,8 @@ def marker_name(
         if args.max_iters is not None:
             parts.append(f"it{args.max_iters}")
         if args.gradual is not None:
-            parts.append("gradual" + "-".join(f"{g:g}" for g in args.gradual))
+            gradual = "-".join(f"{g:g}" for g in args.gradual)
+            parts.append(f"gradual{gradual}" if gradual else "onejump")
         if args.mixed_precision:
             parts.append("bf16")
         if args.seed != 0:
@@ -743,7 +744,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_floats,
         default=None,
         metavar="S,...",
-        help="override the preset's gradual_scales (intermediate factors, e.g. 2 for x4)",
+        help="override the preset's gradual_scales (intermediate factors, e.g. 2 for x4; "
+        "an empty string for one jump)",
     )
     p.add_argument(
         "--mixed-precision",

@@ -93,8 +93,11 @@ class ZSSRConfig:
     ``max_iters // 10``, 0 applies the shared network as it is. (The shared network itself
     trains for ``2 * max_iters`` iterations: it learns from many planes.)"""
     mixed_precision: bool = False
-    """Train under bfloat16 autocast on CUDA (off by default: its effect on quality has not
-    been measured yet; inference always runs in float32)."""
+    """Train under bfloat16 autocast on CUDA (inference always runs in float32). Off by
+    default: on an H200 it was neither faster nor better (see docs/benchmarks.md)."""
+    cuda_graphs: bool = True
+    """On CUDA, capture the training step in a CUDA graph and replay it at each iteration
+    (the step's many small kernels are then launched at once); no effect elsewhere."""
     report_every: int = 10
     """Iterations between progress callbacks (the only host syncs of the training loop)."""
 
@@ -155,8 +158,10 @@ class ZSSRConfig:
 
 PRESETS: dict[str, ZSSRConfig] = {
     # The reference's one-jump ("ideal case") defaults: 3000 iterations max, crop 128,
-    # self-ensemble and 10 back-projections.
-    "paper": ZSSRConfig(),
+    # self-ensemble and 10 back-projections. Factors above 2 go through x2 (and x4) first:
+    # on Set5 x4 (H200, docs/benchmarks.md) one jump gave 29.15 dB, x2 then x4 30.70 dB.
+    # A x2 run is the one jump of the reference.
+    "paper": ZSSRConfig(gradual_scales=(2.0, 4.0)),
     # The reference's real-image configuration.
     "real": ZSSRConfig(
         self_ensemble=False,

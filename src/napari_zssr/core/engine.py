@@ -25,6 +25,7 @@ from .network import ZSSRNet, preferred_memory_format
 from .progress import Cancelled, Progress, ProgressCallback
 from .resize import imresize, output_shape
 from .sampling import FatherSampler, FatherSource, crop_shape
+from .train_step import TrainStep
 
 __all__ = [
     "Reporter",
@@ -37,6 +38,8 @@ __all__ = [
 ]
 
 MAX_SCALE = 16.0
+#: Fewest iterations for which the training step is captured in a CUDA graph.
+GRAPH_MIN_ITERS = 100
 
 
 def normalise_scale(scale: object) -> tuple[float, float]:
@@ -257,10 +260,13 @@ def fit(
     eval_lr = degrade(eval_hr, sc, dk)
     eval_in = imresize(eval_lr, sc, eval_hr.shape[-2:])
 
-    use_amp = cfg.mixed_precision and dev.type == "cuda"
-    # One fused kernel per Adam step on CUDA, where the loop is bound by kernel launches;
-    # the CPU keeps the default implementation (and its bit-exact reproducibility).
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate, fused=dev.type == "cuda")
+    step = TrainStep(
+        net,
+        cfg.learning_rate,
+        mixed_precision=cfg.mixed_precision,
+        # a capture pays off over many iterations, not over a short fine-tuning
+        cuda_graph=cfg.cuda_graphs and cfg.max_iters >= GRAPH_MIN_ITERS,
+    )
     policy = LRPolicy(
         lr=cfg.learning_rate,
         decay=cfg.lr_decay,
@@ -284,13 +290,7 @@ def fit(
         if cfg.noise_std > 0:
             lr_son = (lr_son + cfg.noise_std * _randn_like(lr_son, gen)).clamp(min=0.0)
         inp = imresize(lr_son, sc, hr.shape[-2:])
-        with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=use_amp):
-            pred = net(inp)
-        loss = (pred.float() - hr).abs().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        loss_sum += loss.detach()
+        loss_sum += step(inp, hr)
         n_sum += 1
         if it % cfg.eval_every == 0:
             net.eval()
@@ -299,8 +299,7 @@ def fit(
             net.train()
             policy.record(it, err)
         if policy.step(it):
-            for group in opt.param_groups:
-                group["lr"] = policy.lr
+            step.set_lr(policy.lr)
         done = policy.finished or it == cfg.max_iters
         if it % cfg.report_every == 0 or done:
             last_loss = (loss_sum / max(n_sum, 1)).item()

@@ -592,8 +592,14 @@ def markdown_block(run: SetRun, args: argparse.Namespace, meta: dict[str, Any]) 
     if mach["gpu"]:
         machine += f"; GPU {mach['gpu']} (CUDA {mach['cuda']})"
     rev = f" (git {meta['git']})" if meta.get("git") else ""
+    title = f"### {SETS[run.set_key]} x{run.scale}: {method}"
+    if not args.bicubic_only:
+        if _overrides_text(args) != "none":
+            title += f" ({_overrides_text(args)})"
+        if mach["device_name"] != "CPU":
+            title += f" on {mach['device_name']}"
     lines = [
-        f"### {SETS[run.set_key]} x{run.scale}: {method}",
+        title,
         "",
         f"- Command: `{meta['command']}`",
         f"- Date: {meta['date']}; napari-zssr {meta['version']}{rev}",
@@ -776,7 +782,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--tag",
         default=None,
         help="marker name of the docs block (suffixed by the set when several run; "
-        "default: SET-xSCALE-PRESET[-itN][-seedS][-subset][-firstN])",
+        "default: SET-xSCALE-PRESET[-DEVICE][-itN][-gradual...][-bf16][-seedS][-subset][-firstN])",
     )
     p.add_argument(
         "--json",

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -430,6 +431,21 @@ def test_gradual_scales_with_kernel_warn() -> None:
             pattern((16, 16)), 2, kernel=np.ones((2, 2)), config=TINY.replace(gradual_scales=(1.5,))
         )
     assert out.shape == (32, 32)
+
+
+def test_preset_gradual_steps_apply_above_x2_only() -> None:
+    """The presets reach x4 through x2; x2 stays one jump, and a kernel silently one jump."""
+    from napari_zssr import PRESETS
+
+    cfg = PRESETS["fast"].replace(max_iters=4, min_iters=4, crop_size=16, width=8)
+    for scale, steps in ((2, {0}), (4, {0, 1})):
+        seen: list[Progress] = []
+        run(pattern((16, 16)), scale, config=cfg, callback=seen.append)
+        assert {p.step for p in seen if p.stage == "train"} == steps
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = run(pattern((24, 24)), 4, kernel=np.ones((4, 4)), preset="fast", config=cfg)
+    assert out.shape == (96, 96)
 
 
 # --- bad input -------------------------------------------------------------------------------

@@ -14,8 +14,8 @@ from napari_zssr import Cancelled, Progress, ZSSRConfig, super_resolve
 from napari_zssr.core.engine import (
     Reporter,
     TrainedModel,
-    _stages,
     fit,
+    gradual_stages,
     normalise_scale,
     predict,
     upscale_plane,
@@ -191,10 +191,10 @@ def test_normalise_scale_rejects(scale: object, exc: type, match: str) -> None:
 
 
 def test_gradual_stages() -> None:
-    assert _stages((4.0, 4.0), (2.0,)) == [(2.0, 2.0), (4.0, 4.0)]
-    assert _stages((4.0, 4.0), ()) == [(4.0, 4.0)]
-    assert _stages((2.0, 2.0), (2.0, 3.0)) == [(2.0, 2.0)]
-    assert _stages((1.0, 4.0), (2.0,)) == [(1.0, 2.0), (1.0, 4.0)]
+    assert gradual_stages((4.0, 4.0), (2.0,)) == [(2.0, 2.0), (4.0, 4.0)]
+    assert gradual_stages((4.0, 4.0), ()) == [(4.0, 4.0)]
+    assert gradual_stages((2.0, 2.0), (2.0, 3.0)) == [(2.0, 2.0)]
+    assert gradual_stages((1.0, 4.0), (2.0,)) == [(1.0, 2.0), (1.0, 4.0)]
 
 
 def test_crop_shape_is_a_multiple_of_the_factor() -> None:

@@ -436,7 +436,13 @@ def test_presets_fill_advanced_and_device_is_probed_lazily(viewer, qtbot):
     assert widget.max_iters.value == 3000
     assert widget.ensemble.value is True
     assert widget.bp_iters.value == 10
+    assert widget.gradual.value is True
+    assert widget._config(False, (4.0, 4.0), None).gradual_scales == (2.0, 4.0)
+    assert widget._config(False, (4.0, 4.0), np.ones((3, 3))).gradual_scales == ()
+    widget.gradual.value = False
+    assert widget._config(False, (4.0, 4.0), None).gradual_scales == ()
     widget.preset.value = "real"
+    assert widget.gradual.value is False  # the reference's real-image setting: one jump
     assert widget.noise.value == pytest.approx(0.0125)
     assert "resolved" in widget.device_info.value
     widget._collapsible.expand(animate=False)

@@ -47,7 +47,7 @@ from qtpy.QtWidgets import QFrame, QLabel, QScrollArea, QSizePolicy, QWidget
 from superqt import QCollapsible
 
 from ._placement import axis_factors, upscaled_placement, visible_data_box
-from .core.config import PRESETS, ZSSRConfig, resolve_config
+from .core.config import GRADUAL_SCALES, PRESETS, ZSSRConfig, resolve_config
 from .core.progress import Cancelled, Progress
 
 if TYPE_CHECKING:
@@ -736,12 +736,11 @@ class ZSSRWidget(Container):
             label="Max iterations", value=fast.max_iters, min=1, max=100_000, step=50
         )
         self.crop_size = SpinBox(label="Crop size", value=fast.crop_size, min=8, max=1024, step=8)
-        self.gradual_steps = SpinBox(
-            label="Gradual steps",
-            value=1,
-            min=1,
-            max=8,
-            tooltip="1 = one jump; n = reach the factor in n steps (bicubic kernel only).",
+        self.gradual = CheckBox(
+            text="gradual: through x2 and x4 first",
+            value=bool(fast.gradual_scales),
+            tooltip="Factors above 2 are reached in steps (x2, then x4, then the factor), each "
+            "step's output joining the training images; without a PSF only. One jump when off.",
         )
         self.bp_iters = SpinBox(
             label="Back-projection", value=fast.back_projection_iters, min=0, max=50
@@ -767,7 +766,7 @@ class ZSSRWidget(Container):
                 self.scale_x,
                 self.max_iters,
                 self.crop_size,
-                self.gradual_steps,
+                self.gradual,
                 self.bp_iters,
                 self.ensemble,
                 self.tile_size,
@@ -947,7 +946,7 @@ class ZSSRWidget(Container):
         self.bp_iters.value = cfg.back_projection_iters
         self.ensemble.value = cfg.self_ensemble
         self.tile_size.value = cfg.tile_size
-        self.gradual_steps.value = len(cfg.gradual_scales) + 1
+        self.gradual.value = bool(cfg.gradual_scales)
         self.noise.value = cfg.noise_std
 
     def _on_image(self, layer: Image | None) -> None:
@@ -1027,7 +1026,7 @@ class ZSSRWidget(Container):
         self.kernel_row.visible = not iso
         self.noise_auto.visible = not iso
         self.noise.enabled = iso or not self.noise_auto.value
-        self.gradual_steps.enabled = not psf_on
+        self.gradual.enabled = not psf_on
         stacked = any(x.ndim > 2 for x in candidates)
         self.planes.visible = stacked and not iso
         self.stack_mode.visible = stacked and not iso and self.planes.value == PLANES_ALL
@@ -1239,11 +1238,7 @@ class ZSSRWidget(Container):
                 tile_size=int(self.tile_size.value),
                 noise_std=float(self.noise.value),
             )
-        steps = int(self.gradual_steps.value)
-        top = max(scale)
-        gradual: tuple[float, ...] = ()
-        if steps > 1 and kernel is None and top > 1.0:
-            gradual = tuple(1.0 + (top - 1.0) * k / steps for k in range(1, steps))
+        gradual = GRADUAL_SCALES if self.gradual.value and kernel is None else ()
         return resolve_config(
             str(self.preset.value),
             None,

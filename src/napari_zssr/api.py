@@ -10,12 +10,13 @@ from typing import Any, Literal
 import numpy as np
 
 from . import __version__
-from .core.config import ZSSRConfig, resolve_config
+from .core.config import PRESETS, ZSSRConfig, resolve_config
 from .core.device import resolve_device
 from .core.engine import (
     Reporter,
     effective_back_projection,
     fit,
+    gradual_stages,
     normalise_scale,
     predict,
     upscale_plane,
@@ -181,7 +182,14 @@ def super_resolve(
     if kernel is not None:
         validate_kernel(kernel, layout.plane_shape)
     dev, reason = resolve_device(device)
-    if kernel is not None and cfg.gradual_scales:
+    preset_gradual = (
+        PRESETS[preset].gradual_scales if isinstance(preset, str) and preset in PRESETS else ()
+    )
+    if (
+        kernel is not None
+        and cfg.gradual_scales != preset_gradual  # the caller asked for other steps
+        and len(gradual_stages(sc, cfg.gradual_scales)) > 1
+    ):
         warnings.warn(
             "gradual_scales are ignored with a custom kernel (it is defined for the final "
             "factor only)",

@@ -10,7 +10,13 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["PRESETS", "ZSSRConfig", "resolve_config"]
+__all__ = ["GRADUAL_SCALES", "PRESETS", "ZSSRConfig", "resolve_config"]
+
+#: Intermediate factors of the presets: a factor above 2 is reached through x2 (and x4)
+#: first. Set5 x4 (docs/benchmarks.md): one jump 29.15 dB, through x2 30.70 dB (``paper``,
+#: H200); 29.36 vs 30.61 dB (``fast``, 2-core CPU, 27 vs 49 s per image). A factor of 2 or
+#: less is one jump, as in the reference.
+GRADUAL_SCALES: tuple[float, ...] = (2.0, 4.0)
 
 
 @dataclass(frozen=True)
@@ -77,7 +83,9 @@ class ZSSRConfig:
     # --- gradual SR and inference -----------------------------------------------
     gradual_scales: tuple[float, ...] = ()
     """Intermediate scale factors (relative to the input, < final) trained and applied first;
-    their outputs join the pool of fathers."""
+    their outputs join the pool of fathers. Factors at or above the final one are skipped
+    (so ``(2.0, 4.0)`` leaves a x2 run one jump). Used with the bicubic model only: a
+    kernel is defined for the final factor; stack-wide training goes in one jump too."""
     back_projection_iters: int = 10
     """Back-projection iterations applied to each ensemble member and to their median.
     Skipped when ``noise_std > 0``: it would copy the input's noise into the output."""
@@ -158,10 +166,8 @@ class ZSSRConfig:
 
 PRESETS: dict[str, ZSSRConfig] = {
     # The reference's one-jump ("ideal case") defaults: 3000 iterations max, crop 128,
-    # self-ensemble and 10 back-projections. Factors above 2 go through x2 (and x4) first:
-    # on Set5 x4 (H200, docs/benchmarks.md) one jump gave 29.15 dB, x2 then x4 30.70 dB.
-    # A x2 run is the one jump of the reference.
-    "paper": ZSSRConfig(gradual_scales=(2.0, 4.0)),
+    # self-ensemble and 10 back-projections; factors above 2 through GRADUAL_SCALES.
+    "paper": ZSSRConfig(gradual_scales=GRADUAL_SCALES),
     # The reference's real-image configuration.
     "real": ZSSRConfig(
         self_ensemble=False,
@@ -174,6 +180,7 @@ PRESETS: dict[str, ZSSRConfig] = {
     ),
     # Default: most of the paper's gain at a fraction of its time.
     "balanced": ZSSRConfig(
+        gradual_scales=GRADUAL_SCALES,
         max_iters=1000,
         crop_size=96,
         width=64,
@@ -184,6 +191,7 @@ PRESETS: dict[str, ZSSRConfig] = {
     # self-ensemble kept (it is cheap at this size). Set5 x2 (docs/benchmarks.md): 22 s per
     # image on average, 27 s at 256 x 256; +2.85 dB over bicubic, 83% of the paper preset's gain.
     "fast": ZSSRConfig(
+        gradual_scales=GRADUAL_SCALES,
         max_iters=500,
         min_iters=128,
         crop_size=64,

@@ -32,6 +32,7 @@ __all__ = [
     "TrainedModel",
     "effective_back_projection",
     "fit",
+    "gradual_stages",
     "normalise_scale",
     "predict",
     "upscale_plane",
@@ -383,7 +384,9 @@ def predict(
     return out.float().cpu().numpy()
 
 
-def _stages(scale: tuple[float, float], gradual: Sequence[float]) -> list[tuple[float, float]]:
+def gradual_stages(
+    scale: tuple[float, float], gradual: Sequence[float]
+) -> list[tuple[float, float]]:
     """Cumulative scale of each gradual step, ending at ``scale``."""
     stages: list[tuple[float, float]] = []
     for g in sorted(set(gradual)):
@@ -415,7 +418,7 @@ def upscale_plane(
     cfg = config if config is not None else ZSSRConfig()
     sc = normalise_scale(scale)
     rep = reporter if reporter is not None else Reporter(callback)
-    stages = _stages(sc, cfg.gradual_scales) if kernel is None else [sc]
+    stages = gradual_stages(sc, cfg.gradual_scales) if kernel is None else [sc]
     rep.n_steps = len(stages)
     img = np.asarray(image, dtype=np.float32)
     if img.ndim == 2:

@@ -148,6 +148,8 @@ class TrainStep:
         # Gradients are set to None so that the captured backward allocates them in the
         # graph's memory and writes (not accumulates) them at every replay.
         self.opt.zero_grad(set_to_none=True)
-        with torch.cuda.graph(graph):
+        # thread_local: another thread's CUDA work (a second run, a viewer) must not break
+        # this capture, which runs in the caller's thread (a worker in napari).
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
             self._loss = self._loss_and_update(self._inp, self._target)
         self.graph = graph

@@ -554,6 +554,7 @@ def _overrides_text(args: argparse.Namespace) -> str:
         parts.append(f"gradual_scales={tuple(args.gradual)}")
     if args.mixed_precision:
         parts.append("mixed_precision=True")
+    parts += [f"{k}={v!r}" for k, v in args.overrides]
     return ", ".join(parts) if parts else "none"
 
 
@@ -645,6 +646,8 @@ def marker_name(
             parts.append(f"gradual{gradual}" if gradual else "onejump")
         if args.mixed_precision:
             parts.append("bf16")
+        for k, v in args.overrides:
+            parts.append(re.sub(r"[^A-Za-z0-9._+-]", "", f"{k}{v}"))
         if args.seed != 0:
             parts.append(f"seed{args.seed}")
     if args.images:
@@ -690,6 +693,19 @@ def update_docs(path: Path, name: str, body: str) -> None:
 
 def _csv(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _field(value: str) -> tuple[str, Any]:
+    """``FIELD=VALUE`` with VALUE a Python literal (number, True, a tuple...)."""
+    import ast
+
+    name, sep, raw = value.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected FIELD=VALUE, got {value!r}")
+    try:
+        return name.strip(), ast.literal_eval(raw.strip())
+    except (ValueError, SyntaxError) as exc:
+        raise argparse.ArgumentTypeError(f"{value!r}: VALUE must be a Python literal") from exc
 
 
 def _floats(value: str) -> list[float]:
@@ -752,6 +768,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S,...",
         help="override the preset's gradual_scales (intermediate factors, e.g. 2 for x4; "
         "an empty string for one jump)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        type=_field,
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override any ZSSRConfig field (repeatable), e.g. --set native_prob=0.5",
     )
     p.add_argument(
         "--mixed-precision",
@@ -837,6 +862,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         gradual_scales=None if args.gradual is None else tuple(args.gradual),
         mixed_precision=True if args.mixed_precision else None,
     )
+    try:
+        cfg = cfg.replace(**dict(args.overrides))
+    except (TypeError, ValueError) as exc:
+        parser.error(f"--set: {exc}")
     # Check every requested --images name before any training starts.
     if args.images:
         known: list[tuple[str, str]] = []

@@ -25,7 +25,7 @@ from napari_zssr.core.kernels import prepare_kernel
 from napari_zssr.core.lr_policy import LRPolicy
 from napari_zssr.core.network import ZSSRNet
 from napari_zssr.core.resize import imresize
-from napari_zssr.core.sampling import crop_shape
+from napari_zssr.core.sampling import FatherSampler, FatherSource, crop_shape, undo_dihedral
 
 TINY = ZSSRConfig(
     max_iters=20,
@@ -384,3 +384,32 @@ def test_tiny_configuration_beats_bicubic() -> None:
     assert out.shape == hr.shape
     gain = psnr(out, hr) - psnr(bicubic, hr)
     assert gain > 0.3, f"ZSSR gained only {gain:.2f} dB over bicubic"
+
+
+def test_native_fathers_are_unresampled_crops_of_the_source() -> None:
+    """native_prob=1: every father is a crop of the source's own pixels, dihedrally moved."""
+    src = torch.arange(40 * 50, dtype=torch.float32).reshape(1, 40, 50) / 2000.0
+    tfs = [(t, fy, fx) for t in (False, True) for fy in (False, True) for fx in (False, True)]
+    cfg = ZSSRConfig(native_prob=1.0, crop_size=16)
+    sampler = FatherSampler([FatherSource(src)], (16, 16), cfg, tfs, np.random.default_rng(0))
+    flat = src.flatten()
+    for _ in range(20):
+        crop = sampler.sample()[0, 0]
+        # undo whichever transform was drawn: one of them gives a block of the source
+        found = False
+        for tf in tfs:
+            block = undo_dihedral(crop[None], tf)[0]
+            y0, x0 = divmod(int(torch.argmin((flat - block[0, 0]).abs())), 50)
+            if (
+                y0 + 16 <= 40
+                and x0 + 16 <= 50
+                and torch.equal(block, src[0, y0 : y0 + 16, x0 : x0 + 16])
+            ):
+                found = True
+                break
+        assert found
+    # without it (the default) fathers are resampled: values off the source grid appear
+    resampled = FatherSampler(
+        [FatherSource(src)], (16, 16), ZSSRConfig(crop_size=16), tfs, np.random.default_rng(0)
+    ).sample(8)
+    assert not torch.isin(resampled, src).all()

@@ -71,6 +71,10 @@ class ZSSRConfig:
     rotations: bool | None = None
     """Allow 90-degree rotations (and transposed ensemble members). None: only when the kernel
     is symmetric under them and the two scale factors are equal."""
+    native_prob: float = 0.0
+    """Probability of a father cut at its source's own scale with only a dihedral transform
+    (no interpolation), as the reference code does for about half of its fathers; the others
+    are resized to a random scale (and warped with probability ``affine_prob``)."""
     affine_prob: float = 0.5
     """Probability of a random affine warp (rotation, shear, anisotropic scale) of a father."""
     shear_std: float = 0.1
@@ -127,6 +131,7 @@ class ZSSRConfig:
             (self.lr_fit_points >= 2, "lr_fit_points must be >= 2"),
             (0 < self.min_father_scale <= 1, "min_father_scale must be in (0, 1]"),
             (0 <= self.affine_prob <= 1, "affine_prob must be in [0, 1]"),
+            (0 <= self.native_prob <= 1, "native_prob must be in [0, 1]"),
             (self.noise_std >= 0, "noise_std must be >= 0"),
             (self.back_projection_iters >= 0, "back_projection_iters must be >= 0"),
             (self.tile_size >= 32, "tile_size must be >= 32"),

@@ -148,7 +148,11 @@ class FatherSampler:
         img = src.image
         h, w = img.shape[-2:]
         cy, cx = self.crop
-        affine = cfg.affine_prob > 0 and self.rng.random() < cfg.affine_prob
+        if cfg.native_prob > 0 and self.rng.random() < cfg.native_prob:
+            ry = rx = 1.0  # the source's own pixels: no interpolation, a dihedral transform only
+            affine = False
+        else:
+            affine = cfg.affine_prob > 0 and self.rng.random() < cfg.affine_prob
         # Working size before the (optional) warp: larger so that rotated corners stay inside.
         wy = min(math.ceil(cy * 1.5), math.floor(h * ry)) if affine else cy
         wx = min(math.ceil(cx * 1.5), math.floor(w * rx)) if affine else cx

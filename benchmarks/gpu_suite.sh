@@ -56,13 +56,26 @@ run_step() {
     set5-x4-gradual2-3) natural set5-x4-gradual2-3 --sets set5 --scale 4 --gradual 2,3 ;;
     set14-x2) natural set14-x2 --sets set14 --scale 2 ;;
     step-time) step step-time python3 benchmarks/step_time.py --device "$DEVICE" --crop 128 --image 1024 ;;
+    # leads for the Set5 x2 gap (about 10 s each on an H200): seeds, x1.5 first, the
+    # reference's father sampling, size-proportional scales, a longer schedule
+    set5-x2-seeds)
+        natural set5-x2-seed1 --sets set5 --scale 2 --seed 1
+        natural set5-x2-seed2 --sets set5 --scale 2 --seed 2
+        ;;
+    set5-x2-leads)
+        natural set5-x2-gradual1.5 --sets set5 --scale 2 --gradual 1.5
+        natural set5-x2-native --sets set5 --scale 2 --set native_prob=0.5 --set affine_prob=1.0
+        natural set5-x2-sizeprop --sets set5 --scale 2 --set size_proportional_sampling=True
+        natural set5-x2-long --sets set5 --scale 2 --max-iters 6000 --set min_iters=1000
+        ;;
     *) echo "unknown step $1" ;;
     esac
 }
 
 # GPU_SUITE_STEPS: the steps to run, in order (default: all, most important first).
 for name in ${GPU_SUITE_STEPS:-gpu-check cuda-tests bsd100-x2 set5-x2 set5-x4 set5-x4-onejump \
-    set5-x2-bf16 bsd100-x2-bf16 set5-x4-gradual2-3 set14-x2 step-time}; do
+    set5-x2-bf16 bsd100-x2-bf16 set5-x4-gradual2-3 set14-x2 step-time set5-x2-seeds \
+    set5-x2-leads}; do
     run_step "$name"
 done
 cp docs/benchmarks.md "$LOGS/benchmarks.md"

@@ -72,7 +72,7 @@ def test_run_help_documents_every_option(capsys):
         "--scale", "--scale-y", "--scale-x", "--psf", "--psf-pixel-size", "--psf-is-kernel",
         "--pixel-size", "--noise-std", "--preset", "--device", "--axes", "--seed",
         "--stack-mode", "--max-iters", "--z-isotropic", "--axial-fwhm", "--quiet",
-        "--overwrite", "--na", "--emission", "--immersion-index", "--modality",
+        "--overwrite", "--na", "--emission", "--immersion-index", "--modality", "--one-jump",
     ):  # fmt: skip
         assert option in out, option
 
@@ -209,6 +209,20 @@ def test_interrupted_run_writes_nothing(image_2d, tmp_path, monkeypatch, capsys)
     assert main(["run", str(image_2d), "-o", str(out), "-s", "2", "-q"]) == 130
     assert "interrupted" in _one_line_error(capsys)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plane.tif"]
+
+
+@needs_engine
+@pytest.mark.parametrize(
+    ("extra", "iterations", "gradual"), [([], 40, [2.0, 4.0]), (["--one-jump"], 20, [])]
+)
+def test_run_x4_goes_through_x2_unless_one_jump(image_2d, tmp_path, extra, iterations, gradual):
+    out = tmp_path / "sr.tif"
+    assert main(["run", str(image_2d), "-o", str(out), "--scale", "4", *FAST, *extra]) == 0
+    result, meta = read_tiff(out)
+    assert result.shape == (80, 96)
+    assert meta.metadata["parameters"]["one_jump"] is bool(extra)
+    assert meta.metadata["run"]["iterations"] == iterations  # 20 per step
+    assert meta.metadata["run"]["config"]["gradual_scales"] == gradual
 
 
 @needs_engine

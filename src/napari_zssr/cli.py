@@ -235,6 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--max-iters", type=_positive_int, metavar="N", help="cap on iterations")
     train.add_argument(
+        "--one-jump",
+        action="store_true",
+        help="reach a factor above 2 in one step (faster; by default the presets go through "
+        "x2 and x4 first, which gave about 1.5 dB more on Set5 x4)",
+    )
+    train.add_argument(
         "--stack-mode",
         choices=_STACK_MODES,
         default="shared",
@@ -534,9 +540,11 @@ def _isotropic(
 
 
 def _config(args: argparse.Namespace, noise: bool = False) -> Any:
-    """The preset with ``--max-iters`` (and ``--noise-std`` when ``noise``) applied, or None
-    when nothing overrides the preset."""
-    overrides = {"max_iters": args.max_iters}
+    """The preset with ``--max-iters`` and ``--one-jump`` (and ``--noise-std`` when
+    ``noise``) applied, or None when nothing overrides the preset."""
+    overrides: dict[str, Any] = {"max_iters": args.max_iters}
+    if getattr(args, "one_jump", False):
+        overrides["gradual_scales"] = ()
     if noise:
         overrides["noise_std"] = getattr(args, "noise_std", None)
     if all(v is None for v in overrides.values()):
@@ -647,6 +655,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         "noise_std": args.noise_std,
         "preset": args.preset,
         "max_iters": args.max_iters,
+        "one_jump": args.one_jump,
         "stack_mode": args.stack_mode,
         "device": args.device,
         "seed": args.seed,

@@ -18,7 +18,7 @@ import torch
 
 from .config import ZSSRConfig
 from .device import resolve_device
-from .inference import degrade, super_resolve_tensor
+from .inference import back_project, degrade, super_resolve_tensor
 from .kernels import DownscaleKernel, allowed_transforms, prepare_kernel
 from .lr_policy import LRPolicy
 from .network import ZSSRNet, preferred_memory_format
@@ -411,7 +411,8 @@ def upscale_plane(
     """ZSSR of one ``(C, H, W)`` image in [0, 1]: train, then infer; gradual if configured.
 
     With ``config.gradual_scales`` each intermediate step's output becomes the next
-    step's input and joins the pool of fathers, and the same network keeps training.
+    step's input and joins the pool of fathers, and the same network keeps training; the
+    final result is back-projected onto the input itself through the whole factor.
     Gradual steps need the bicubic model (a kernel is defined for the final factor only)
     and are skipped when a kernel is given.
     """
@@ -450,4 +451,12 @@ def upscale_plane(
             current = out
             prev = st
     assert model is not None
+    n_bp = effective_back_projection(cfg)
+    if len(stages) > 1 and n_bp:
+        # The last step back-projected onto the previous step's output; the result must
+        # also reproduce the input itself through the whole factor.
+        with torch.inference_mode():
+            sr = torch.from_numpy(out).to(model.device)
+            lr_in = torch.from_numpy(img).to(model.device)
+            out = back_project(sr, lr_in, sc, None, n_bp, vmax).cpu().numpy()
     return out, model

@@ -238,3 +238,22 @@ def test_bad_arguments() -> None:
         imresize(torch.ones(8, 8), (2.0, 2.0, 2.0))
     with pytest.raises(ValueError, match=">= 1"):
         resize_matrix(0, 4, 2.0)
+
+
+def test_device_cache_drops_the_least_recently_used_entry() -> None:
+    from napari_zssr.core.device import DeviceCache
+
+    cache: DeviceCache[int] = DeviceCache(2)
+    built: list[str] = []
+
+    def make(key: str) -> int:
+        built.append(key)
+        return len(built)
+
+    assert cache.get("a", lambda: make("a")) == 1
+    assert cache.get("b", lambda: make("b")) == 2
+    assert cache.get("a", lambda: make("a")) == 1  # cached; "a" is now the most recent
+    cache.get("c", lambda: make("c"))  # evicts "b", not everything
+    assert cache.get("a", lambda: make("a")) == 1
+    assert cache.get("b", lambda: make("b")) == 4
+    assert built == ["a", "b", "c", "b"]

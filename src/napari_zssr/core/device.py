@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
 import numpy as np
 import torch
 
-__all__ = ["available_devices", "resolve_device", "upload"]
+__all__ = ["DeviceCache", "available_devices", "resolve_device", "upload"]
+
+T = TypeVar("T")
 
 
 def _mps_available() -> bool:
@@ -98,3 +105,37 @@ def upload(array: np.ndarray, dtype: torch.dtype, device: torch.device) -> torch
     if device.type == "cuda":
         return host.pin_memory().to(device, non_blocking=True)
     return host.to(device)
+
+
+class DeviceCache(Generic[T]):
+    """Least-recently-used cache of small tables built on the host and kept on a device.
+
+    Resize matrices, kernel weights and index tables are reused at every training
+    iteration; building and uploading them once per key keeps the loop free of host work.
+    A full cache drops its oldest entry only: the father sampler asks for a new resize
+    matrix at almost every random scale, and emptying the whole cache would also drop the
+    few tables every iteration reuses.
+
+    Parameters
+    ----------
+    maxsize : int
+        Entries kept.
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._items: OrderedDict[Hashable, T] = OrderedDict()
+        self._lock = threading.Lock()  # engines may run in several threads (napari workers)
+
+    def get(self, key: Hashable, build: Callable[[], T]) -> T:
+        """The entry for ``key``, made by ``build()`` when missing."""
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = build()
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self.maxsize:
+                self._items.popitem(last=False)
+        return value

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from .device import upload
+from .device import DeviceCache, upload
 
 __all__ = [
     "DownscaleKernel",
@@ -258,34 +258,33 @@ def _mirror_index(n: int, pad: int) -> np.ndarray:
 
 # The entry keeps its DownscaleKernel alive, so the id() in the key cannot be reused by a
 # different kernel while the entry exists.
-_KCACHE: dict[tuple, tuple[DownscaleKernel, torch.Tensor]] = {}
-_ICACHE: dict[tuple, torch.Tensor] = {}
+_KERNELS: DeviceCache[tuple[DownscaleKernel, torch.Tensor]] = DeviceCache(64)
+_INDICES: DeviceCache[torch.Tensor] = DeviceCache(256)
+_SAMPLES: DeviceCache[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = DeviceCache(256)
 
 
 def _kernel_tensor(dk: DownscaleKernel, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     key = (id(dk), str(device), dtype)
-    entry = _KCACHE.get(key)
-    if entry is not None and entry[0] is dk:
-        return entry[1]
-    if len(_KCACHE) > 64:
-        _KCACHE.clear()
-    t = upload(dk.weights, dtype, device)[None, None]
-    _KCACHE[key] = (dk, t)
-    return t
+    return _KERNELS.get(key, lambda: (dk, upload(dk.weights, dtype, device)[None, None]))[1]
 
 
 def _index_tensor(n: int, pad: int, device: torch.device) -> torch.Tensor:
     key = (n, pad, str(device))
-    t = _ICACHE.get(key)
-    if t is None:
-        if len(_ICACHE) > 256:
-            _ICACHE.clear()
-        t = upload(_mirror_index(n, pad), torch.long, device)
-        _ICACHE[key] = t
-    return t
+    return _INDICES.get(key, lambda: upload(_mirror_index(n, pad), torch.long, device))
 
 
-_SCACHE: dict[tuple, tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = {}
+def _sample_tables(
+    pos: np.ndarray, dim: int, ndim: int, length: int, device: torch.device, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    lo = np.floor(pos).astype(np.int64)
+    frac = pos - lo
+    hi = np.minimum(lo + 1, length - 1)
+    w = None
+    if not np.all(frac < 1e-6):
+        shape = [1] * ndim
+        shape[dim] = len(pos)
+        w = upload(frac, dtype, device).reshape(shape)
+    return upload(lo, torch.long, device), upload(hi, torch.long, device), w
 
 
 def _sample_axis(x: torch.Tensor, pos: np.ndarray, dim: int) -> torch.Tensor:
@@ -295,23 +294,9 @@ def _sample_axis(x: torch.Tensor, pos: np.ndarray, dim: int) -> torch.Tensor:
     loop cause no host-to-device copies.
     """
     key = (pos.tobytes(), dim, x.ndim, x.shape[dim], str(x.device), x.dtype)
-    cached = _SCACHE.get(key)
-    if cached is None:
-        if len(_SCACHE) > 256:
-            _SCACHE.clear()
-        lo = np.floor(pos).astype(np.int64)
-        frac = pos - lo
-        hi = np.minimum(lo + 1, x.shape[dim] - 1)
-        lo_t = upload(lo, torch.long, x.device)
-        hi_t = upload(hi, torch.long, x.device)
-        w = None
-        if not np.all(frac < 1e-6):
-            shape = [1] * x.ndim
-            shape[dim] = len(pos)
-            w = upload(frac, x.dtype, x.device).reshape(shape)
-        cached = (lo_t, hi_t, w)
-        _SCACHE[key] = cached
-    lo_t, hi_t, w = cached
+    lo_t, hi_t, w = _SAMPLES.get(
+        key, lambda: _sample_tables(pos, dim, x.ndim, x.shape[dim], x.device, x.dtype)
+    )
     a = x.index_select(dim, lo_t)
     if w is None:
         return a

@@ -15,14 +15,13 @@ it; the same code runs on every torch device and serves both directions.
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
 import torch
 
-from .device import upload
+from .device import DeviceCache, upload
 
 __all__ = ["cubic", "imresize", "output_shape", "resize_matrix"]
 
@@ -85,11 +84,7 @@ def resize_matrix(in_len: int, out_len: int, scale: float, antialias: bool = Tru
     return mat
 
 
-# Least recently used first. The father sampler asks for a new matrix at almost every
-# iteration (random scales), so a cache that emptied itself when full would also drop the
-# few matrices every iteration reuses.
-_TORCH_CACHE: OrderedDict[tuple, torch.Tensor] = OrderedDict()
-_TORCH_CACHE_SIZE = 256
+_MATRICES: DeviceCache[torch.Tensor] = DeviceCache(256)
 
 
 def _matrix(
@@ -101,15 +96,10 @@ def _matrix(
     dtype: torch.dtype,
 ) -> torch.Tensor:
     key = (in_len, out_len, float(scale), antialias, str(device), dtype)
-    mat = _TORCH_CACHE.get(key)
-    if mat is not None:
-        _TORCH_CACHE.move_to_end(key)
-        return mat
-    mat = upload(resize_matrix(in_len, out_len, float(scale), antialias), dtype, device)
-    _TORCH_CACHE[key] = mat
-    if len(_TORCH_CACHE) > _TORCH_CACHE_SIZE:
-        _TORCH_CACHE.popitem(last=False)
-    return mat
+    return _MATRICES.get(
+        key,
+        lambda: upload(resize_matrix(in_len, out_len, float(scale), antialias), dtype, device),
+    )
 
 
 def imresize(

@@ -445,9 +445,11 @@ def upscale_plane(
             extra_sources=extra,
         )
         shape = final_shape if last else output_shape(img.shape[-2:], st)
-        out = predict(model, current, out_shape=shape, reporter=rep, vmax=vmax)
+        # stays on the device: it is the next step's input and one of its fathers
+        out = predict(model, current, out_shape=shape, reporter=rep, vmax=vmax, as_numpy=False)
         if not last:
-            extra.append(FatherSource(torch.from_numpy(out).to(model.device), base=st))
+            # a normal tensor (not an inference-mode one): training crops it
+            extra.append(FatherSource(out.float().clone(), base=st))
             current = out
             prev = st
     assert model is not None
@@ -456,7 +458,5 @@ def upscale_plane(
         # The last step back-projected onto the previous step's output; the result must
         # also reproduce the input itself through the whole factor.
         with torch.inference_mode():
-            sr = torch.from_numpy(out).to(model.device)
-            lr_in = torch.from_numpy(img).to(model.device)
-            out = back_project(sr, lr_in, sc, None, n_bp, vmax).cpu().numpy()
-    return out, model
+            out = back_project(out, _as_tensor(img, model.device), sc, None, n_bp, vmax)
+    return out.float().cpu().numpy(), model

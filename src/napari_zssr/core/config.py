@@ -106,7 +106,9 @@ class ZSSRConfig:
     trains for ``2 * max_iters`` iterations: it learns from many planes.)"""
     mixed_precision: bool = False
     """Train under bfloat16 autocast on CUDA (inference always runs in float32). Off by
-    default: on an H200 it was neither faster nor better (see docs/benchmarks.md)."""
+    default: on an H200 without the CUDA graph it was slower and 0.08 dB worse on Set5 x2;
+    with the graph an iteration is faster (1.15 vs 1.64 ms) but the quality has not been
+    measured (docs/benchmarks.md)."""
     cuda_graphs: bool = True
     """On CUDA, capture the training step in a CUDA graph and replay it at each iteration
     (the step's many small kernels are then launched at once); no effect elsewhere."""

@@ -612,11 +612,8 @@ def render(
             "the box kernel isotropic_z assumes by default). Interpolation places LR plane k at "
             "z = 2k + 0.5. Metrics on the whole volume (3-D SSIM).",
             "",
-            "| method | PSNR (dB) | SSIM | time (s) |",
-            "|---|---|---|---|",
+            *_method_table(rowsz),
         ]
-        for r in rowsz:
-            lines.append(f"| {LABELS[r.method]} | {r.psnr:.2f} | {r.ssim:.4f} | {r.seconds:.1f} |")
         lin = next((r for r in rowsz if r.method == "linear_z"), None)
         iso = next((r for r in rowsz if r.method == "isotropic"), None)
         if lin and iso:
@@ -628,6 +625,15 @@ def render(
             ]
         lines.append("")
     return "\n".join(lines)
+
+
+def _method_table(rows: list[Row]) -> list[str]:
+    """Markdown rows of a one-volume comparison: method, PSNR, SSIM, seconds."""
+    return [
+        "| method | PSNR (dB) | SSIM | time (s) |",
+        "|---|---|---|---|",
+        *(f"| {LABELS[r.method]} | {r.psnr:.2f} | {r.ssim:.4f} | {r.seconds:.1f} |" for r in rows),
+    ]
 
 
 def render_stack(
@@ -647,11 +653,8 @@ def render_stack(
         "whole volume, SSIM averaged over planes; the simulated acquisition is the one of "
         "the 2-D benchmark above.",
         "",
-        "| method | PSNR (dB) | SSIM | time (s) |",
-        "|---|---|---|---|",
+        *_method_table(rowss),
     ]
-    for r in rowss:
-        lines.append(f"| {LABELS[r.method]} | {r.psnr:.2f} | {r.ssim:.4f} | {r.seconds:.1f} |")
     per = next((r for r in rowss if r.method == "stack_per_plane"), None)
     sha = next((r for r in rowss if r.method == "stack_shared"), None)
     if per and sha:

@@ -19,7 +19,6 @@ Run from the repository root on a machine with a GPU::
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 import warnings
@@ -27,6 +26,10 @@ import warnings
 import numpy as np
 import torch
 
+try:  # run as a script from benchmarks/ (its folder is on sys.path)
+    from _metrics import psnr, shave
+except ImportError:  # imported as benchmarks.gpu_check from the repository root
+    from benchmarks._metrics import psnr, shave
 from napari_zssr import PRESETS, Cancelled, Progress, ZSSRConfig, super_resolve
 from napari_zssr.core.engine import fit
 from napari_zssr.core.inference import forward_tiled
@@ -42,11 +45,6 @@ def _row(name: str, ok: bool, detail: str) -> None:
     print(f"{'ok  ' if ok else 'FAIL'} {name}: {detail}", flush=True)
 
 
-def _sync(dev: torch.device) -> None:
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-
-
 def test_image(side: int = 192, seed: int = 0) -> np.ndarray:
     """A structured grayscale image in [0, 1]: edges, rings and texture at several scales."""
     rng = np.random.default_rng(seed)
@@ -58,9 +56,9 @@ def test_image(side: int = 192, seed: int = 0) -> np.ndarray:
     return img.astype(np.float32)
 
 
-def _psnr(a: np.ndarray, b: np.ndarray, shave: int = 2) -> float:
-    d = (a - b)[shave:-shave, shave:-shave].astype(np.float64)
-    return 10 * math.log10(1.0 / max(float(np.mean(d * d)), 1e-12))
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR of two [0, 1] images, 2 px shaved from each border (the scale)."""
+    return psnr(shave(a, 2), shave(b, 2), peak=1.0)
 
 
 def _count_syncs(img: np.ndarray, cfg: ZSSRConfig, dev: torch.device) -> int:
@@ -110,10 +108,10 @@ def check_iteration_time(dev: torch.device) -> None:
             cuda_graphs=graphs,
         )
         fit([img], 2, config=cfg.replace(max_iters=20), device=dev)
-        _sync(dev)
+        torch.cuda.synchronize(dev)
         t0 = time.perf_counter()
         fit([img], 2, config=cfg, device=dev)
-        _sync(dev)
+        torch.cuda.synchronize(dev)
         per_it = (time.perf_counter() - t0) / cfg.max_iters
         _row(f"engine training iteration, crop 128, {name}", True, f"{1e3 * per_it:.2f} ms")
     net = ZSSRNet(1, 64, 8).to(dev)
@@ -121,10 +119,10 @@ def check_iteration_time(dev: torch.device) -> None:
     x = torch.rand(1, 1, 128, 128, device=dev)
     for i in range(320):
         if i == 20:
-            _sync(dev)
+            torch.cuda.synchronize(dev)
             t0 = time.perf_counter()
         step(x, x)
-    _sync(dev)
+    torch.cuda.synchronize(dev)
     bare = (time.perf_counter() - t0) / 300
     _row(
         "network step alone (forward, backward, Adam), crop 128, CUDA graph",
@@ -163,11 +161,11 @@ def check_tiling(dev: torch.device) -> None:
     peaks, outs = {}, {}
     with torch.inference_mode():
         for tile in (4096, 512):
-            _sync(dev)
+            torch.cuda.synchronize(dev)
             torch.cuda.reset_peak_memory_stats(dev)
             base = torch.cuda.memory_allocated(dev)
             outs[tile] = forward_tiled(net, x, tile, 16)
-            _sync(dev)
+            torch.cuda.synchronize(dev)
             peaks[tile] = (torch.cuda.max_memory_allocated(dev) - base) / 2**20
     diff = float((outs[4096] - outs[512]).abs().max())
     _row(

@@ -55,6 +55,10 @@ run_step() {
     set5-x4-onejump) natural set5-x4-onejump --sets set5 --scale 4 --gradual "" ;;
     set5-x4-gradual2-3) natural set5-x4-gradual2-3 --sets set5 --scale 4 --gradual 2,3 ;;
     set14-x2) natural set14-x2 --sets set14 --scale 2 ;;
+    # the reference's gradual x2 configuration (six steps; about 6x the time of set5-x2)
+    set5-x2-gradual) natural set5-x2-gradual --sets set5 --scale 2 --preset paper-gradual ;;
+    set5-x4-gradual) natural set5-x4-gradual --sets set5 --scale 4 --preset paper-gradual ;;
+    set14-x2-gradual) natural set14-x2-gradual --sets set14 --scale 2 --preset paper-gradual ;;
     step-time) step step-time python3 benchmarks/step_time.py --device "$DEVICE" --crop 128 --image 1024 ;;
     # leads for the Set5 x2 gap (about 10 s each on an H200): seeds, x1.5 first, the
     # reference's father sampling, size-proportional scales, a longer schedule
@@ -73,9 +77,9 @@ run_step() {
 }
 
 # GPU_SUITE_STEPS: the steps to run, in order (default: all, most important first).
-for name in ${GPU_SUITE_STEPS:-gpu-check cuda-tests bsd100-x2 set5-x2 set5-x4 set5-x4-onejump \
-    set5-x2-bf16 bsd100-x2-bf16 set5-x4-gradual2-3 set14-x2 step-time set5-x2-seeds \
-    set5-x2-leads}; do
+for name in ${GPU_SUITE_STEPS:-gpu-check cuda-tests set5-x2-gradual bsd100-x2 set5-x2 set5-x4 \
+    set5-x4-gradual set5-x4-onejump set14-x2-gradual set5-x2-bf16 bsd100-x2-bf16 \
+    set5-x4-gradual2-3 set14-x2 step-time set5-x2-seeds set5-x2-leads}; do
     run_step "$name"
 done
 cp docs/benchmarks.md "$LOGS/benchmarks.md"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -89,6 +90,51 @@ def test_presets() -> None:
     assert not real.self_ensemble
     assert fast.back_projection_iters < paper.back_projection_iters
     assert all(p.noise_std == 0.0 for k, p in PRESETS.items() if k != "real")
+    # the reference's gradual x2 configuration: six steps from the input, 6 to 12 BP
+    grad = PRESETS["paper-gradual"]
+    assert grad.gradual_from_input and grad.back_projection_iters == 12
+    assert grad.gradual_scales == ((1, 1.5), (1.5, 1), (1.5, 1.5), (1.5, 2), (2, 1.5), (2, 2))
+    assert grad.gradual_back_projection_iters == (6, 6, 8, 10, 10, 12)
+    assert dataclasses.replace(grad, gradual_scales=(), gradual_back_projection_iters=()) == (
+        paper.replace(gradual_scales=(), back_projection_iters=12, gradual_from_input=True)
+    )
+
+
+def test_paper_gradual_without_steps_is_one_jump() -> None:
+    """The CLI's --one-jump, the widget's checkbox and stack-wide training drop the steps."""
+    one = PRESETS["paper-gradual"].replace(gradual_scales=())
+    out = run(pattern((16, 16)), 2, config=one.replace(max_iters=2, width=8, crop_size=16))
+    assert out.shape == (32, 32)
+
+
+def test_config_gradual_steps_normalised_and_json_round_trip() -> None:
+    cfg = ZSSRConfig(
+        gradual_scales=[2, [1, 1.5], np.float32(3)], gradual_back_projection_iters=[1, 2, 3]
+    )
+    assert cfg.gradual_scales == (2.0, (1.0, 1.5), 3.0)
+    assert cfg.gradual_back_projection_iters == (1, 2, 3)
+    d = json.loads(json.dumps(cfg.to_dict()))
+    d.pop("extra")
+    assert ZSSRConfig(**d) == cfg
+    hash(cfg)
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"gradual_scales": (1.0,)}, "gradual_scales entries"),
+        ({"gradual_scales": ((1, 1),)}, "gradual_scales entries"),
+        ({"gradual_scales": ((1.5,),)}, "gradual_scales entries"),
+        ({"gradual_scales": ((2, 0.5),)}, "gradual_scales entries"),
+        ({"gradual_scales": (float("nan"),)}, "gradual_scales entries"),
+        ({"gradual_scales": ("2",)}, "gradual_scales entries"),
+        ({"gradual_scales": (2.0,), "gradual_back_projection_iters": (1, 2)}, "one entry per"),
+        ({"gradual_scales": (2.0,), "gradual_back_projection_iters": (-1,)}, ">= 0"),
+    ],
+)
+def test_config_rejects_bad_gradual_steps(changes: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        ZSSRConfig(**changes)
 
 
 # --- shapes and dtypes -----------------------------------------------------------------------

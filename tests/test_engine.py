@@ -195,6 +195,16 @@ def test_gradual_stages() -> None:
     assert gradual_stages((4.0, 4.0), ()) == [(4.0, 4.0)]
     assert gradual_stages((2.0, 2.0), (2.0, 3.0)) == [(2.0, 2.0)]
     assert gradual_stages((1.0, 4.0), (2.0,)) == [(1.0, 2.0), (1.0, 4.0)]
+    # pairs run in order of area whatever their order in the configuration, capped per axis
+    assert gradual_stages((2.0, 2.0), ((2.0, 1.5), (1.5, 1.0), (1.0, 1.5), (1.5, 3.0))) == [
+        (1.0, 1.5),
+        (1.5, 1.0),
+        (1.5, 2.0),
+        (2.0, 1.5),
+        (2.0, 2.0),
+    ]
+    # a step equal to the final factor, or (1, 1) after capping, is no step
+    assert gradual_stages((1.0, 2.0), ((1.5, 1.0), (2.0, 2.0))) == [(1.0, 2.0)]
 
 
 def test_crop_shape_is_a_multiple_of_the_factor() -> None:
@@ -345,6 +355,71 @@ def test_upscale_plane_gradual_steps() -> None:
     assert all(p.n_steps == 2 for p in seen)
     fractions = [p.fraction for p in seen]
     assert fractions == sorted(fractions)
+
+
+@pytest.mark.parametrize("from_input", [False, True])
+def test_gradual_steps_chained_or_from_the_input(monkeypatch, from_input: bool) -> None:
+    """Chained steps upscale the previous output by what remains; the reference's
+    configuration upscales the input itself at every step, with per-step back-projection."""
+    import napari_zssr.core.engine as engine
+
+    fits: list[tuple[float, float]] = []
+    predicts: list[tuple[tuple[int, ...], tuple[int, ...], int]] = []
+    pools: list[list[tuple[float, float]]] = []
+    real_fit, real_predict = engine.fit, engine.predict
+
+    def spy_fit(fathers, scale, **kw):
+        fits.append(tuple(scale))
+        pools.append([src.base for src in kw["extra_sources"]])
+        return real_fit(fathers, scale, **kw)
+
+    def spy_predict(model, lr, **kw):
+        out = real_predict(model, lr, **kw)
+        predicts.append((tuple(lr.shape), tuple(out.shape), model.config.back_projection_iters))
+        return out
+
+    monkeypatch.setattr(engine, "fit", spy_fit)
+    monkeypatch.setattr(engine, "predict", spy_predict)
+    cfg = TINY.replace(
+        max_iters=3,
+        gradual_scales=((1.0, 1.5), (1.5, 1.5)),
+        gradual_back_projection_iters=(2, 3),
+        back_projection_iters=4,
+        gradual_from_input=from_input,
+    )
+    img = structured(20)[None].astype(np.float32)
+    out, model = upscale_plane(img, 2.0, config=cfg, device="cpu")
+    assert out.shape == (1, 40, 40)
+    assert pools == [[], [(1.0, 1.5)], [(1.0, 1.5), (1.5, 1.5)]]
+    assert [bp for _, _, bp in predicts] == [2, 3, 4]
+    assert [o for _, o, _ in predicts] == [(1, 20, 30), (1, 30, 30), (1, 40, 40)]
+    if from_input:
+        assert fits == [(1.0, 1.5), (1.5, 1.5), (2.0, 2.0)]
+        assert [i for i, _, _ in predicts] == [(1, 20, 20)] * 3
+        assert model.scale == (2.0, 2.0)
+    else:
+        assert fits == [(1.0, 1.5), (1.5, 1.0), pytest.approx((4 / 3, 4 / 3))]
+        assert [i for i, _, _ in predicts] == [(1, 20, 20), (1, 20, 30), (1, 30, 30)]
+
+
+def test_fathers_from_anisotropic_outputs_are_isotropic_on_the_input_grid() -> None:
+    """An output of a (1.5, 2) step is resized by (f / 1.5, f / 2): every father, whatever
+    its source, has one scale f relative to the input, at most the largest step's min."""
+    src = FatherSource(torch.rand(1, 40, 40))
+    out = FatherSource(torch.rand(1, 60, 80), base=(1.5, 2.0))
+    cfg = ZSSRConfig(crop_size=16)
+    sampler = FatherSampler(
+        [src, out], (16, 16), cfg, [(False, False, False)], np.random.default_rng(1)
+    )
+    seen = set()
+    for _ in range(200):
+        chosen, (ry, rx) = sampler._draw()
+        fy, fx = ry * chosen.base[0], rx * chosen.base[1]
+        assert fy == pytest.approx(fx)
+        assert cfg.min_father_scale - 1e-9 <= fy <= 1.5 + 1e-9
+        seen.add(chosen is out)
+    assert seen == {True, False}
+    assert sampler.sample(4).shape == (4, 1, 16, 16)
 
 
 def test_gradual_result_is_back_projected_onto_the_input() -> None:

@@ -22,7 +22,7 @@ pytest.importorskip("torch")
 
 from napari.utils.notifications import NotificationSeverity, notification_manager
 
-from napari_zssr import _widget
+from napari_zssr import PRESETS, _widget
 
 RUN_TIMEOUT_MS = 90_000
 ITERS = 10
@@ -441,6 +441,12 @@ def test_presets_fill_advanced_and_device_is_probed_lazily(viewer, qtbot):
     assert widget._config(False, (4.0, 4.0), np.ones((3, 3))).gradual_scales == ()
     widget.gradual.value = False
     assert widget._config(False, (4.0, 4.0), None).gradual_scales == ()
+    assert set(widget.preset.choices) == set(PRESETS)
+    widget.preset.value = "paper-gradual"  # the reference's steps, not x2 and x4
+    assert widget.gradual.value is True and widget.bp_iters.value == 12
+    cfg = widget._config(False, (2.0, 2.0), None)
+    assert cfg.gradual_scales == PRESETS["paper-gradual"].gradual_scales
+    assert cfg.gradual_from_input and cfg.gradual_back_projection_iters[0] == 6
     widget.preset.value = "real"
     assert widget.gradual.value is False  # the reference's real-image setting: one jump
     assert widget.noise.value == pytest.approx(0.0125)

@@ -10,7 +10,7 @@ from typing import Any, Literal
 import numpy as np
 
 from . import __version__
-from .core.config import PRESETS, ZSSRConfig, resolve_config
+from .core.config import MAX_NOISE_STD, PRESETS, ZSSRConfig, resolve_config
 from .core.device import resolve_device
 from .core.engine import (
     Reporter,
@@ -54,13 +54,16 @@ def _check_noise(noise_std: Any) -> float | str | None:
     if isinstance(noise_std, str):
         if noise_std.strip().lower() == "auto":
             return "auto"
-        raise TypeError(f"noise_std must be a number in [0, 0.5] or 'auto', got {noise_std!r}")
+        raise TypeError(
+            f"noise_std must be a number in [0, {MAX_NOISE_STD}] or 'auto', got {noise_std!r}"
+        )
     if isinstance(noise_std, bool) or not isinstance(noise_std, (int, float, np.number)):
         raise TypeError(f"noise_std must be a number or 'auto', got {noise_std!r}")
     val = float(noise_std)
-    if not math.isfinite(val) or not 0.0 <= val <= 0.5:
+    if not math.isfinite(val) or not 0.0 <= val <= MAX_NOISE_STD:
         raise ValueError(
-            f"noise_std must be in [0, 0.5] (units of the normalised [0, 1] range), got {val!r}"
+            f"noise_std must be in [0, {MAX_NOISE_STD}] (units of the normalised [0, 1] "
+            f"range), got {val!r}"
         )
     return val
 

@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from . import __version__
-from .core.config import PRESETS, resolve_config
+from .core.config import MAX_NOISE_STD, PRESETS, resolve_config
 from .core.progress import Progress
 from .io import read_tiff, write_tiff
 
@@ -96,8 +96,8 @@ def _noise_type(text: str) -> float | str:
     if text.strip().lower() == "auto":
         return "auto"
     value = _nonneg_float(text)
-    if value > 0.5:
-        raise argparse.ArgumentTypeError(f"must be in [0, 0.5] or 'auto', got {text!r}")
+    if value > MAX_NOISE_STD:
+        raise argparse.ArgumentTypeError(f"must be in [0, {MAX_NOISE_STD}] or 'auto', got {text!r}")
     return value
 
 

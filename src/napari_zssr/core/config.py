@@ -7,10 +7,22 @@ configuration without paying torch's import time.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["GRADUAL_SCALES", "PRESETS", "ZSSRConfig", "resolve_config"]
+__all__ = [
+    "GRADUAL_SCALES",
+    "MAX_NOISE_STD",
+    "PRESETS",
+    "REFERENCE_GRADUAL_X2",
+    "ZSSRConfig",
+    "resolve_config",
+]
+
+#: Largest Gaussian noise on LR sons (``noise_std``), in units of the normalised [0, 1] range.
+MAX_NOISE_STD = 0.5
 
 #: Intermediate factors of the presets: a factor above 2 is reached through x2 (and x4)
 #: first. Set5 x4 (docs/benchmarks.md): one jump 29.15 dB, through x2 30.70 dB (``paper``,
@@ -85,11 +97,20 @@ class ZSSRConfig:
     """Gaussian noise added to LR sons only, in units of the normalised [0, 1] range."""
 
     # --- gradual SR and inference -----------------------------------------------
-    gradual_scales: tuple[float, ...] = ()
+    gradual_scales: tuple[float | tuple[float, float], ...] = ()
     """Intermediate scale factors (relative to the input, < final) trained and applied first;
-    their outputs join the pool of fathers. Factors at or above the final one are skipped
-    (so ``(2.0, 4.0)`` leaves a x2 run one jump). Used with the bicubic model only: a
-    kernel is defined for the final factor; stack-wide training goes in one jump too."""
+    their outputs join the pool of fathers. An entry is one factor for both axes or an
+    ``(s_y, s_x)`` pair; each is capped at the final factor per axis, and steps equal to the
+    final one are skipped (so ``(2.0, 4.0)`` leaves a x2 run one jump). Steps run in order of
+    increasing area. Used with the bicubic model only: a kernel is defined for the final
+    factor; stack-wide training goes in one jump too."""
+    gradual_from_input: bool = False
+    """False: each gradual step upscales the previous step's output by the factor that
+    remains. True: every step upscales the input itself by its own total factor, and its
+    output only joins the fathers (the reference's gradual x2 configuration)."""
+    gradual_back_projection_iters: tuple[int, ...] = ()
+    """Back-projection iterations of each intermediate step, one per ``gradual_scales``
+    entry; empty: ``back_projection_iters`` for every step. Unused without gradual steps."""
     back_projection_iters: int = 10
     """Back-projection iterations applied to each ensemble member and to their median.
     Skipped when ``noise_std > 0``: it would copy the input's noise into the output."""
@@ -143,11 +164,30 @@ class ZSSRConfig:
                 self.finetune_iters is None or self.finetune_iters >= 0,
                 "finetune_iters must be None or >= 0",
             ),
-            (all(g > 1 for g in self.gradual_scales), "gradual_scales must all be > 1"),
+            (
+                not self.gradual_back_projection_iters
+                or not self.gradual_scales  # one jump: nothing to apply them to
+                or len(self.gradual_back_projection_iters) == len(self.gradual_scales),
+                "gradual_back_projection_iters must be empty or have one entry per "
+                "gradual_scales entry (change both together)",
+            ),
+            (
+                all(n >= 0 for n in self.gradual_back_projection_iters),
+                "gradual_back_projection_iters must all be >= 0",
+            ),
         ]
         for ok, msg in checks:
             if not ok:
                 raise ValueError(f"ZSSRConfig: {msg}")
+        # lists (JSON, the command line) become tuples: the config stays hashable
+        object.__setattr__(
+            self, "gradual_scales", tuple(_gradual_step(g) for g in self.gradual_scales)
+        )
+        object.__setattr__(
+            self,
+            "gradual_back_projection_iters",
+            tuple(int(n) for n in self.gradual_back_projection_iters),
+        )
 
     def replace(self, **changes: Any) -> ZSSRConfig:
         """Return a copy with some fields changed (unknown names raise TypeError)."""
@@ -167,14 +207,56 @@ class ZSSRConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain-Python dictionary of every field (for metadata and JSON)."""
         d = dataclasses.asdict(self)
-        d["gradual_scales"] = list(self.gradual_scales)
+        d["gradual_scales"] = [list(g) if isinstance(g, tuple) else g for g in self.gradual_scales]
+        d["gradual_back_projection_iters"] = list(self.gradual_back_projection_iters)
         return d
+
+
+def _gradual_step(step: Any) -> float | tuple[float, float]:
+    """Validate one ``gradual_scales`` entry: a factor > 1, or a pair of factors >= 1."""
+    msg = (
+        f"ZSSRConfig: gradual_scales entries must be factors > 1 or (s_y, s_x) pairs, got {step!r}"
+    )
+    if isinstance(step, (bool, str, bytes)):
+        raise ValueError(msg)
+    if isinstance(step, numbers.Real):
+        value = float(step)
+        if not (math.isfinite(value) and value > 1):
+            raise ValueError(msg)
+        return value
+    try:
+        pair = tuple(float(v) for v in step)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(msg) from exc
+    if len(pair) != 2 or not all(math.isfinite(v) and v >= 1 for v in pair) or pair == (1.0, 1.0):
+        raise ValueError(msg)
+    return pair[0], pair[1]
+
+
+#: The steps of the reference's gradual x2 configuration (its last step, x2, is the final
+#: factor of a x2 run; a larger factor adds its own step after it).
+REFERENCE_GRADUAL_X2: tuple[tuple[float, float], ...] = (
+    (1.0, 1.5),
+    (1.5, 1.0),
+    (1.5, 1.5),
+    (1.5, 2.0),
+    (2.0, 1.5),
+    (2.0, 2.0),
+)
 
 
 PRESETS: dict[str, ZSSRConfig] = {
     # The reference's one-jump ("ideal case") defaults: 3000 iterations max, crop 128,
     # self-ensemble and 10 back-projections; factors above 2 through GRADUAL_SCALES.
     "paper": ZSSRConfig(gradual_scales=GRADUAL_SCALES),
+    # The reference's gradual x2 configuration (its README: about 0.3 dB above one jump for
+    # about 6x the time): six steps, each upscaling the input, with 6 to 12 back-projections.
+    "paper-gradual": ZSSRConfig(
+        gradual_scales=REFERENCE_GRADUAL_X2,
+        gradual_from_input=True,
+        gradual_back_projection_iters=(6, 6, 8, 10, 10, 12),
+        back_projection_iters=12,
+    ),
     # The reference's real-image configuration.
     "real": ZSSRConfig(
         self_ensemble=False,

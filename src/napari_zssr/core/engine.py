@@ -384,16 +384,32 @@ def predict(
     return out.float().cpu().numpy()
 
 
+def _gradual_plan(
+    scale: tuple[float, float],
+    gradual: Sequence[float | tuple[float, float]],
+    back_projection: Sequence[int] = (),
+    final_back_projection: int = 0,
+) -> list[tuple[tuple[float, float], int]]:
+    """Each gradual step's total factor with its back-projection iterations, ending at ``scale``."""
+    steps: dict[tuple[float, float], int] = {}
+    for i, g in enumerate(gradual):
+        gy, gx = (float(g), float(g)) if isinstance(g, (int, float)) else g
+        st = (min(gy, scale[0]), min(gx, scale[1]))
+        if st != scale and st != (1.0, 1.0):
+            steps.setdefault(st, back_projection[i] if back_projection else final_back_projection)
+    order = sorted(steps, key=lambda p: (p[0] * p[1], p[0], p[1]))
+    return [(st, steps[st]) for st in order] + [(scale, final_back_projection)]
+
+
 def gradual_stages(
-    scale: tuple[float, float], gradual: Sequence[float]
+    scale: tuple[float, float], gradual: Sequence[float | tuple[float, float]]
 ) -> list[tuple[float, float]]:
-    """Cumulative scale of each gradual step, ending at ``scale``."""
-    stages: list[tuple[float, float]] = []
-    for g in sorted(set(gradual)):
-        st = (min(g, scale[0]), min(g, scale[1]))
-        if st != scale and st != (1.0, 1.0) and (not stages or st != stages[-1]):
-            stages.append(st)
-    return [*stages, scale]
+    """Total scale of each gradual step (factors or (s_y, s_x) pairs), ending at ``scale``.
+
+    Steps are capped at ``scale`` per axis, duplicates and steps equal to ``scale`` are
+    dropped, and the rest run in order of increasing area.
+    """
+    return [st for st, _ in _gradual_plan(scale, gradual)]
 
 
 def upscale_plane(
@@ -410,34 +426,45 @@ def upscale_plane(
 ) -> tuple[np.ndarray, TrainedModel]:
     """ZSSR of one ``(C, H, W)`` image in [0, 1]: train, then infer; gradual if configured.
 
-    With ``config.gradual_scales`` each intermediate step's output becomes the next
-    step's input and joins the pool of fathers, and the same network keeps training; the
-    final result is back-projected onto the input itself through the whole factor.
+    With ``config.gradual_scales`` the same network is trained for each intermediate
+    factor in turn and each step's output joins the pool of fathers. By default each step
+    upscales the previous step's output, and the final result is back-projected onto the
+    input itself through the whole factor; with ``config.gradual_from_input`` every step
+    upscales the input by its own total factor (the reference's gradual configuration).
     Gradual steps need the bicubic model (a kernel is defined for the final factor only)
     and are skipped when a kernel is given.
     """
     cfg = config if config is not None else ZSSRConfig()
     sc = normalise_scale(scale)
     rep = reporter if reporter is not None else Reporter(callback)
-    stages = gradual_stages(sc, cfg.gradual_scales) if kernel is None else [sc]
-    rep.n_steps = len(stages)
+    plan = (
+        _gradual_plan(
+            sc, cfg.gradual_scales, cfg.gradual_back_projection_iters, cfg.back_projection_iters
+        )
+        if kernel is None
+        else [(sc, cfg.back_projection_iters)]
+    )
+    rep.n_steps = len(plan)
     img = np.asarray(image, dtype=np.float32)
     if img.ndim == 2:
         img = img[None]
     final_shape = output_shape(img.shape[-2:], sc)
-    current = img
+    from_input = cfg.gradual_from_input
+    current: np.ndarray | torch.Tensor = img
     prev = (1.0, 1.0)
     model: TrainedModel | None = None
     extra: list[FatherSource] = []
-    for k, st in enumerate(stages):
+    for k, (st, n_bp) in enumerate(plan):
         rep.step = k
-        rel = (st[0] / prev[0], st[1] / prev[1])
-        last = k == len(stages) - 1
+        last = k == len(plan) - 1
+        step_cfg = (
+            cfg if n_bp == cfg.back_projection_iters else cfg.replace(back_projection_iters=n_bp)
+        )
         model = fit(
             [img],
-            rel,
+            st if from_input else (st[0] / prev[0], st[1] / prev[1]),
             kernel=kernel,
-            config=cfg,
+            config=step_cfg,
             device=device,
             seed=seed + k,
             model=model,
@@ -445,8 +472,9 @@ def upscale_plane(
             extra_sources=extra,
         )
         shape = final_shape if last else output_shape(img.shape[-2:], st)
-        # stays on the device: it is the next step's input and one of its fathers
-        out = predict(model, current, out_shape=shape, reporter=rep, vmax=vmax, as_numpy=False)
+        # stays on the device: it is one of the next step's fathers (and maybe its input)
+        src = img if from_input else current
+        out = predict(model, src, out_shape=shape, reporter=rep, vmax=vmax, as_numpy=False)
         if not last:
             # a normal tensor (not an inference-mode one): training crops it
             extra.append(FatherSource(out.float().clone(), base=st))
@@ -454,7 +482,7 @@ def upscale_plane(
             prev = st
     assert model is not None
     n_bp = effective_back_projection(cfg)
-    if len(stages) > 1 and n_bp:
+    if len(plan) > 1 and n_bp and not from_input:
         # The last step back-projected onto the previous step's output; the result must
         # also reproduce the input itself through the whole factor.
         with torch.inference_mode():

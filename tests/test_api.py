@@ -128,6 +128,7 @@ def test_config_gradual_steps_normalised_and_json_round_trip() -> None:
         ({"gradual_scales": ((2, 0.5),)}, "gradual_scales entries"),
         ({"gradual_scales": (float("nan"),)}, "gradual_scales entries"),
         ({"gradual_scales": ("2",)}, "gradual_scales entries"),
+        ({"gradual_scales": ((1, 1.5), (1.5, 1))}, "cannot shrink an axis"),
         ({"gradual_scales": (2.0,), "gradual_back_projection_iters": (1, 2)}, "one entry per"),
         ({"gradual_scales": (2.0,), "gradual_back_projection_iters": (-1,)}, ">= 0"),
     ],

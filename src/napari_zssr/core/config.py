@@ -7,6 +7,7 @@ configuration without paying torch's import time.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import numbers
 from dataclasses import dataclass, field
@@ -183,6 +184,15 @@ class ZSSRConfig:
         object.__setattr__(
             self, "gradual_scales", tuple(_gradual_step(g) for g in self.gradual_scales)
         )
+        if not self.gradual_from_input:
+            pairs = sorted((g, g) if isinstance(g, float) else g for g in self.gradual_scales)
+            pairs.sort(key=lambda p: p[0] * p[1])
+            for a, b in itertools.pairwise(pairs):
+                if b[0] < a[0] or b[1] < a[1]:
+                    raise ValueError(
+                        f"ZSSRConfig: chained gradual steps cannot shrink an axis ({a} then "
+                        f"{b}); set gradual_from_input=True to upscale the input at every step"
+                    )
         object.__setattr__(
             self,
             "gradual_back_projection_iters",

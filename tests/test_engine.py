@@ -357,49 +357,78 @@ def test_upscale_plane_gradual_steps() -> None:
     assert fractions == sorted(fractions)
 
 
-@pytest.mark.parametrize("from_input", [False, True])
-def test_gradual_steps_chained_or_from_the_input(monkeypatch, from_input: bool) -> None:
-    """Chained steps upscale the previous output by what remains; the reference's
-    configuration upscales the input itself at every step, with per-step back-projection."""
+@pytest.mark.parametrize(
+    ("from_input", "steps", "scale", "fits", "inputs", "outputs"),
+    [
+        # chained: each step upscales the previous output by what remains
+        (
+            False,
+            ((1.0, 1.5), (1.5, 1.5)),
+            2.0,
+            [(1.0, 1.5), (1.5, 1.0), (4 / 3, 4 / 3)],
+            [(20, 20), (20, 30), (30, 30)],
+            [(20, 30), (30, 30), (40, 40)],
+        ),
+        # the reference's configuration: every step upscales the input itself
+        (
+            True,
+            ((1.0, 1.5), (2.0, 1.5)),
+            2.0,
+            [(1.0, 1.5), (2.0, 1.5), (2.0, 2.0)],
+            [(20, 20), (20, 20), (20, 20)],
+            [(20, 30), (40, 30), (40, 40)],
+        ),
+        # ... except a final factor beyond every step, reached from the largest step
+        (
+            True,
+            ((1.0, 1.5), (1.5, 1.5)),
+            3.0,
+            [(1.0, 1.5), (1.5, 1.5), (2.0, 2.0)],
+            [(20, 20), (20, 20), (30, 30)],
+            [(20, 30), (30, 30), (60, 60)],
+        ),
+    ],
+)
+def test_gradual_steps_chained_or_from_the_input(
+    monkeypatch, from_input, steps, scale, fits, inputs, outputs
+) -> None:
+    """Which image each gradual step upscales, by which factor, with which back-projection."""
     import napari_zssr.core.engine as engine
 
-    fits: list[tuple[float, float]] = []
-    predicts: list[tuple[tuple[int, ...], tuple[int, ...], int]] = []
+    seen_fits: list[tuple[float, float]] = []
+    seen_predicts: list[tuple[tuple[int, ...], tuple[int, ...], int]] = []
     pools: list[list[tuple[float, float]]] = []
     real_fit, real_predict = engine.fit, engine.predict
 
     def spy_fit(fathers, scale, **kw):
-        fits.append(tuple(scale))
+        seen_fits.append(tuple(scale))
         pools.append([src.base for src in kw["extra_sources"]])
         return real_fit(fathers, scale, **kw)
 
     def spy_predict(model, lr, **kw):
         out = real_predict(model, lr, **kw)
-        predicts.append((tuple(lr.shape), tuple(out.shape), model.config.back_projection_iters))
+        seen_predicts.append(
+            (tuple(lr.shape[-2:]), tuple(out.shape[-2:]), model.config.back_projection_iters)
+        )
         return out
 
     monkeypatch.setattr(engine, "fit", spy_fit)
     monkeypatch.setattr(engine, "predict", spy_predict)
     cfg = TINY.replace(
         max_iters=3,
-        gradual_scales=((1.0, 1.5), (1.5, 1.5)),
+        gradual_scales=steps,
         gradual_back_projection_iters=(2, 3),
         back_projection_iters=4,
         gradual_from_input=from_input,
     )
     img = structured(20)[None].astype(np.float32)
-    out, model = upscale_plane(img, 2.0, config=cfg, device="cpu")
-    assert out.shape == (1, 40, 40)
-    assert pools == [[], [(1.0, 1.5)], [(1.0, 1.5), (1.5, 1.5)]]
-    assert [bp for _, _, bp in predicts] == [2, 3, 4]
-    assert [o for _, o, _ in predicts] == [(1, 20, 30), (1, 30, 30), (1, 40, 40)]
-    if from_input:
-        assert fits == [(1.0, 1.5), (1.5, 1.5), (2.0, 2.0)]
-        assert [i for i, _, _ in predicts] == [(1, 20, 20)] * 3
-        assert model.scale == (2.0, 2.0)
-    else:
-        assert fits == [(1.0, 1.5), (1.5, 1.0), pytest.approx((4 / 3, 4 / 3))]
-        assert [i for i, _, _ in predicts] == [(1, 20, 20), (1, 20, 30), (1, 30, 30)]
+    out, _ = upscale_plane(img, scale, config=cfg, device="cpu")
+    assert out.shape == (1, *outputs[-1])
+    assert seen_fits == [pytest.approx(f) for f in fits]
+    assert [i for i, _, _ in seen_predicts] == inputs
+    assert [o for _, o, _ in seen_predicts] == outputs
+    assert [bp for _, _, bp in seen_predicts] == [2, 3, 4]
+    assert pools == [[], [steps[0]], list(steps)]
 
 
 def test_fathers_from_anisotropic_outputs_are_isotropic_on_the_input_grid() -> None:

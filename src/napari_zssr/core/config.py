@@ -108,7 +108,9 @@ class ZSSRConfig:
     gradual_from_input: bool = False
     """False: each gradual step upscales the previous step's output by the factor that
     remains. True: every step upscales the input itself by its own total factor, and its
-    output only joins the fathers (the reference's gradual x2 configuration)."""
+    output only joins the fathers (the reference's gradual x2 configuration); a final factor
+    above the largest step on both axes (x4 after steps up to x2) is still reached from that
+    step's output."""
     gradual_back_projection_iters: tuple[int, ...] = ()
     """Back-projection iterations of each intermediate step, one per ``gradual_scales``
     entry; empty: ``back_projection_iters`` for every step. Unused without gradual steps."""

@@ -430,7 +430,9 @@ def upscale_plane(
     factor in turn and each step's output joins the pool of fathers. By default each step
     upscales the previous step's output, and the final result is back-projected onto the
     input itself through the whole factor; with ``config.gradual_from_input`` every step
-    upscales the input by its own total factor (the reference's gradual configuration).
+    upscales the input by its own total factor (the reference's gradual configuration),
+    except a final factor above the largest step on both axes, which is reached from that
+    step's output (the reference's "base change"; from the input it was worse: Set5 x4).
     Gradual steps need the bicubic model (a kernel is defined for the final factor only)
     and are skipped when a kernel is given.
     """
@@ -454,15 +456,18 @@ def upscale_plane(
     prev = (1.0, 1.0)
     model: TrainedModel | None = None
     extra: list[FatherSource] = []
+    # a final factor beyond every step goes on from the largest step's output
+    chain_last = len(plan) > 1 and sc[0] > plan[-2][0][0] and sc[1] > plan[-2][0][1]
     for k, (st, n_bp) in enumerate(plan):
         rep.step = k
         last = k == len(plan) - 1
+        chained = not from_input or (last and chain_last)
         step_cfg = (
             cfg if n_bp == cfg.back_projection_iters else cfg.replace(back_projection_iters=n_bp)
         )
         model = fit(
             [img],
-            st if from_input else (st[0] / prev[0], st[1] / prev[1]),
+            (st[0] / prev[0], st[1] / prev[1]) if chained else st,
             kernel=kernel,
             config=step_cfg,
             device=device,
@@ -473,7 +478,7 @@ def upscale_plane(
         )
         shape = final_shape if last else output_shape(img.shape[-2:], st)
         # stays on the device: it is one of the next step's fathers (and maybe its input)
-        src = img if from_input else current
+        src = current if chained else img
         out = predict(model, src, out_shape=shape, reporter=rep, vmax=vmax, as_numpy=False)
         if not last:
             # a normal tensor (not an inference-mode one): training crops it
@@ -482,7 +487,7 @@ def upscale_plane(
             prev = st
     assert model is not None
     n_bp = effective_back_projection(cfg)
-    if len(plan) > 1 and n_bp and not from_input:
+    if len(plan) > 1 and n_bp and (not from_input or chain_last):
         # The last step back-projected onto the previous step's output; the result must
         # also reproduce the input itself through the whole factor.
         with torch.inference_mode():

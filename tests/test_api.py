@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import re
@@ -90,14 +89,25 @@ def test_presets() -> None:
     assert not real.self_ensemble
     assert fast.back_projection_iters < paper.back_projection_iters
     assert all(p.noise_std == 0.0 for k, p in PRESETS.items() if k != "real")
-    # the reference's gradual x2 configuration: six steps from the input, 6 to 12 BP
+    # the reference's gradual x2 configuration: six steps from the input, 6 to 12 BP; in
+    # `paper` for factors above 2 only, so that x2 stays the reference's one jump
     grad = PRESETS["paper-gradual"]
     assert grad.gradual_from_input and grad.back_projection_iters == 12
     assert grad.gradual_scales == ((1, 1.5), (1.5, 1), (1.5, 1.5), (1.5, 2), (2, 1.5), (2, 2))
     assert grad.gradual_back_projection_iters == (6, 6, 8, 10, 10, 12)
-    assert dataclasses.replace(grad, gradual_scales=(), gradual_back_projection_iters=()) == (
-        paper.replace(gradual_scales=(), back_projection_iters=12, gradual_from_input=True)
-    )
+    assert grad == paper.replace(gradual_above=1.0, back_projection_iters=12)
+    assert paper.gradual_above == 2.0
+
+
+@pytest.mark.parametrize(
+    ("preset", "scale", "n_steps"), [("paper", 2, 1), ("paper", 2.5, 7), ("paper-gradual", 2, 6)]
+)
+def test_paper_presets_steps(preset: str, scale: float, n_steps: int) -> None:
+    cfg = PRESETS[preset].replace(max_iters=2, width=8, crop_size=16, self_ensemble=False)
+    seen: list[Progress] = []
+    out = run(pattern((16, 16)), scale, config=cfg, callback=seen.append)
+    assert out.shape == (math.ceil(16 * scale),) * 2
+    assert {p.n_steps for p in seen} == {n_steps}
 
 
 def test_paper_gradual_without_steps_is_one_jump() -> None:

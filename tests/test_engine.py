@@ -203,6 +203,9 @@ def test_gradual_stages() -> None:
         (2.0, 1.5),
         (2.0, 2.0),
     ]
+    # no steps at or below ``above`` (the `paper` preset's x2 stays one jump)
+    assert gradual_stages((2.0, 2.0), ((1.5, 1.5),), above=2.0) == [(2.0, 2.0)]
+    assert gradual_stages((2.0, 2.5), ((1.5, 1.5),), above=2.0) == [(1.5, 1.5), (2.0, 2.5)]
     # a step equal to the final factor, or (1, 1) after capping, is no step
     assert gradual_stages((1.0, 2.0), ((1.5, 1.0), (2.0, 2.0))) == [(1.0, 2.0)]
 

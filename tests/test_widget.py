@@ -437,7 +437,8 @@ def test_presets_fill_advanced_and_device_is_probed_lazily(viewer, qtbot):
     assert widget.ensemble.value is True
     assert widget.bp_iters.value == 10
     assert widget.gradual.value is True
-    assert widget._config(False, (4.0, 4.0), None).gradual_scales == (2.0, 4.0)
+    cfg = widget._config(False, (4.0, 4.0), None)
+    assert cfg.gradual_scales == PRESETS["paper"].gradual_scales and cfg.gradual_above == 2.0
     assert widget._config(False, (4.0, 4.0), np.ones((3, 3))).gradual_scales == ()
     widget.gradual.value = False
     assert widget._config(False, (4.0, 4.0), None).gradual_scales == ()

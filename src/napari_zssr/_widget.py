@@ -739,12 +739,12 @@ class ZSSRWidget(Container):
         )
         self.crop_size = SpinBox(label="Crop size", value=fast.crop_size, min=8, max=1024, step=8)
         self.gradual = CheckBox(
-            text="gradual: through x2 and x4 first",
+            text="gradual: intermediate factors first",
             value=bool(fast.gradual_scales),
-            tooltip="Factors above 2 are reached in steps (x2, then x4, then the factor), each "
-            "step's output joining the training images; with the paper-gradual preset, the "
-            "reference's six steps (x1.5 per axis first) at any factor. Without a PSF only. "
-            "One jump when off.",
+            tooltip="Large factors are reached in steps, each step's output joining the "
+            "training images: x2 then x4 with fast and balanced; with paper, the reference's "
+            "gradual x2 steps (x1.5 per axis first) for factors above 2; with paper-gradual, "
+            "those steps at any factor. Without a PSF only. One jump when off.",
         )
         self.bp_iters = SpinBox(
             label="Back-projection", value=fast.back_projection_iters, min=0, max=50
@@ -1243,7 +1243,7 @@ class ZSSRWidget(Container):
                 noise_std=float(self.noise.value),
             )
         name = str(self.preset.value)
-        # the preset's own steps (the reference's for paper-gradual), else x2 and x4 first
+        # the preset's own steps (the reference's for paper and paper-gradual), else x2, x4
         steps = PRESETS[name].gradual_scales or GRADUAL_SCALES
         gradual = steps if self.gradual.value and kernel is None else ()
         return resolve_config(

@@ -191,7 +191,7 @@ def super_resolve(
     if (
         kernel is not None
         and cfg.gradual_scales != preset_gradual  # the caller asked for other steps
-        and len(gradual_stages(sc, cfg.gradual_scales)) > 1
+        and len(gradual_stages(sc, cfg.gradual_scales, cfg.gradual_above)) > 1
     ):
         warnings.warn(
             "gradual_scales are ignored with a custom kernel (it is defined for the final "

@@ -389,9 +389,12 @@ def _gradual_plan(
     gradual: Sequence[float | tuple[float, float]],
     back_projection: Sequence[int] = (),
     final_back_projection: int = 0,
+    above: float = 1.0,
 ) -> list[tuple[tuple[float, float], int]]:
     """Each gradual step's total factor with its back-projection iterations, ending at ``scale``."""
     steps: dict[tuple[float, float], int] = {}
+    if max(scale) <= above:
+        gradual = ()
     for i, g in enumerate(gradual):
         gy, gx = (float(g), float(g)) if isinstance(g, (int, float)) else g
         st = (min(gy, scale[0]), min(gx, scale[1]))
@@ -402,14 +405,17 @@ def _gradual_plan(
 
 
 def gradual_stages(
-    scale: tuple[float, float], gradual: Sequence[float | tuple[float, float]]
+    scale: tuple[float, float],
+    gradual: Sequence[float | tuple[float, float]],
+    above: float = 1.0,
 ) -> list[tuple[float, float]]:
     """Total scale of each gradual step (factors or (s_y, s_x) pairs), ending at ``scale``.
 
     Steps are capped at ``scale`` per axis, duplicates and steps equal to ``scale`` are
-    dropped, and the rest run in order of increasing area.
+    dropped, and the rest run in order of increasing area; none unless a factor of
+    ``scale`` exceeds ``above`` (``ZSSRConfig.gradual_above``).
     """
-    return [st for st, _ in _gradual_plan(scale, gradual)]
+    return [st for st, _ in _gradual_plan(scale, gradual, above=above)]
 
 
 def upscale_plane(
@@ -441,7 +447,11 @@ def upscale_plane(
     rep = reporter if reporter is not None else Reporter(callback)
     plan = (
         _gradual_plan(
-            sc, cfg.gradual_scales, cfg.gradual_back_projection_iters, cfg.back_projection_iters
+            sc,
+            cfg.gradual_scales,
+            cfg.gradual_back_projection_iters,
+            cfg.back_projection_iters,
+            cfg.gradual_above,
         )
         if kernel is None
         else [(sc, cfg.back_projection_iters)]

@@ -191,8 +191,7 @@ class ZSSRConfig:
             self, "gradual_scales", tuple(_gradual_step(g) for g in self.gradual_scales)
         )
         if not self.gradual_from_input:
-            pairs = sorted((g, g) if isinstance(g, float) else g for g in self.gradual_scales)
-            pairs.sort(key=lambda p: p[0] * p[1])
+            pairs = sorted(map(step_pair, self.gradual_scales), key=step_order)
             for a, b in itertools.pairwise(pairs):
                 if b[0] < a[0] or b[1] < a[1]:
                     raise ValueError(
@@ -226,6 +225,16 @@ class ZSSRConfig:
         d["gradual_scales"] = [list(g) if isinstance(g, tuple) else g for g in self.gradual_scales]
         d["gradual_back_projection_iters"] = list(self.gradual_back_projection_iters)
         return d
+
+
+def step_pair(step: float | tuple[float, float]) -> tuple[float, float]:
+    """A validated ``gradual_scales`` entry as ``(s_y, s_x)``."""
+    return (float(step), float(step)) if isinstance(step, (int, float)) else step
+
+
+def step_order(pair: tuple[float, float]) -> tuple[float, float, float]:
+    """Sort key of gradual steps: increasing area, then s_y, then s_x."""
+    return pair[0] * pair[1], pair[0], pair[1]
 
 
 def _gradual_step(step: Any) -> float | tuple[float, float]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .config import ZSSRConfig
+from .config import ZSSRConfig, step_order, step_pair
 from .device import resolve_device
 from .inference import back_project, degrade, super_resolve_tensor
 from .kernels import DownscaleKernel, allowed_transforms, prepare_kernel
@@ -396,11 +396,11 @@ def _gradual_plan(
     if max(scale) <= above:
         gradual = ()
     for i, g in enumerate(gradual):
-        gy, gx = (float(g), float(g)) if isinstance(g, (int, float)) else g
+        gy, gx = step_pair(g)
         st = (min(gy, scale[0]), min(gx, scale[1]))
         if st != scale and st != (1.0, 1.0):
             steps.setdefault(st, back_projection[i] if back_projection else final_back_projection)
-    order = sorted(steps, key=lambda p: (p[0] * p[1], p[0], p[1]))
+    order = sorted(steps, key=step_order)
     return [(st, steps[st]) for st in order] + [(scale, final_back_projection)]
 
 
@@ -497,7 +497,7 @@ def upscale_plane(
             prev = st
     assert model is not None
     n_bp = effective_back_projection(cfg)
-    if len(plan) > 1 and n_bp and (not from_input or chain_last):
+    if len(plan) > 1 and n_bp and chained:  # the last step upscaled an earlier output
         # The last step back-projected onto the previous step's output; the result must
         # also reproduce the input itself through the whole factor.
         with torch.inference_mode():

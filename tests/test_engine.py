@@ -454,6 +454,23 @@ def test_fathers_from_anisotropic_outputs_are_isotropic_on_the_input_grid() -> N
     assert sampler.sample(4).shape == (4, 1, 16, 16)
 
 
+@pytest.mark.parametrize("shape", [(36, 36), (34, 51), (47, 31)])
+def test_every_father_has_the_crop_shape_with_anisotropic_sources(shape) -> None:
+    """Outputs of anisotropic steps (1, 1.5), (1.5, 1), ... are resized by f / base per
+    axis: the smallest scale f must let the crop fit on both axes, whatever the input's
+    aspect ratio (a short father trains on a wrong-sized pair, and breaks the CUDA graph)."""
+    h, w = shape
+    cfg = ZSSRConfig(crop_size=32)
+    sources = [FatherSource(torch.rand(1, h, w))]
+    rng = np.random.default_rng(0)
+    for base in ((1.0, 1.5), (1.5, 1.0), (1.5, 1.5), (1.5, 2.0), (2.0, 1.5)):
+        crop = crop_shape(cfg.crop_size, base, shape)
+        sampler = FatherSampler(sources, crop, cfg, [(False, False, False)], rng)
+        for _ in range(300):
+            assert tuple(sampler._one().shape[-2:]) == crop, (base, crop)
+        sources.append(FatherSource(torch.rand(1, round(h * base[0]), round(w * base[1])), base))
+
+
 def test_gradual_result_is_back_projected_onto_the_input() -> None:
     """After gradual steps the output reproduces the input itself through the whole factor."""
     img = structured(24)[None].astype(np.float32)

@@ -119,8 +119,10 @@ class FatherSampler:
     # -- random choices -----------------------------------------------------------
     def _min_scale(self, src: FatherSource) -> float:
         h, w = src.image.shape[-2:]
-        need = max(self.crop[0] / h, self.crop[1] / w)  # the crop must fit at that scale
-        return min(max(self.config.min_father_scale, need * min(src.base)), min(src.base))
+        # The crop must fit at that scale on both axes: the source is resized by f / base per
+        # axis, so an anisotropic base (an output of a (1.5, 2) step) bounds f per axis.
+        need = max(self.crop[0] * src.base[0] / h, self.crop[1] * src.base[1] / w)
+        return min(max(self.config.min_father_scale, need), min(src.base))
 
     def _draw(self) -> tuple[FatherSource, tuple[float, float]]:
         """Pick a scale relative to the input, then the source that serves it."""

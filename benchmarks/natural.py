@@ -546,15 +546,20 @@ def markdown_table(run: SetRun) -> str:
     return "\n".join(lines)
 
 
-def _overrides_text(args: argparse.Namespace) -> str:
-    parts = []
+def _config_overrides(args: argparse.Namespace) -> list[tuple[str, Any]]:
+    """Every ZSSRConfig change of the command line: the shortcut options, then ``--set``."""
+    out: list[tuple[str, Any]] = []
     if args.max_iters is not None:
-        parts.append(f"max_iters={args.max_iters}")
+        out.append(("max_iters", args.max_iters))
     if args.gradual is not None:
-        parts.append(f"gradual_scales={tuple(args.gradual)}")
+        out.append(("gradual_scales", tuple(args.gradual)))
     if args.mixed_precision:
-        parts.append("mixed_precision=True")
-    parts += [f"{k}={v!r}" for k, v in args.overrides]
+        out.append(("mixed_precision", True))
+    return out + list(args.overrides)
+
+
+def _overrides_text(args: argparse.Namespace) -> str:
+    parts = [f"{k}={v!r}" for k, v in _config_overrides(args)]
     return ", ".join(parts) if parts else "none"
 
 
@@ -855,17 +860,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         dev, reason = resolve_device(args.device)
     except (TypeError, ValueError) as exc:
         parser.error(f"--device: {exc}")
-    cfg = resolve_config(
-        args.preset,
-        None,
-        max_iters=args.max_iters,
-        gradual_scales=None if args.gradual is None else tuple(args.gradual),
-        mixed_precision=True if args.mixed_precision else None,
-    )
     try:
-        cfg = cfg.replace(**dict(args.overrides))
+        cfg = resolve_config(args.preset).replace(**dict(_config_overrides(args)))
     except (TypeError, ValueError) as exc:
-        parser.error(f"--set: {exc}")
+        parser.error(f"--set / --gradual / --max-iters: {exc}")
     # Check every requested --images name before any training starts.
     if args.images:
         known: list[tuple[str, str]] = []

@@ -9,7 +9,7 @@ two levels. Each method's x2 result is compared with the ground truth (PSNR and 
 scikit-image, data range of the ground truth, 2-pixel border shaved).
 
 Methods: bicubic (MATLAB-compatible cubic, a = -0.5); ZSSR with its default bicubic kernel;
-ZSSR with the true PSF kernel (as :func:`napari_zssr.core.psf.kernel_from_optics` gives it,
+ZSSR with the true PSF kernel (as :func:`napari_zssr.psf.kernel_from_optics` gives it,
 cropped to 3 FWHM); each of the two kernels also with Gaussian noise on the LR sons matched to
 the simulated noise (and no back-projection, as in the reference's real-image configuration);
 and the true PSF with the noise level estimated from the image (``noise_std="auto"``).
@@ -150,7 +150,7 @@ def load_stack(data: Path, quick: bool) -> np.ndarray:
 
 def true_psf() -> np.ndarray:
     """The simulation's widefield PSF on the 50 nm grid (odd, wide window, sum 1)."""
-    from napari_zssr.core.psf import kernel_from_optics
+    from napari_zssr.psf import kernel_from_optics
 
     res = kernel_from_optics(
         image_pixel_size=HR_PIXEL_UM,
@@ -168,7 +168,7 @@ def true_psf() -> np.ndarray:
 
 def zssr_kernel() -> Any:
     """The kernel ZSSR is given: same optics, cropped to 3 FWHM, pixel integration included."""
-    from napari_zssr.core.psf import kernel_from_optics
+    from napari_zssr.psf import kernel_from_optics
 
     return kernel_from_optics(
         image_pixel_size=HR_PIXEL_UM * SCALE,

@@ -16,7 +16,7 @@ from napari_zssr.cli import main
 from napari_zssr.io import read_tiff, write_tiff
 
 HAS_ENGINE = importlib.util.find_spec("napari_zssr.api") is not None
-HAS_PSF = importlib.util.find_spec("napari_zssr.core.psf") is not None
+HAS_PSF = importlib.util.find_spec("napari_zssr.psf") is not None
 HAS_ISOTROPIC = importlib.util.find_spec("napari_zssr.isotropic") is not None
 needs_engine = pytest.mark.skipif(not HAS_ENGINE, reason="engine (napari_zssr.api) not present")
 FAST = ["--preset", "fast", "--max-iters", "20", "--quiet"]

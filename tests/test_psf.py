@@ -10,8 +10,7 @@ import pytest
 import tifffile
 from scipy.io import savemat
 
-from napari_zssr.core import psf as psfmod
-from napari_zssr.core.psf import (
+from napari_zssr.psf import (
     PSFKernel,
     axial_profile,
     kernel_from_bead_stack,
@@ -20,6 +19,7 @@ from napari_zssr.core.psf import (
     kernel_fwhm,
     load_psf_file,
 )
+from napari_zssr.psf import geometry as psfmod
 
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 

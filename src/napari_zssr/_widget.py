@@ -1,7 +1,7 @@
 """The napari dock widget of napari-zssr.
 
 The widget only gathers parameters, calls the engine (:func:`napari_zssr.super_resolve`), the
-PSF helpers (:mod:`napari_zssr.core.psf`) and the isotropic reconstruction
+PSF helpers (:mod:`napari_zssr.psf`) and the isotropic reconstruction
 (:mod:`napari_zssr.isotropic`), and places the results. Nothing here imports torch: the engine
 is imported inside the worker thread when the first run starts.
 
@@ -1083,7 +1083,7 @@ class ZSSRWidget(Container):
         if key is None:
             raise ValueError("choose an existing PSF file (.tif, .npy or .mat)")
         if key not in self._psf_cache:
-            from .core import psf as psf_module
+            from . import psf as psf_module
 
             arr, pixel = psf_module.load_psf_file(key[0])
             self._psf_cache = {key: (np.asarray(arr), pixel)}
@@ -1143,7 +1143,7 @@ class ZSSRWidget(Container):
         if psf == PSF_NONE:
             return None, {"source": "none", "description": "MATLAB bicubic (antialiased)"}
         try:
-            from .core import psf as psf_module
+            from . import psf as psf_module
         except ImportError as exc:  # pragma: no cover - the module ships with the package
             raise ValueError(f"PSF support is not available: {exc}") from exc
         image_px = self._image_pixel_size(layer)

@@ -417,7 +417,7 @@ def _kernel(
 
     Returns the kernel, a one-line description and the JSON-able parameters of its source.
     """
-    from .core import psf as psf_module
+    from . import psf as psf_module
 
     py, px = image_yx
     image_size = px if py == px else (py, px)

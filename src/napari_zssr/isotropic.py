@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .core.config import ZSSRConfig, resolve_config
+from .core.config import MAX_SCALE, ZSSRConfig, resolve_config
 from .core.progress import Cancelled, Progress, ProgressCallback
 
 __all__ = ["MAX_FATHER_PLANES", "axial_kernel_for", "isotropic_placement", "isotropic_z"]
@@ -37,10 +37,10 @@ def _check_ratio(z_ratio: Any) -> float:
     if isinstance(z_ratio, (bool, np.bool_)) or not isinstance(z_ratio, (int, float, np.number)):
         raise TypeError(f"z_ratio must be a number, got {type(z_ratio).__name__}")
     r = float(z_ratio)
-    if not math.isfinite(r) or not 1.0 < r <= 16.0:
+    if not math.isfinite(r) or not 1.0 < r <= MAX_SCALE:
         raise ValueError(
-            f"z_ratio (z step / xy pixel size) must be in (1, 16], got {z_ratio!r}; a stack "
-            "whose z step is not coarser than its pixel needs no isotropic reconstruction"
+            f"z_ratio (z step / xy pixel size) must be in (1, {MAX_SCALE:g}], got {z_ratio!r}; "
+            "a stack whose z step is not coarser than its pixel needs no isotropic reconstruction"
         )
     return r
 
@@ -58,7 +58,7 @@ def axial_kernel_for(
         z step / lateral pixel size, in (1, 16].
     axial_kernel : numpy.ndarray, optional
         The complete 1-D kernel on the lateral grid (e.g. from
-        :func:`napari_zssr.core.psf.axial_profile` with ``integrate_step`` = the z step),
+        :func:`napari_zssr.psf.axial_profile` with ``integrate_step`` = the z step),
         used as given apart from normalisation.
     axial_fwhm : float, optional
         FWHM, in lateral pixels, of a Gaussian axial blur *beyond* the lateral one (for
@@ -71,7 +71,7 @@ def axial_kernel_for(
         ``(1, n)`` float64, non-negative, sum 1. With neither argument: the integration over
         one z step alone (a box ``z_ratio`` lateral pixels wide).
     """
-    from .core.psf import _box_1d, _finish_1d, _gaussian_taps
+    from .psf.geometry import _box_1d, _finish_1d, _gaussian_taps
 
     r = _check_ratio(z_ratio)
     if axial_kernel is not None and axial_fwhm is not None:
@@ -216,7 +216,7 @@ def isotropic_z(
         z step / lateral pixel size, in (1, 16] (non-integer allowed).
     axial_kernel : numpy.ndarray, optional
         Complete 1-D axial kernel on the lateral grid, integration over the z step included
-        (see :func:`napari_zssr.core.psf.axial_profile`).
+        (see :func:`napari_zssr.psf.axial_profile`).
     axial_fwhm : float, optional
         Instead: FWHM in lateral pixels of a Gaussian extra axial blur. With neither, the
         kernel is the integration over one z step (a box ``z_ratio`` pixels wide).

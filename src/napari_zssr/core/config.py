@@ -16,6 +16,7 @@ from typing import Any
 __all__ = [
     "GRADUAL_SCALES",
     "MAX_NOISE_STD",
+    "MAX_SCALE",
     "PRESETS",
     "REFERENCE_GRADUAL_X2",
     "ZSSRConfig",
@@ -24,6 +25,9 @@ __all__ = [
 
 #: Largest Gaussian noise on LR sons (``noise_std``), in units of the normalised [0, 1] range.
 MAX_NOISE_STD = 0.5
+
+#: Largest scale factor on any axis (upscaling, the PSF kernels, Z to isotropic).
+MAX_SCALE = 16.0
 
 #: Intermediate factors of the `fast` and `balanced` presets: a factor above 2 is reached
 #: through x2 (and x4) first. Set5 x4 (docs/benchmarks.md): one jump 29.15 dB, through x2

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .config import ZSSRConfig, step_order, step_pair
+from .config import MAX_SCALE, ZSSRConfig, step_order, step_pair
 from .device import resolve_device
 from .inference import back_project, degrade, super_resolve_tensor
 from .kernels import DownscaleKernel, allowed_transforms, prepare_kernel
@@ -38,7 +38,6 @@ __all__ = [
     "upscale_plane",
 ]
 
-MAX_SCALE = 16.0
 #: Fewest iterations for which the training step is captured in a CUDA graph.
 GRAPH_MIN_ITERS = 100
 

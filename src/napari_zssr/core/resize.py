@@ -9,7 +9,9 @@ for this module), but it is not MATLAB's resize: it renormalises truncated weigh
 borders instead of mirroring the image, its plain upscaling uses a = -0.75, and its sample
 positions for non-integer factors follow the size ratio rather than the requested factor.
 Each axis is therefore resized here by a dense weight matrix built exactly as MATLAB builds
-it; the same code runs on every torch device and serves both directions.
+it; the same code runs on every torch device and serves both directions. The cubic and the
+weight matrices are plain NumPy (torch is imported only to resize a tensor), so the PSF
+package resamples with the same cubic without needing torch.
 """
 
 from __future__ import annotations
@@ -17,11 +19,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from .device import DeviceCache, upload
+if TYPE_CHECKING:
+    import torch
+
+    from .device import DeviceCache
 
 __all__ = ["cubic", "imresize", "output_shape", "resize_matrix"]
 
@@ -84,7 +89,7 @@ def resize_matrix(in_len: int, out_len: int, scale: float, antialias: bool = Tru
     return mat
 
 
-_MATRICES: DeviceCache[torch.Tensor] = DeviceCache(256)
+_MATRICES: DeviceCache[torch.Tensor] | None = None  # created with the first tensor resize
 
 
 def _matrix(
@@ -95,6 +100,11 @@ def _matrix(
     device: torch.device,
     dtype: torch.dtype,
 ) -> torch.Tensor:
+    global _MATRICES
+    from .device import DeviceCache, upload
+
+    if _MATRICES is None:
+        _MATRICES = DeviceCache(256)
     key = (in_len, out_len, float(scale), antialias, str(device), dtype)
     return _MATRICES.get(
         key,
@@ -127,6 +137,8 @@ def imresize(
     torch.Tensor
         ``(..., H_out, W_out)`` with the dtype and device of ``x``.
     """
+    import torch
+
     if not torch.is_floating_point(x):
         raise TypeError(f"imresize needs a floating-point tensor, got {x.dtype}")
     if x.ndim < 2:

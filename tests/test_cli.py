@@ -389,3 +389,11 @@ def test_demo_with_a_display_opens_napari_with_sample_and_widget(monkeypatch):
     assert main(["demo"]) == 0
     assert seen["layers"] == ["membranes"]
     assert any(cli.WIDGET_NAME in name for name in seen["docks"])
+
+
+def test_run_help_shows_no_empty_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = capsys.readouterr().out
+    assert "(default: None)" not in out and "(default: False)" not in out
+    assert "(default: 1.515)" in out  # a default the help text does not state itself

@@ -10,7 +10,7 @@ from typing import Any, Literal
 import numpy as np
 
 from . import __version__
-from .core.config import MAX_NOISE_STD, PRESETS, ZSSRConfig, resolve_config
+from .core.config import MAX_NOISE_STD, PRESETS, ZSSRConfig, father_planes, resolve_config
 from .core.device import resolve_device
 from .core.engine import (
     Reporter,
@@ -29,7 +29,6 @@ from .nd import intensity_info, make_layout, normalise_plane, restore_plane
 __all__ = ["super_resolve"]
 
 StackMode = Literal["per_plane", "shared"]
-MAX_FATHER_PLANES = 16
 SHARED_ITERS_FACTOR = 2
 
 
@@ -82,12 +81,9 @@ def _estimate_noise(arr: np.ndarray, layout: Any, info: Any) -> float:
 
 
 def _father_planes(layout: Any) -> list[tuple[int, ...]]:
-    """Stack indices of up to ``MAX_FATHER_PLANES`` planes spread evenly over the stack."""
+    """Stack indices of up to ``MAX_FATHER_PLANES`` (16) planes spread evenly over the stack."""
     indices = list(np.ndindex(*layout.stack_shape))
-    if len(indices) <= MAX_FATHER_PLANES:
-        return indices
-    picks = {round(v) for v in np.linspace(0, len(indices) - 1, MAX_FATHER_PLANES)}
-    return [indices[i] for i in sorted(picks)]
+    return [indices[i] for i in father_planes(len(indices))]
 
 
 def super_resolve(

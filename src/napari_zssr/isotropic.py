@@ -22,13 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from .core.config import MAX_SCALE, ZSSRConfig, resolve_config
+from .core.config import MAX_FATHER_PLANES, MAX_SCALE, ZSSRConfig, father_planes, resolve_config
 from .core.progress import Cancelled, Progress, ProgressCallback
 
 __all__ = ["MAX_FATHER_PLANES", "axial_kernel_for", "isotropic_placement", "isotropic_z"]
 
-MAX_FATHER_PLANES = 16
-"""Most lateral planes (each also used transposed) that the network trains on."""
 _MONTAGE_PIXELS = 1 << 20  # output pixels per montage of XZ/YZ planes given to the network
 _TRAIN_SHARE = 0.7  # share of the progress bar given to training
 
@@ -131,8 +129,10 @@ def isotropic_placement(z_scale: float, z_translate: float, z_ratio: float) -> t
             f"isotropic_placement needs finite values, z_ratio > 0 and z_scale != 0; got "
             f"z_scale={z_scale!r}, z_translate={z_translate!r}, z_ratio={z_ratio!r}"
         )
-    new = s / f
-    return new, t + 0.5 * (new - s)
+    from ._placement import upscaled_placement  # the one placement formula
+
+    placed = upscaled_placement((f,), scale=(s,), translate=(t,))
+    return float(placed.scale[0]), float(placed.translate[0])
 
 
 def _relay(
@@ -304,10 +304,7 @@ def isotropic_z(
     vol = np.stack([normalise_plane(canon[z], info) for z in range(nz)], axis=1)  # (C,Z,Y,X)
 
     _emit(callback, Progress("prepare", message="preparing lateral planes", n_planes=1))
-    if nz <= MAX_FATHER_PLANES:
-        chosen = list(range(nz))
-    else:
-        chosen = sorted({round(v) for v in np.linspace(0, nz - 1, MAX_FATHER_PLANES)})
+    chosen = father_planes(nz)  # each also used transposed
     fathers: list[np.ndarray] = []
     for z in chosen:
         plane = np.ascontiguousarray(vol[:, z])

@@ -13,13 +13,17 @@ import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 __all__ = [
     "GRADUAL_SCALES",
+    "MAX_FATHER_PLANES",
     "MAX_NOISE_STD",
     "MAX_SCALE",
     "PRESETS",
     "REFERENCE_GRADUAL_X2",
     "ZSSRConfig",
+    "father_planes",
     "resolve_config",
 ]
 
@@ -34,6 +38,30 @@ MAX_SCALE = 16.0
 #: 30.70 dB (``paper`` settings, H200); 29.36 vs 30.61 dB (``fast``, 2-core CPU, 27 vs 49 s
 #: per image). A factor of 2 or less is one jump, as in the reference.
 GRADUAL_SCALES: tuple[float, ...] = (2.0, 4.0)
+
+
+MAX_FATHER_PLANES = 16
+"""Most planes of a stack that one network trains on (spread evenly over the stack)."""
+
+
+def father_planes(n: int, most: int = MAX_FATHER_PLANES) -> list[int]:
+    """Indices of up to ``most`` of ``n`` planes, spread evenly (all of them when ``n <= most``).
+
+    Parameters
+    ----------
+    n : int
+        Number of planes.
+    most : int
+        Largest number of indices returned.
+
+    Returns
+    -------
+    list of int
+        Sorted, distinct, first and last plane included.
+    """
+    if n <= most:
+        return list(range(n))
+    return sorted({round(v) for v in np.linspace(0, n - 1, most)})
 
 
 @dataclass(frozen=True)

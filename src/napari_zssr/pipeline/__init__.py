@@ -1,0 +1,54 @@
+"""The headless layer between the front ends and the engine (no Qt, no argparse).
+
+A front end translates its input into a :class:`RunRequest` (plain data), :func:`run` does the
+work, and the front end translates the :class:`RunResult` into a file or a layer::
+
+    from napari_zssr.pipeline import OpticsSpec, RunRequest, run
+
+    result = run(RunRequest(source=image, axes="ZYX", pixel_size=(0.3, 0.1, 0.1), scale=2,
+                            psf=OpticsSpec(na=1.4, wavelength=0.52)))
+    result.output, result.pixel_size, result.record
+
+Every limit and error message of a run lives in :meth:`RunRequest.validate`; importing this
+package does not import torch.
+"""
+
+from __future__ import annotations
+
+from .kernel import kernel_for, psf_voxel, read_psf
+from .layout import arrange, check_axes, default_axes
+from .request import (
+    MODALITIES,
+    STACK_MODES,
+    KernelSpec,
+    OpticsSpec,
+    PSFArraySpec,
+    PSFFileSpec,
+    PSFSpec,
+    RequestError,
+    RunPlan,
+    RunRequest,
+)
+from .run import RunResult, read_source, run
+
+__all__ = [
+    "MODALITIES",
+    "STACK_MODES",
+    "KernelSpec",
+    "OpticsSpec",
+    "PSFArraySpec",
+    "PSFFileSpec",
+    "PSFSpec",
+    "RequestError",
+    "RunPlan",
+    "RunRequest",
+    "RunResult",
+    "arrange",
+    "check_axes",
+    "default_axes",
+    "kernel_for",
+    "psf_voxel",
+    "read_psf",
+    "read_source",
+    "run",
+]

@@ -245,3 +245,37 @@ def test_run_upscale_then_isotropic_uses_the_upscaled_pixel():
     assert result.output.shape == (12, 32, 32)  # z ratio 0.4 / 0.1
     assert result.record["isotropic"]["axial_fwhm_px"] == pytest.approx(2.0)
     assert result.pixel_size == pytest.approx((0.1, 0.1, 0.1))
+
+
+# ------------------------------------------------------------------------------ worker
+
+
+def test_the_widget_worker_speaks_in_typed_messages():
+    import threading
+
+    from napari_zssr.napari.worker import (
+        AllDone,
+        DeviceChosen,
+        EngineThreads,
+        Job,
+        JobProgress,
+        JobResult,
+        JobStarted,
+        JobStopped,
+        run_jobs,
+    )
+
+    request = RunRequest(source=_texture((20, 20)), scale=2, **FAST)
+    job = Job(request, None, "src", "src ZSSR x2", "upscale", (0.0, 0.0), (2.0, 2.0))
+    threads = EngineThreads()
+    messages = list(run_jobs([job], threading.Event(), threads))
+    assert isinstance(messages[0], JobStarted) and messages[0].index == 0
+    assert isinstance(messages[1], DeviceChosen) and messages[1].device == "cpu"
+    assert any(isinstance(m, JobProgress) for m in messages)
+    assert isinstance(messages[-2], JobResult)
+    assert messages[-2].result.output.shape == (40, 40)
+    assert isinstance(messages[-1], AllDone)
+    assert threads.wait(5.0)
+    stopped = threading.Event()
+    stopped.set()
+    assert list(run_jobs([job], stopped, threads)) == [JobStopped(0)]

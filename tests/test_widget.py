@@ -396,7 +396,7 @@ def test_multiscale_uses_level0(viewer, qtbot):
     np.testing.assert_allclose(_world_box(res), _world_box(src, yx_shape=(48, 40)), atol=1e-9)
 
 
-def test_psf_file_and_bead_stack_kernels(viewer, tmp_path):
+def test_psf_file_and_bead_stack_kernels(viewer, tmp_path, qtbot):
     viewer.add_image(np.zeros((40, 40), np.float32), name="img", scale=(0.1, 0.1))
     widget = _open_widget(viewer)
     yy, xx = np.mgrid[-12:13, -12:13] * 0.04
@@ -409,6 +409,8 @@ def test_psf_file_and_bead_stack_kernels(viewer, tmp_path):
     assert "not ready" in widget.kernel_text  # a .npy has no pixel size: asked for
     widget.psf_pixel.value = 0.04
     assert "not ready" not in widget.kernel_text
+    # the kernel preview is computed in a worker thread: wait for it
+    qtbot.waitUntil(lambda: not widget._kernel_thumb.isHidden(), timeout=30_000)
     assert not widget._kernel_thumb.isHidden()
     kernel, record = widget.kernel_for(viewer.layers["img"], (2.0, 2.0))
     assert kernel.ndim == 2 and kernel.sum() == pytest.approx(1.0)
@@ -426,6 +428,7 @@ def test_psf_file_and_bead_stack_kernels(viewer, tmp_path):
     kernel, record = widget.kernel_for(viewer.layers["img"], (2.0, 2.0))
     assert record["psf_z_step_um"] == pytest.approx(0.2)
     assert kernel.sum() == pytest.approx(1.0)
+    qtbot.waitUntil(lambda: widget.kernel_text == record["description"], timeout=30_000)
     assert widget.kernel_text == record["description"]
 
 

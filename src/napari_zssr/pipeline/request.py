@@ -224,6 +224,7 @@ class RunRequest:
         axes = z_ratio = None
         if self.source is not None:  # the pixel size may come with the source: checked then
             axes = _check_source(self)
+            _check_psf_pixel(self)
             z_ratio = _z_ratio(self, scale, axes) if self.z_isotropic else None
         return RunPlan(self, scale, config, axes, z_ratio)
 
@@ -386,6 +387,21 @@ def _check_psf(req: RunRequest, scale: tuple[float, float] | None) -> None:
             )
     elif not isinstance(psf, KernelSpec):
         raise RequestError(f"unknown PSF specification {type(psf).__name__}", "psf")
+
+
+def _check_psf_pixel(req: RunRequest) -> None:
+    """A PSF meets the image on its pixel size: known, never guessed."""
+    psf = req.psf
+    if psf is None or isinstance(psf, KernelSpec):
+        return
+    if isinstance(psf, PSFFileSpec) and (psf.is_kernel or psf.pixel_size is None):
+        return  # the file may hold its pixel size: checked once it is read
+    if req.pixel_size[1] is None or req.pixel_size[2] is None:
+        raise RequestError(
+            f"a PSF needs the image pixel size: give {req.name('pixel_size')} (micrometres); "
+            "it is never guessed",
+            "pixel_size",
+        )
 
 
 def _check_training(req: RunRequest) -> ZSSRConfig:

@@ -1,0 +1,166 @@
+"""Results as napari layers: placed exactly over their source, styled like it, recorded.
+
+Also where the widget reads the viewer: which plane is shown, which region is visible.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from napari.layers import Image
+
+from .._placement import upscaled_placement, visible_data_box
+from ..pipeline import RunResult
+from .worker import Job
+
+__all__ = ["add_result", "find_previous", "plane_index", "unwrap", "visible_box"]
+
+PREVIEW_MAX_SIDE = 256
+"""Largest side, in input pixels, of the region a preview processes."""
+
+
+def unwrap(obj: Any) -> Any:
+    """The napari object behind the read-only proxy napari hands to plugin widgets."""
+    return getattr(obj, "__wrapped__", obj)
+
+
+def image_layers(viewer: Any) -> list[Image]:
+    """The viewer's image layers (unwrapped)."""
+    return [unwrap(x) for x in viewer.layers if isinstance(x, Image)]
+
+
+def plane_index(viewer: Any, layer: Image, n_lead: int, shape: tuple[int, ...]) -> list[int]:
+    """Indices, on the first ``n_lead`` axes of ``shape``, of the plane the viewer shows."""
+    point = np.asarray(viewer.dims.point)
+    pos = np.asarray(layer.world_to_data(point), dtype=float)
+    factors = _downsample(layer, shape)
+    return [int(np.clip(round(pos[a] / factors[a]), 0, shape[a] - 1)) for a in range(n_lead)]
+
+
+def visible_box(viewer: Any, layer: Image, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """Y/X box (in the data of ``shape``) of ``layer`` visible in the canvas, preview-sized."""
+    if viewer.dims.ndisplay != 2:
+        raise ValueError("preview works in the 2D view: switch the viewer to 2D")
+    displayed = list(viewer.dims.displayed)
+    scene = getattr(viewer, "scene", None)
+    camera = getattr(scene, "camera", None) or viewer.camera
+    canvas = getattr(viewer, "canvas", None)
+    size = canvas.size if hasattr(canvas, "size") else viewer._canvas_size
+    h, w = (float(v) for v in size)
+    zoom = float(camera.zoom)
+    cy, cx = (float(v) for v in camera.center[-2:])
+    half = np.array([h, w]) / (2.0 * zoom)
+    point = np.asarray(viewer.dims.point, dtype=float)
+    factors = _downsample(layer, shape)[-2:]
+    corners = []
+    for dy in (-1, 1):
+        for dx in (-1, 1):
+            world = point.copy()
+            world[displayed[0]] = cy + dy * half[0]
+            world[displayed[1]] = cx + dx * half[1]
+            data = np.asarray(layer.world_to_data(world), dtype=float)
+            corners.append(data[-2:] / factors)
+    ny, nx = shape[layer.ndim - 2], shape[layer.ndim - 1]
+    return visible_data_box(np.asarray(corners), (ny, nx), min_size=8, max_size=PREVIEW_MAX_SIDE)
+
+
+def _downsample(layer: Image, shape: tuple[int, ...]) -> np.ndarray:
+    """Per-axis factor from the level of ``shape`` to the layer's level 0 (1 if not multiscale)."""
+    base = layer.data[0].shape if layer.multiscale else shape
+    return np.asarray(base[: layer.ndim], dtype=float) / np.asarray(shape[: layer.ndim])
+
+
+def level_placement(factors: Any, offset: Any, downsample: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Factors and offset relative to level 0 of a result computed on a pyramid level.
+
+    napari maps pixel ``j`` of a level downsampled by ``d`` to level-0 coordinate ``j * d``;
+    a result upscaled ``f`` times from that level is then ``f / d`` times finer than level 0,
+    and its grid starts ``(d - 1) / 2`` level-0 pixels earlier than the formula for level 0
+    assumes.
+    """
+    d = np.asarray(downsample, dtype=float)
+    f = np.asarray(factors, dtype=float)
+    off = np.asarray(offset, dtype=float)
+    return f / d, off * d - 0.5 * (d - 1.0)
+
+
+def find_previous(viewer: Any, job: Job, preview_layer: Image | None) -> Image | None:
+    """The layer a job's result replaces: the last preview, or the source's last result."""
+    layers = image_layers(viewer)
+    if job.preview:
+        return preview_layer if any(preview_layer is x for x in layers) else None
+    if not job.replace:
+        return None
+    for layer in reversed(layers):
+        meta = layer.metadata.get("zssr") if isinstance(layer.metadata, dict) else None
+        if (
+            isinstance(meta, dict)
+            and not meta.get("preview", False)
+            and meta.get("source_layer") == job.source_name
+            and meta.get("mode") == job.kind
+        ):
+            return layer
+    return None
+
+
+def _record(job: Job, result: RunResult) -> dict[str, Any]:
+    info = result.info
+    record: dict[str, Any] = dict(info)
+    record.update(job.record)
+    record.update(
+        noise_std=float(info.get("noise_std", job.record.get("noise_std") or 0.0)),
+        psf=dict(result.psf) if job.kind == "upscale" else dict(job.record.get("psf", {})),
+        config=dict(info.get("config", {})),
+        world_factors=[float(f) for f in job.factors],
+    )
+    for key in ("device", "seconds", "final_loss"):
+        record.setdefault(key, None)
+    return record
+
+
+def add_result(viewer: Any, job: Job, result: RunResult, preview_layer: Image | None) -> Image:
+    """Add (or swap in) the layer of a job's result, placed over its source.
+
+    Returns
+    -------
+    napari.layers.Image
+        The new layer.
+    """
+    src = job.source
+    placement = upscaled_placement(
+        job.factors,
+        scale=src.scale,
+        translate=src.translate,
+        rotate=src.rotate,
+        shear=src.shear,
+        affine=src.affine.affine_matrix,
+        offset=job.offset,
+    )
+    metadata = {k: v for k, v in dict(src.metadata).items() if k != "zssr"}
+    metadata["zssr"] = _record(job, result)
+    kwargs: dict[str, Any] = {
+        "name": job.result_name,
+        "rgb": bool(src.rgb),
+        "blending": src.blending,
+        "opacity": float(src.opacity),
+        "contrast_limits": list(src.contrast_limits),
+        "gamma": float(src.gamma),
+        "metadata": metadata,
+        **placement.layer_kwargs(),
+    }
+    if not src.rgb:
+        kwargs["colormap"] = src.colormap
+    for attr in ("units", "axis_labels"):
+        if hasattr(src, attr):
+            kwargs[attr] = getattr(src, attr)
+    new = Image(result.output, **kwargs)
+    previous = find_previous(viewer, job, preview_layer)
+    layers = viewer.layers
+    if previous is not None:
+        index = next(k for k, x in enumerate(layers) if unwrap(x) is previous)
+        layers.remove(previous)
+        layers.insert(index, new)
+    else:
+        layers.append(new)
+    return new

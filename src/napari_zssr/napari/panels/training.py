@@ -1,0 +1,152 @@
+"""The training panel: preset, noise, and the advanced settings (iterations, device, seed...)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, SpinBox
+
+from ...core.config import GRADUAL_SCALES, MAX_NOISE_STD, PRESETS, ZSSRConfig, resolve_config
+
+__all__ = ["DEVICES", "PRESET_NAMES", "TrainingPanel"]
+
+DEVICES = ("auto", "cuda", "mps", "cpu")
+#: The presets in order of cost (a test checks that the list is every preset).
+PRESET_NAMES = ("fast", "balanced", "paper", "paper-gradual", "real")
+
+_NOISE_TIP = (
+    "Gaussian noise added to the low-resolution training inputs only (fraction of the "
+    "intensity range): the network learns to ignore noise that does not recur across scales. "
+    "0 for clean images, about 0.01-0.03 for noisy fluorescence."
+)
+
+
+class TrainingPanel(Container):
+    """Preset and noise on the form; iterations, crop, steps, tiles, device, seed under Advanced."""
+
+    def __init__(self) -> None:
+        super().__init__(labels=True)
+        self.margins = (0, 0, 0, 0)
+        self.preset = ComboBox(
+            label="Preset",
+            choices=list(PRESET_NAMES),
+            value="balanced",
+            tooltip="fast: interactive; balanced: most of the gain; paper: the published "
+            "settings; paper-gradual: the reference's gradual x2 configuration (about 6x the "
+            "time of paper); real: for noisy real images.",
+        )
+        self.noise = FloatSpinBox(
+            label="Noise on LR sons",
+            value=0.0,
+            min=0.0,
+            max=MAX_NOISE_STD,
+            step=0.005,
+            tooltip=_NOISE_TIP,
+        )
+        self.noise.native.setDecimals(4)
+        self.noise_auto = CheckBox(
+            text="estimate noise from the image",
+            value=False,
+            tooltip="Measure the image's own noise level (Immerkaer's method) and add that "
+            "much to the sons; advisable with a PSF on real data.",
+        )
+        self.noise_hint = Label(value="0 for clean images, ~0.01-0.03 for noisy ones")
+        self.noise_hint.tooltip = _NOISE_TIP
+        self.extend([self.preset, self.noise, self.noise_auto, self.noise_hint])
+        self._build_advanced()
+        self.preset.changed.connect(self.apply_preset)
+        self.apply_preset(self.preset.value)
+
+    def _build_advanced(self) -> None:
+        fast = PRESETS["fast"]
+        self.max_iters = SpinBox(
+            label="Max iterations", value=fast.max_iters, min=1, max=100_000, step=50
+        )
+        self.crop_size = SpinBox(label="Crop size", value=fast.crop_size, min=8, max=1024, step=8)
+        self.gradual = CheckBox(
+            text="gradual: intermediate factors first",
+            value=bool(fast.gradual_scales),
+            tooltip="Large factors are reached in steps, each step's output joining the "
+            "training images: x2 then x4 with fast and balanced; with paper, the reference's "
+            "gradual x2 steps (x1.5 per axis first) for factors above 2; with paper-gradual, "
+            "those steps at any factor. Without a PSF only. One jump when off.",
+        )
+        self.bp_iters = SpinBox(
+            label="Back-projection", value=fast.back_projection_iters, min=0, max=50
+        )
+        self.ensemble = CheckBox(text="self-ensemble (8 flips/rotations)", value=False)
+        self.tile_size = SpinBox(
+            label="Tile size",
+            value=fast.tile_size,
+            min=32,
+            max=16384,
+            step=32,
+            tooltip="Largest side (output pixels) of one network pass; lower it if the GPU "
+            "runs out of memory.",
+        )
+        self.device = ComboBox(label="Device", choices=list(DEVICES), value="auto")
+        self.device_info = Label(value="(resolved when a run starts)")
+        self.device_info.native.setWordWrap(True)
+        self.seed = SpinBox(label="Seed", value=0, min=0, max=2**31 - 1)
+        self.advanced = [
+            self.max_iters,
+            self.crop_size,
+            self.gradual,
+            self.bp_iters,
+            self.ensemble,
+            self.tile_size,
+            self.device,
+            self.device_info,
+            self.seed,
+        ]
+
+    def apply_preset(self, name: str) -> None:
+        """Fill the advanced settings with a preset's values."""
+        cfg = PRESETS[name]
+        self.max_iters.value = cfg.max_iters
+        self.crop_size.value = cfg.crop_size
+        self.bp_iters.value = cfg.back_projection_iters
+        self.ensemble.value = cfg.self_ensemble
+        self.tile_size.value = cfg.tile_size
+        self.gradual.value = bool(cfg.gradual_scales)
+        self.noise.value = cfg.noise_std
+
+    def refresh(self, iso: bool, psf_on: bool) -> None:
+        """Noise estimation applies to upscaling; gradual steps to the bicubic model."""
+        self.noise_auto.visible = not iso
+        self.noise.enabled = iso or not self.noise_auto.value
+        self.gradual.enabled = not psf_on
+
+    def noise_std(self, iso: bool) -> float | str:
+        """The noise level, or ``"auto"`` to estimate it."""
+        return "auto" if self.noise_auto.value and not iso else float(self.noise.value)
+
+    def preset_name(self, preview: bool) -> str:
+        """The preset a run uses (the fast one for a preview)."""
+        return "fast" if preview else str(self.preset.value)
+
+    def overrides(self, preview: bool, kernel: Any) -> dict[str, Any]:
+        """Configuration fields that replace the preset's (``kernel``: whether there is one)."""
+        if preview:
+            fast = PRESETS["fast"]
+            return {
+                "max_iters": min(fast.max_iters, int(self.max_iters.value)),
+                "tile_size": int(self.tile_size.value),
+                "noise_std": float(self.noise.value),
+            }
+        name = str(self.preset.value)
+        # the preset's own steps (the reference's for paper and paper-gradual), else x2, x4
+        steps = PRESETS[name].gradual_scales or GRADUAL_SCALES
+        return {
+            "max_iters": int(self.max_iters.value),
+            "crop_size": int(self.crop_size.value),
+            "back_projection_iters": int(self.bp_iters.value),
+            "self_ensemble": bool(self.ensemble.value),
+            "tile_size": int(self.tile_size.value),
+            "noise_std": float(self.noise.value),
+            "gradual_scales": steps if self.gradual.value and kernel is None else (),
+        }
+
+    def config(self, preview: bool, kernel: Any) -> ZSSRConfig:
+        """The configuration a run would use."""
+        return resolve_config(self.preset_name(preview), None, **self.overrides(preview, kernel))

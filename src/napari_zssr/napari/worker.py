@@ -1,0 +1,292 @@
+"""Work off the GUI thread: runs, the kernel preview, PSF files and the device probe.
+
+A run is a napari ``thread_worker`` generator (:func:`run_jobs`). The pipeline itself runs in an
+inner thread and reports through a queue, so that the generator can ``yield`` each report to the
+main thread as a typed message and stay free to notice Stop; the Stop event makes the pipeline's
+callback return False (the engine then raises :class:`~napari_zssr.Cancelled`). Layers are never
+touched here: a :class:`Job` carries a :class:`~napari_zssr.pipeline.RunRequest` whose source is
+read (and only the part it names) inside the pipeline.
+
+The inner threads belong to an :class:`EngineThreads` owned by the widget, which stops and waits
+for them when it closes or the application quits; nothing here is module-level state.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.progress import Cancelled, Progress
+from ..pipeline import PSFFileSpec, RunRequest, RunResult, kernel_for, read_psf
+
+__all__ = [
+    "AllDone",
+    "DeviceChosen",
+    "EngineThreads",
+    "Job",
+    "JobFailed",
+    "JobProgress",
+    "JobResult",
+    "JobStarted",
+    "JobStopped",
+    "Message",
+    "describe_device",
+    "preview_kernel",
+    "read_psf_file",
+    "run_jobs",
+]
+
+STOP_GRACE_S = 1.5
+"""After Stop, seconds to wait for the engine to notice before leaving it behind."""
+
+
+@dataclass
+class Job:
+    """One source layer to process (built in the main thread; the worker reads ``request``).
+
+    Attributes
+    ----------
+    request : RunRequest
+        What the pipeline runs (its source is the layer's data, read in the worker).
+    source : napari.layers.Image
+        The source layer (never touched in the worker).
+    source_name, result_name : str
+        Names of the source layer and of the layer to add.
+    kind : {"upscale", "isotropic_z"}
+        What the run does.
+    offset : tuple of float
+        Source (level 0) data index of the result's first element, per axis.
+    factors : tuple of float
+        Per-axis factors relative to the source's level 0 grid.
+    preview, replace : bool
+        A preview (replaces the previous preview); replace the previous result of the source.
+    record : dict
+        What the widget adds to the result's ``zssr`` metadata.
+    psf_array : tuple, optional
+        A PSF file's content already read.
+    """
+
+    request: RunRequest
+    source: Any
+    source_name: str
+    result_name: str
+    kind: str
+    offset: tuple[float, ...]
+    factors: tuple[float, ...]
+    preview: bool = False
+    replace: bool = False
+    record: dict[str, Any] = field(default_factory=dict)
+    psf_array: tuple[Any, Any] | None = None
+
+
+# ------------------------------------------------------------------------------ messages
+
+
+@dataclass(frozen=True)
+class JobStarted:
+    """Job ``index`` started."""
+
+    index: int
+
+
+@dataclass(frozen=True)
+class DeviceChosen:
+    """The device job ``index`` runs on, and why."""
+
+    index: int
+    device: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    """A progress report of job ``index``."""
+
+    index: int
+    progress: Progress
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """Job ``index`` finished with ``result``."""
+
+    index: int
+    result: RunResult
+
+
+@dataclass(frozen=True)
+class JobFailed:
+    """Job ``index`` raised ``error``; the remaining jobs are not run."""
+
+    index: int
+    error: BaseException
+
+
+@dataclass(frozen=True)
+class JobStopped:
+    """The run was stopped during (or before) job ``index``."""
+
+    index: int
+
+
+@dataclass(frozen=True)
+class AllDone:
+    """Every job finished."""
+
+
+Message = JobStarted | DeviceChosen | JobProgress | JobResult | JobFailed | JobStopped | AllDone
+
+
+# ------------------------------------------------------------------------------ threads
+
+
+class EngineThreads:
+    """The inner engine threads of one widget, so that its owner can stop and wait for them.
+
+    A thread killed inside a torch operation (or inside ``import torch``) aborts the
+    interpreter, so a closing widget asks its runs to stop (they do at their next progress
+    report) and waits for them.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+
+    def start(self, target: Callable[[], None]) -> threading.Thread:
+        """Start ``target`` in a new daemon thread and keep track of it."""
+        thread = threading.Thread(target=target, name="napari-zssr-engine", daemon=True)
+        with self._lock:
+            self._threads = [t for t in self._threads if t.is_alive()]
+            self._threads.append(thread)
+        thread.start()
+        return thread
+
+    def wait(self, timeout: float) -> bool:
+        """Wait at most ``timeout`` seconds for every thread; True when none is left."""
+        with self._lock:
+            threads = list(self._threads)
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in threads)
+
+
+_DONE = object()
+
+
+def _pump(
+    fn: Callable[[Callable[[Progress], bool]], Any],
+    stop: threading.Event,
+    threads: EngineThreads,
+    grace: float = STOP_GRACE_S,
+) -> Generator[Progress, None, tuple[str, Any]]:
+    """Run ``fn(callback)`` in an inner thread and yield its progress reports.
+
+    Returns ``("ok", value)``, ``("cancelled", None)`` or ``("error", exception)``. After
+    ``stop`` is set, the engine gets ``grace`` seconds to notice; then it is left behind (its
+    next callback returns False) so that the caller is free at once.
+    """
+    reports: queue.SimpleQueue = queue.SimpleQueue()
+    box: dict[str, Any] = {}
+
+    def callback(progress: Progress) -> bool:
+        if stop.is_set():
+            return False
+        reports.put(progress)
+        return True
+
+    def target() -> None:
+        try:
+            box["value"] = fn(callback)
+        except BaseException as exc:  # relayed to the main thread
+            box["error"] = exc
+        finally:
+            reports.put(_DONE)
+
+    threads.start(target)
+    stop_seen: float | None = None
+    while True:
+        try:
+            item = reports.get(timeout=0.05)
+        except queue.Empty:
+            if stop.is_set():
+                stop_seen = stop_seen if stop_seen is not None else time.monotonic()
+                if time.monotonic() - stop_seen > grace:
+                    return "cancelled", None
+            continue
+        if item is _DONE:
+            break
+        if not stop.is_set():
+            yield item
+    if stop.is_set() or isinstance(box.get("error"), Cancelled):
+        return "cancelled", None
+    if "error" in box:
+        return "error", box["error"]
+    return "ok", box["value"]
+
+
+def run_jobs(
+    jobs: list[Job], stop: threading.Event, threads: EngineThreads
+) -> Generator[Message, None, None]:
+    """Worker generator: run the jobs one after another through the pipeline."""
+    from ..core.device import resolve_device
+    from ..pipeline import run
+
+    for i, job in enumerate(jobs):
+        if stop.is_set():
+            yield JobStopped(i)
+            return
+        yield JobStarted(i)
+        try:
+            device, reason = resolve_device(job.request.device)
+        except Exception as exc:
+            yield JobFailed(i, exc)
+            return
+        yield DeviceChosen(i, str(device), reason)
+        work = _pump(lambda cb, j=job: run(j.request, cb, psf_array=j.psf_array), stop, threads)
+        try:
+            while True:
+                yield JobProgress(i, next(work))
+        except StopIteration as end:
+            status, value = end.value
+        if status == "cancelled":
+            yield JobStopped(i)
+            return
+        if status == "error":
+            yield JobFailed(i, value)
+            return
+        yield JobResult(i, value)
+    yield AllDone()
+
+
+# ------------------------------------------------------------------------------ small tasks
+
+
+def describe_device(name: str) -> str:
+    """Which device ``name`` resolves to and why (imports torch: call it in a worker)."""
+    from ..core.device import resolve_device
+
+    try:
+        dev, reason = resolve_device(name)
+    except (ValueError, TypeError) as exc:
+        return f"{name}: unavailable ({exc})"
+    return f"{dev} - {reason}"
+
+
+def read_psf_file(spec: PSFFileSpec) -> tuple[Any, Any]:
+    """A PSF file's array and (z, y, x) pixel size (the file's, or None); call it in a worker."""
+    return read_psf(PSFFileSpec(spec.path))
+
+
+def preview_kernel(
+    request: RunRequest,
+    scale: tuple[float, float],
+    plane: tuple[int, int],
+    psf_array: tuple[Any, Any] | None,
+) -> tuple[Any, dict[str, Any]]:
+    """The kernel a run would use (computing a model PSF takes time: call it in a worker)."""
+    return kernel_for(request, scale, plane, psf_array)

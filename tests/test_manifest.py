@@ -115,3 +115,11 @@ def test_sample_layer_data():
     lo, hi = kwargs["contrast_limits"]
     assert data.min() <= lo < hi <= data.max()
     assert "CC BY 4.0" in kwargs["metadata"]["attribution"]
+
+
+def test_manifest_declares_the_ome_tiff_writer(manifest):
+    (writer,) = manifest.contributions.writers
+    assert writer.layer_types == ["image"]
+    assert ".ome.tif" in writer.filename_extensions and ".tif" in writer.filename_extensions
+    commands = {c.id: c for c in manifest.contributions.commands}
+    assert commands[writer.command].python_name == "napari_zssr.napari.writer:write_ome_tiff"

@@ -132,3 +132,16 @@ def test_progress_is_mirrored_in_the_activity_dock(viewer, qtbot):
     widget.stop()
     qtbot.waitUntil(lambda: not widget.busy, timeout=10_000)
     assert not [p for p in progress._all_instances if str(p.desc).startswith("ZSSR")]
+
+
+def test_file_save_selected_layers_uses_the_writer(viewer, tmp_path):
+    from napari_zssr.io import read_tiff
+
+    layer = viewer.add_image(np.zeros((20, 20), np.float32), name="r", scale=(0.25, 0.25),
+                             metadata={"zssr": {"scale": [2.0, 2.0]}})  # fmt: skip
+    viewer.layers.selection = {layer}
+    path = tmp_path / "saved.ome.tif"
+    assert viewer.layers.save(str(path), selected=True, plugin="napari-zssr") == [str(path)]
+    _, meta = read_tiff(path)
+    assert meta.format == "ome" and meta.pixel_size == pytest.approx((None, 0.25, 0.25))
+    assert meta.metadata["zssr"] == {"scale": [2.0, 2.0]}

@@ -238,11 +238,12 @@ def _check_axes(axes: str | None, array: np.ndarray) -> str:
     return axes
 
 
-def _choose_format(array: np.ndarray, axes: str) -> str:
+def _choose_format(array: np.ndarray, axes: str, imagej: bool = True) -> str:
     """The richest TIFF flavour that can hold ``array`` with these axes."""
     letters = [a for a in axes]
     imagej_ok = (
-        set(letters) <= set(_IMAGEJ_ORDER)
+        imagej
+        and set(letters) <= set(_IMAGEJ_ORDER)
         and letters == sorted(letters, key=_IMAGEJ_ORDER.index)
         and array.dtype.type in _IMAGEJ_DTYPES
         and array.nbytes < _IMAGEJ_MAX_BYTES
@@ -268,6 +269,7 @@ def write_tiff(
     axes: str | None = None,
     pixel_size: float | Sequence[float | None] | None = None,
     metadata: Mapping[str, Any] | None = None,
+    ome: bool = False,
 ) -> str:
     """Write ``array`` to a TIFF file atomically, with axes, pixel size and JSON metadata.
 
@@ -290,6 +292,8 @@ def write_tiff(
     metadata : mapping, optional
         JSON-serialisable values stored as the ImageJ ``Info`` text, the OME image
         ``Description`` or in the shaped description.
+    ome : bool
+        Write OME-TIFF even where ImageJ could hold the data (an error where OME cannot).
 
     Returns
     -------
@@ -313,6 +317,10 @@ def write_tiff(
     except (TypeError, ValueError) as exc:
         raise ValueError(f"metadata must be JSON-serialisable: {exc}") from exc
     fmt = _choose_format(array, axes)
+    if ome and fmt != "ome":
+        fmt = _choose_format(array, axes, imagej=False)
+        if fmt != "ome":
+            raise ValueError(f"OME-TIFF cannot hold axes {axes!r} (shape {array.shape})")
 
     kwargs: dict[str, Any] = {}
     if fmt == "imagej":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -181,96 +182,16 @@ def super_resolve(
     if kernel is not None:
         validate_kernel(kernel, layout.plane_shape)
     dev, reason = resolve_device(device)
-    preset_gradual = (
-        PRESETS[preset].gradual_scales if isinstance(preset, str) and preset in PRESETS else ()
-    )
-    if (
-        kernel is not None
-        and cfg.gradual_scales != preset_gradual  # the caller asked for other steps
-        and len(gradual_stages(sc, cfg.gradual_scales, cfg.gradual_above)) > 1
-    ):
-        warnings.warn(
-            "gradual_scales are ignored with a custom kernel (it is defined for the final "
-            "factor only)",
-            stacklevel=2,
-        )
+    _warn_ignored_gradual(kernel, cfg, preset, sc)
     dk = prepare_kernel(kernel, sc, layout.plane_shape) if kernel is not None else None
 
     out_yx = output_shape(layout.plane_shape, sc)
     out = np.empty(layout.output_shape(out_yx), dtype=arr.dtype)
-    out_canon = layout.canonical(out)
     t0 = time.perf_counter()
-    losses: list[float] = []
-    iterations = 0
     shared = stack_mode == "shared" and layout.n_planes > 1
     rep = Reporter(callback, n_planes=layout.n_planes + (1 if shared else 0))
-
-    if shared:
-        canon = layout.canonical(arr)
-        indices = list(np.ndindex(*layout.stack_shape))
-        fathers = [normalise_plane(canon[idx], info) for idx in _father_planes(layout)]
-        model = fit(
-            fathers,
-            sc,
-            kernel=dk,
-            # many planes to learn from: twice the iterations of a single plane, without the
-            # early stop (measured on a 32-plane stack: stopping early costs 0.1 dB)
-            config=cfg.replace(
-                gradual_scales=(),
-                max_iters=SHARED_ITERS_FACTOR * cfg.max_iters,
-                min_iters=SHARED_ITERS_FACTOR * cfg.max_iters,
-            ),
-            device=dev,
-            seed=seed,
-            reporter=rep,
-        )
-        del fathers
-        iterations = model.iterations
-        losses.append(model.final_loss if model.final_loss is not None else float("nan"))
-        # Each plane starts from the shared weights and adapts to itself for a few
-        # iterations: most of the per-plane quality at a fraction of its cost.
-        n_ft = cfg.plane_finetune_iters
-        ft_cfg = cfg.replace(gradual_scales=(), max_iters=n_ft, min_iters=n_ft) if n_ft else None
-        shared_state = (
-            {k: v.clone() for k, v in model.net.state_dict().items()}
-            if ft_cfg is not None
-            else None
-        )
-        for k, idx in enumerate(indices):
-            rep.plane = k + 1
-            plane = normalise_plane(canon[idx], info)
-            if ft_cfg is not None and shared_state is not None:
-                model.net.load_state_dict(shared_state)
-                model = fit(
-                    [plane],
-                    sc,
-                    kernel=dk,
-                    config=ft_cfg,
-                    model=model,
-                    seed=seed + 1 + k,
-                    reporter=rep,
-                )
-                iterations += n_ft
-            hr = predict(model, plane, out_shape=out_yx, reporter=rep, vmax=info.vmax)
-            out_canon[idx] = restore_plane(hr, info)
-    else:
-        for k, (idx, plane_view) in enumerate(layout.planes(arr)):
-            rep.plane = k
-            plane = normalise_plane(plane_view, info)
-            hr, model = upscale_plane(
-                plane,
-                sc,
-                kernel=dk,
-                config=cfg,
-                device=dev,
-                seed=seed,
-                reporter=rep,
-                vmax=info.vmax,
-            )
-            out_canon[idx] = restore_plane(hr, info)
-            iterations += model.iterations
-            if model.final_loss is not None:
-                losses.append(model.final_loss)
+    job = _Planes(arr, layout, info, sc, dk, cfg, int(seed), rep, layout.canonical(out))
+    iterations, losses = _train_shared(job, dev) if shared else _train_per_plane(job, dev)
     rep.plane = rep.n_planes - 1
     rep.step = rep.n_steps - 1
     rep("done", 1.0, loss=losses[-1] if losses else None, message="done")
@@ -298,3 +219,109 @@ def super_resolve(
         "output_shape": list(out.shape),
     }
     return out, run_info
+
+
+def _warn_ignored_gradual(kernel: Any, cfg: ZSSRConfig, preset: Any, sc: tuple) -> None:
+    """Warn when the caller asked for gradual steps that a custom kernel rules out."""
+    preset_gradual = (
+        PRESETS[preset].gradual_scales if isinstance(preset, str) and preset in PRESETS else ()
+    )
+    if (
+        kernel is not None
+        and cfg.gradual_scales != preset_gradual  # the caller asked for other steps
+        and len(gradual_stages(sc, cfg.gradual_scales, cfg.gradual_above)) > 1
+    ):
+        warnings.warn(
+            "gradual_scales are ignored with a custom kernel (it is defined for the final "
+            "factor only)",
+            stacklevel=3,
+        )
+
+
+@dataclass
+class _Planes:
+    """What the plane loops share: input, layout, intensities, factors, kernel, output view."""
+
+    arr: np.ndarray
+    layout: Any
+    info: Any
+    sc: tuple[float, float]
+    dk: Any
+    cfg: ZSSRConfig
+    seed: int
+    rep: Reporter
+    out_canon: np.ndarray
+
+
+def _train_shared(job: _Planes, dev: Any) -> tuple[int, list[float]]:
+    """One network trained on up to 16 planes, then fine-tuned briefly on each plane."""
+    cfg, rep = job.cfg, job.rep
+    canon = job.layout.canonical(job.arr)
+    fathers = [normalise_plane(canon[idx], job.info) for idx in _father_planes(job.layout)]
+    model = fit(
+        fathers,
+        job.sc,
+        kernel=job.dk,
+        # many planes to learn from: twice the iterations of a single plane, without the
+        # early stop (measured on a 32-plane stack: stopping early costs 0.1 dB)
+        config=cfg.replace(
+            gradual_scales=(),
+            max_iters=SHARED_ITERS_FACTOR * cfg.max_iters,
+            min_iters=SHARED_ITERS_FACTOR * cfg.max_iters,
+        ),
+        device=dev,
+        seed=job.seed,
+        reporter=rep,
+    )
+    del fathers
+    iterations = model.iterations
+    losses = [model.final_loss if model.final_loss is not None else float("nan")]
+    # Each plane starts from the shared weights and adapts to itself for a few
+    # iterations: most of the per-plane quality at a fraction of its cost.
+    n_ft = cfg.plane_finetune_iters
+    ft_cfg = cfg.replace(gradual_scales=(), max_iters=n_ft, min_iters=n_ft) if n_ft else None
+    shared_state = (
+        {k: v.clone() for k, v in model.net.state_dict().items()} if ft_cfg is not None else None
+    )
+    out_yx = job.out_canon.shape[-2:]
+    for k, idx in enumerate(np.ndindex(*job.layout.stack_shape)):
+        rep.plane = k + 1
+        plane = normalise_plane(canon[idx], job.info)
+        if ft_cfg is not None and shared_state is not None:
+            model.net.load_state_dict(shared_state)
+            model = fit(
+                [plane],
+                job.sc,
+                kernel=job.dk,
+                config=ft_cfg,
+                model=model,
+                seed=job.seed + 1 + k,
+                reporter=rep,
+            )
+            iterations += n_ft
+        hr = predict(model, plane, out_shape=out_yx, reporter=rep, vmax=job.info.vmax)
+        job.out_canon[idx] = restore_plane(hr, job.info)
+    return iterations, losses
+
+
+def _train_per_plane(job: _Planes, dev: Any) -> tuple[int, list[float]]:
+    """A network trained from scratch for every plane."""
+    iterations, losses = 0, []
+    for k, (idx, plane_view) in enumerate(job.layout.planes(job.arr)):
+        job.rep.plane = k
+        plane = normalise_plane(plane_view, job.info)
+        hr, model = upscale_plane(
+            plane,
+            job.sc,
+            kernel=job.dk,
+            config=job.cfg,
+            device=dev,
+            seed=job.seed,
+            reporter=job.rep,
+            vmax=job.info.vmax,
+        )
+        job.out_canon[idx] = restore_plane(hr, job.info)
+        iterations += model.iterations
+        if model.final_loss is not None:
+            losses.append(model.final_loss)
+    return iterations, losses

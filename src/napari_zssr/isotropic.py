@@ -254,45 +254,12 @@ def isotropic_z(
     from .core.engine import fit
     from .nd import intensity_info, make_layout, normalise_plane, restore_plane
 
-    if isinstance(stack, (list, tuple)) or not hasattr(stack, "shape"):
-        raise TypeError(f"stack must be a NumPy array, got {type(stack).__name__}")
-    arr = np.asarray(stack)
-    if arr.dtype == object or arr.dtype.kind not in "uif":
-        raise TypeError(f"stack must be a numeric array, got dtype {arr.dtype}")
     r = _check_ratio(z_ratio)
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an integer, got {seed!r}")
-    if channel_axis is None:
-        if arr.ndim != 3:
-            raise ValueError(
-                f"stack must be (Z, Y, X), or 4-D with channel_axis; got shape {arr.shape}"
-            )
-        vol_in = arr[None]
-        ca = None
-    else:
-        if arr.ndim != 4:
-            raise ValueError(f"with channel_axis the stack must be 4-D, got shape {arr.shape}")
-        if isinstance(channel_axis, (bool, np.bool_)) or not isinstance(
-            channel_axis, (int, np.integer)
-        ):
-            raise TypeError(f"channel_axis must be an integer, got {channel_axis!r}")
-        if not -4 <= int(channel_axis) < 4:
-            raise ValueError(f"channel_axis must be in [-4, 3] for a 4-D stack, got {channel_axis}")
-        ca = int(channel_axis) % 4
-        vol_in = np.moveaxis(arr, ca, 0)  # (C, Z, Y, X) view
-    if arr.size == 0:
-        raise ValueError(f"stack is empty (shape {arr.shape})")
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        raise ValueError("stack contains NaN or Inf values; replace them first")
+    arr, vol_in, ca = _check_stack(stack, channel_axis, seed)
     c, nz, ny, nx = vol_in.shape
     if nz < 2:
         raise ValueError(f"the stack needs at least 2 z planes, got {nz}")
-    kernel = axial_kernel_for(r, axial_kernel, axial_fwhm)
-    if kernel.shape[1] > min(ny, nx):
-        raise ValueError(
-            f"the axial kernel ({kernel.shape[1]} taps) is wider than the lateral planes "
-            f"({ny} x {nx})"
-        )
+    kernel = _fitting_kernel(r, axial_kernel, axial_fwhm, (ny, nx))
     cfg = resolve_config(preset, config).replace(gradual_scales=())
     dev, reason = resolve_device(device)
     t0 = time.perf_counter()
@@ -304,14 +271,9 @@ def isotropic_z(
     vol = np.stack([normalise_plane(canon[z], info) for z in range(nz)], axis=1)  # (C,Z,Y,X)
 
     _emit(callback, Progress("prepare", message="preparing lateral planes", n_planes=1))
-    chosen = father_planes(nz)  # each also used transposed
-    fathers: list[np.ndarray] = []
-    for z in chosen:
-        plane = np.ascontiguousarray(vol[:, z])
-        fathers.append(plane)
-        fathers.append(np.ascontiguousarray(plane.transpose(0, 2, 1)))
+    chosen = father_planes(nz)
     model = fit(
-        fathers,
+        _lateral_fathers(vol, chosen),
         (1.0, r),
         kernel=kernel,
         config=cfg,
@@ -319,54 +281,17 @@ def isotropic_z(
         seed=int(seed),
         callback=_relay(callback, 0.0, _TRAIN_SHARE),
     )
-    del fathers
 
     out_z = math.ceil(round(nz * r, 9))
+    acc = _xz_and_yz(model, vol, out_z, info.vmax, callback, t0)
     n_total = ny + nx
-
-    def progress(done: int, label: str) -> None:
-        frac = _TRAIN_SHARE + (1.0 - _TRAIN_SHARE) * done / n_total
-        _emit(
-            callback,
-            Progress(
-                "infer",
-                iteration=done,
-                max_iterations=n_total,
-                loss=model.final_loss,
-                elapsed=time.perf_counter() - t0,
-                fraction=min(frac, 1.0),
-                message=f"{label} planes ({done}/{n_total})",
-            ),
-        )
-
-    progress(0, "XZ")
-    xz = _predict_planes(  # one (C, X, Z) plane per y
-        model, vol.transpose(2, 0, 3, 1), out_z, info.vmax, lambda k: progress(k, "XZ")
-    )
-    acc = xz.transpose(1, 3, 0, 2).astype(np.float32)  # (C, Zo, Y, X)
-    del xz
-    yz = _predict_planes(  # one (C, Y, Z) plane per x
-        model, vol.transpose(3, 0, 2, 1), out_z, info.vmax, lambda k: progress(ny + k, "YZ")
-    )
-    acc += yz.transpose(1, 3, 2, 0)
-    acc *= 0.5
-    del yz
     restored = restore_plane(acc.reshape(c, out_z * ny, nx), info).reshape(c, out_z, ny, nx)
     out = restored[0] if ca is None else np.moveaxis(restored, 0, ca)
     out = np.ascontiguousarray(out)
     seconds = time.perf_counter() - t0
-    _emit(
-        callback,
-        Progress(
-            "done",
-            iteration=n_total,
-            max_iterations=n_total,
-            loss=model.final_loss,
-            elapsed=seconds,
-            fraction=1.0,
-            message="done",
-        ),
-    )
+    done = Progress("done", iteration=n_total, max_iterations=n_total, loss=model.final_loss,
+                    elapsed=seconds, fraction=1.0, message="done")  # fmt: skip
+    _emit(callback, done)
     if not return_info:
         return out
     run_info = {
@@ -390,3 +315,104 @@ def isotropic_z(
         "output_shape": list(out.shape),
     }
     return out, run_info
+
+
+def _fitting_kernel(
+    r: float, axial_kernel: Any, axial_fwhm: Any, plane: tuple[int, int]
+) -> np.ndarray:
+    """The axial kernel, refused when wider than the lateral planes."""
+    kernel = axial_kernel_for(r, axial_kernel, axial_fwhm)
+    if kernel.shape[1] > min(plane):
+        raise ValueError(
+            f"the axial kernel ({kernel.shape[1]} taps) is wider than the lateral planes "
+            f"({plane[0]} x {plane[1]})"
+        )
+    return kernel
+
+
+def _lateral_fathers(vol: np.ndarray, chosen: list[int]) -> list[np.ndarray]:
+    """The chosen lateral planes of ``vol`` ``(C, Z, Y, X)``, each also transposed."""
+    fathers: list[np.ndarray] = []
+    for z in chosen:
+        plane = np.ascontiguousarray(vol[:, z])
+        fathers.append(plane)
+        fathers.append(np.ascontiguousarray(plane.transpose(0, 2, 1)))
+    return fathers
+
+
+def _check_stack(
+    stack: Any, channel_axis: Any, seed: Any
+) -> tuple[np.ndarray, np.ndarray, int | None]:
+    """The stack as an array, its ``(C, Z, Y, X)`` view and its channel axis (None: none)."""
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an integer, got {seed!r}")
+    if isinstance(stack, (list, tuple)) or not hasattr(stack, "shape"):
+        raise TypeError(f"stack must be a NumPy array, got {type(stack).__name__}")
+    arr = np.asarray(stack)
+    if arr.dtype == object or arr.dtype.kind not in "uif":
+        raise TypeError(f"stack must be a numeric array, got dtype {arr.dtype}")
+    if channel_axis is None:
+        if arr.ndim != 3:
+            raise ValueError(
+                f"stack must be (Z, Y, X), or 4-D with channel_axis; got shape {arr.shape}"
+            )
+        vol_in = arr[None]
+        ca = None
+    else:
+        if arr.ndim != 4:
+            raise ValueError(f"with channel_axis the stack must be 4-D, got shape {arr.shape}")
+        if isinstance(channel_axis, (bool, np.bool_)) or not isinstance(
+            channel_axis, (int, np.integer)
+        ):
+            raise TypeError(f"channel_axis must be an integer, got {channel_axis!r}")
+        if not -4 <= int(channel_axis) < 4:
+            raise ValueError(f"channel_axis must be in [-4, 3] for a 4-D stack, got {channel_axis}")
+        ca = int(channel_axis) % 4
+        vol_in = np.moveaxis(arr, ca, 0)  # (C, Z, Y, X) view
+    if arr.size == 0:
+        raise ValueError(f"stack is empty (shape {arr.shape})")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise ValueError("stack contains NaN or Inf values; replace them first")
+    return arr, vol_in, ca
+
+
+def _xz_and_yz(
+    model: Any,
+    vol: np.ndarray,
+    out_z: int,
+    vmax: float,
+    callback: ProgressCallback | None,
+    t0: float,
+) -> np.ndarray:
+    """The mean of the XZ and YZ reconstructions of ``vol`` ``(C, Z, Y, X)``: ``(C, Zo, Y, X)``."""
+    ny, nx = vol.shape[2], vol.shape[3]
+    n_total = ny + nx
+
+    def progress(done: int, label: str) -> None:
+        frac = _TRAIN_SHARE + (1.0 - _TRAIN_SHARE) * done / n_total
+        _emit(
+            callback,
+            Progress(
+                "infer",
+                iteration=done,
+                max_iterations=n_total,
+                loss=model.final_loss,
+                elapsed=time.perf_counter() - t0,
+                fraction=min(frac, 1.0),
+                message=f"{label} planes ({done}/{n_total})",
+            ),
+        )
+
+    progress(0, "XZ")
+    xz = _predict_planes(  # one (C, X, Z) plane per y
+        model, vol.transpose(2, 0, 3, 1), out_z, vmax, lambda k: progress(k, "XZ")
+    )
+    acc = xz.transpose(1, 3, 0, 2).astype(np.float32)  # (C, Zo, Y, X)
+    del xz
+    yz = _predict_planes(  # one (C, Y, Z) plane per x
+        model, vol.transpose(3, 0, 2, 1), out_z, vmax, lambda k: progress(ny + k, "YZ")
+    )
+    acc += yz.transpose(1, 3, 2, 0)
+    acc *= 0.5
+    del yz
+    return acc

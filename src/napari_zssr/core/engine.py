@@ -214,10 +214,46 @@ def fit(
     """
     cfg = config if config is not None else ZSSRConfig()
     sc = normalise_scale(scale)
+    rep = reporter if reporter is not None else Reporter(callback)
+    model, srcs, dk = _start_model(fathers, sc, kernel, cfg, device, seed, model)
+    dev = model.device
+    min_hw = (min(s.image.shape[-2] for s in srcs), min(s.image.shape[-1] for s in srcs))
+    crop = crop_shape(cfg.crop_size, sc, min_hw)
+    rng = np.random.default_rng(seed)
+    sampler = FatherSampler(srcs + list(extra_sources), crop, cfg, model.transforms, rng)
+    eval_hr = _eval_region(srcs[0].image, cfg.eval_max_side, sc)
+    eval_in = imresize(degrade(eval_hr, sc, dk), sc, eval_hr.shape[-2:])
+    step = TrainStep(
+        model.net,
+        cfg.learning_rate,
+        mixed_precision=cfg.mixed_precision,
+        # a capture pays off over many iterations, not over a short fine-tuning
+        cuda_graph=cfg.cuda_graphs and cfg.max_iters >= GRAPH_MIN_ITERS,
+    )
+    t0 = time.perf_counter()
+    it, last_loss = _train(
+        model, sampler, step, (eval_in, eval_hr), _make_generator(dev, seed + 1), rep
+    )
+    model.iterations += it
+    model.final_loss = last_loss
+    model.seconds += time.perf_counter() - t0
+    return model
+
+
+def _start_model(
+    fathers: Sequence[np.ndarray | torch.Tensor],
+    sc: tuple[float, float],
+    kernel: np.ndarray | DownscaleKernel | None,
+    cfg: ZSSRConfig,
+    device: str | torch.device,
+    seed: int,
+    model: TrainedModel | None,
+) -> tuple[TrainedModel, list[FatherSource], DownscaleKernel | None]:
+    """The model to train (a new network, or ``model`` set up for this step), the fathers on
+    its device and the prepared kernel."""
     dev, reason = (
         (model.device, model.device_reason) if model is not None else resolve_device(device)
     )
-    rep = reporter if reporter is not None else Reporter(callback)
     if not fathers:
         raise ValueError("fit needs at least one father image")
     srcs = [FatherSource(_as_tensor(f, dev)) for f in fathers]
@@ -235,8 +271,6 @@ def fit(
     transforms = allowed_transforms(
         None if dk is None else dk.weights, sc, rotations=cfg.rotations, flips=cfg.augment_flips
     )
-    rng = np.random.default_rng(seed)
-    gen = _make_generator(dev, seed + 1)
     if model is None:
         init_gen = torch.Generator().manual_seed(int(seed))
         net = ZSSRNet(channels, cfg.width, cfg.depth, generator=init_gen).to(
@@ -253,21 +287,11 @@ def fit(
         )
     else:
         model.scale, model.kernel, model.transforms, model.config = sc, dk, transforms, cfg
-    net = model.net
-    crop = crop_shape(cfg.crop_size, sc, (min_h, min_w))
-    sampler = FatherSampler(srcs + list(extra_sources), crop, cfg, transforms, rng)
-    eval_hr = _eval_region(srcs[0].image, cfg.eval_max_side, sc)
-    eval_lr = degrade(eval_hr, sc, dk)
-    eval_in = imresize(eval_lr, sc, eval_hr.shape[-2:])
+    return model, srcs, dk
 
-    step = TrainStep(
-        net,
-        cfg.learning_rate,
-        mixed_precision=cfg.mixed_precision,
-        # a capture pays off over many iterations, not over a short fine-tuning
-        cuda_graph=cfg.cuda_graphs and cfg.max_iters >= GRAPH_MIN_ITERS,
-    )
-    policy = LRPolicy(
+
+def _lr_policy(cfg: ZSSRConfig) -> LRPolicy:
+    return LRPolicy(
         lr=cfg.learning_rate,
         decay=cfg.lr_decay,
         min_lr=cfg.min_learning_rate,
@@ -277,8 +301,21 @@ def fit(
         ratio=cfg.lr_slope_ratio,
         min_iters=cfg.min_iters,
     )
-    t0 = time.perf_counter()
-    loss_sum = torch.zeros((), device=dev)
+
+
+def _train(
+    model: TrainedModel,
+    sampler: FatherSampler,
+    step: TrainStep,
+    evaluation: tuple[torch.Tensor, torch.Tensor],
+    gen: torch.Generator,
+    rep: Reporter,
+) -> tuple[int, float | None]:
+    """The training loop; returns the iterations run and the last reported loss."""
+    cfg, sc, dk, net = model.config, model.scale, model.kernel, model.net
+    eval_in, eval_hr = evaluation
+    policy = _lr_policy(cfg)
+    loss_sum = torch.zeros((), device=model.device)
     n_sum = 0
     last_loss: float | None = None
     it = 0
@@ -317,10 +354,7 @@ def fit(
             )
         if policy.finished:
             break
-    model.iterations += it
-    model.final_loss = last_loss
-    model.seconds += time.perf_counter() - t0
-    return model
+    return it, last_loss
 
 
 def effective_back_projection(config: ZSSRConfig) -> int:

@@ -85,9 +85,10 @@ def test_messages_use_the_front_ends_names():
     request = RunRequest(
         source=np.zeros((16, 16)), scale=2, psf=OpticsSpec(1.4, 0.52), labels=widget_names
     )
-    plan = request.validate()
     with pytest.raises(RequestError, match=r"give 'Image pixel \(µm\)'"):
-        kernel_for(request, plan.scale, (16, 16))
+        request.validate()  # the PSF meets the image on its pixel size: never guessed
+    with pytest.raises(RequestError, match=r"give 'Image pixel \(µm\)'"):
+        kernel_for(request.replace(source=None), (2.0, 2.0), (16, 16))
 
 
 def test_source_checks_axes_and_z():

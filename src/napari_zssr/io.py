@@ -315,15 +315,35 @@ def _read_open(tif: tifffile.TiffFile, path: Path) -> tuple[np.ndarray, TiffMeta
 # ImageJ fields that an upscale in Y/X leaves valid (frame timing, display, per-channel and
 # per-slice annotations). Sizes, spacing, unit and origins are rewritten from the result.
 _IJ_CARRY = (
-    "finterval", "tunit", "fps", "loop", "mode", "min", "max",
-    "Ranges", "LUTs", "Labels", "Properties",
+    "finterval",
+    "tunit",
+    "fps",
+    "loop",
+    "mode",
+    "min",
+    "max",
+    "Ranges",
+    "LUTs",
+    "Labels",
+    "Properties",
 )
 # OME Pixels attributes and Channel attributes carried the same way.
 _OME_CARRY = ("TimeIncrement", "TimeIncrementUnit")
 _OME_CHANNEL_CARRY = (
-    "Name", "Color", "AcquisitionMode", "ContrastMethod", "EmissionWavelength",
-    "EmissionWavelengthUnit", "ExcitationWavelength", "ExcitationWavelengthUnit", "Fluor",
-    "IlluminationType", "NDFilter", "PinholeSize", "PinholeSizeUnit", "PockelCellSetting",
+    "Name",
+    "Color",
+    "AcquisitionMode",
+    "ContrastMethod",
+    "EmissionWavelength",
+    "EmissionWavelengthUnit",
+    "ExcitationWavelength",
+    "ExcitationWavelengthUnit",
+    "Fluor",
+    "IlluminationType",
+    "NDFilter",
+    "PinholeSize",
+    "PinholeSizeUnit",
+    "PockelCellSetting",
 )
 
 
@@ -558,9 +578,7 @@ def sigterm_raises() -> Iterator[None]:
     """Within the block, SIGTERM raises :class:`Terminated` instead of ending the process
     at once (which would skip every ``finally``), when the default handler is in place and
     this is the main thread; otherwise nothing changes."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(
-        signal, "SIGTERM"
-    ):
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
         yield
         return
     if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:

@@ -121,3 +121,19 @@ BROKEN_TIFF_NAMES = (
 def broken_tiff(request: pytest.FixtureRequest, broken_tiffs: dict[str, Path]) -> Path:
     """Each damaged file of the ``broken_tiffs`` corpus in turn."""
     return broken_tiffs[request.param]
+
+
+@pytest.fixture
+def unwritable_outputs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every temporary output file (``*.part``) fail to be created, as in a read-only
+    folder (which a test run as root would not see: root writes anywhere)."""
+    import os
+
+    real_open = os.open
+
+    def denied(path: object, *args: object, **kwargs: object) -> int:
+        if str(path).endswith(".part"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", denied)

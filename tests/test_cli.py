@@ -502,17 +502,10 @@ sys.exit(main(["run", {str(image_2d)!r}, "-o", {str(out)!r}, "-s", "2", "-q"]))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plane.tif"]
 
 
+@pytest.mark.usefixtures("unwritable_outputs")
 def test_unwritable_output_is_found_before_training(image_2d, tmp_path, monkeypatch, capsys):
     calls: list = []
     _fake_engine(monkeypatch, calls)
-    real_open = cli.os.open
-
-    def denied(path, *args, **kwargs):
-        if str(path).endswith(".part"):
-            raise PermissionError(13, "Permission denied", str(path))
-        return real_open(path, *args, **kwargs)
-
-    monkeypatch.setattr(cli.os, "open", denied)
     out = tmp_path / "out.tif"
     assert main(["run", str(image_2d), "-o", str(out), "-s", "2", "-q"]) == 1
     err = _one_line_error(capsys)

@@ -300,17 +300,10 @@ def test_atomic_write_writes_any_bytes(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["x.bin"]
 
 
-def test_check_writable_names_the_output(tmp_path, monkeypatch):
+def test_check_writable_names_the_output(tmp_path, request):
     zio.check_writable(tmp_path / "fine.tif")
     assert list(tmp_path.iterdir()) == []  # the probe is gone
-    real_open = zio.os.open
-
-    def denied(path, *args, **kwargs):
-        if str(path).endswith(".part"):
-            raise PermissionError(13, "Permission denied", str(path))
-        return real_open(path, *args, **kwargs)
-
-    monkeypatch.setattr(zio.os, "open", denied)
+    request.getfixturevalue("unwritable_outputs")
     with pytest.raises(PermissionError, match=r"cannot write the output .*out\.tif") as info:
         zio.check_writable(tmp_path / "out.tif")
     assert ".part" not in str(info.value)

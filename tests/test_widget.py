@@ -622,3 +622,15 @@ def test_source_edited_or_replaced_during_a_run(viewer, qtbot, monkeypatch):
         if n.severity == NotificationSeverity.WARNING
     ]
     assert any("changed during the run" in w for w in warnings)
+
+
+def test_float64_layer_with_a_large_offset_keeps_its_detail(viewer, qtbot):
+    data = 1e10 + 100 * _texture((32, 32), seed=14)
+    viewer.add_image(data, name="offset")
+    widget = _open_widget(viewer)
+    _run(qtbot, widget)
+    assert widget.last_status == "done"
+    out = np.asarray(widget.last_results[-1].data)
+    assert out.dtype == np.float64
+    assert out.min() >= data.min() and out.max() <= data.max()
+    assert np.unique(out).size > 500  # not one value (the offset swallowing the detail)

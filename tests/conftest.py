@@ -74,6 +74,10 @@ def broken_tiffs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     with tifffile.TiffFile(folder / "deflate.tif") as tif:
         strips = tif.pages.first.dataoffsets
     noise = np.random.default_rng(1).integers(0, 256, len(zipped) - strips[1], dtype=np.uint8)
+    tifffile.imwrite(folder / "stack.tif", np.stack([pixels] * 3), photometric="minisblack")
+    stack = bytearray((folder / "stack.tif").read_bytes())
+    n_tags = struct.unpack_from("<H", stack, 8)[0]  # the first IFD is at offset 8
+    struct.pack_into("<I", stack, 8 + 2 + 12 * n_tags, len(stack) + 500)  # next IFD: nowhere
     blobs = {
         "empty": b"",
         "not_a_tiff": b"plain text, not an image\n" * 4,
@@ -89,6 +93,7 @@ def broken_tiffs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "absurd_size": _hand_made_tiff(200_000, 200_000, data=b"\0" * 64),
         "absurd_size_deflate": _hand_made_tiff(200_000, 200_000, compression=8, data=b"\0" * 64),
         "strip_past_end": _hand_made_tiff(64, 64, data=b""),
+        "page_chain_cut": bytes(stack),  # 3 pages, the link to the second one broken
     }
     paths = {"good": folder / "good.tif"}
     for name, blob in blobs.items():
@@ -113,6 +118,7 @@ BROKEN_TIFF_NAMES = (
     "absurd_size",
     "absurd_size_deflate",
     "strip_past_end",
+    "page_chain_cut",
 )
 """Keys of the ``broken_tiffs`` fixture that name a damaged file."""
 

@@ -178,8 +178,12 @@ def read_tiff(path: str | os.PathLike[str]) -> tuple[np.ndarray, TiffMeta]:
         except Exception as exc:  # tifffile and its codecs raise many types on bad files
             cause = logged[0] if logged else _first_line(exc)
             raise ValueError(f"{path}: not a readable TIFF file ({cause})") from exc
-    if logged:  # tifffile skipped something it could not parse (pages, tags): incomplete
-        raise ValueError(f"{path}: damaged TIFF file ({logged[0]})")
+    # tifffile skipped pages or tags it could not parse: the pixels may be incomplete. (A
+    # metadata flavour it could not parse, "... series raised ...", only costs the axes: it
+    # falls back to the plain pages, whose pixels are whole.)
+    damage = [m for m in logged if " series raised " not in m]
+    if damage:
+        raise ValueError(f"{path}: damaged TIFF file ({damage[0]})")
     return array, meta
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from ..io import Terminated, sigterm_raises
 from ..pipeline.request import RequestError
 from .demo import WIDGET_NAME, demo_command, has_display
 from .parser import UsageError, build_parser
@@ -42,7 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     int
         0 on success, 1 on a runtime error (bad file, unreadable data), 2 on a usage error (bad
         options or values),
-        130 when interrupted. ``--help`` and ``--version`` exit through ``SystemExit(0)``.
+        130 when interrupted (Ctrl-C), 143 on SIGTERM. ``--help`` and ``--version`` exit
+        through ``SystemExit(0)``.
     """
     parser = build_parser()
     try:
@@ -51,16 +53,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         if handler is None:
             parser.print_help()
             return 2
-        return int(handler(args, argv))
+        with sigterm_raises():  # SIGTERM unwinds like Ctrl-C: temporary files are removed
+            return int(handler(args, argv))
     except (UsageError, RequestError) as exc:
         _error(exc)
         return 2
     except (ValueError, TypeError, OSError, ImportError) as exc:
         _error(exc)
         return 1
+    except MemoryError as exc:
+        _error(MemoryError(f"out of memory ({exc or 'allocation failed'})"))
+        return 1
     except KeyboardInterrupt:
         print("error: interrupted; no output was written", file=sys.stderr)
         return 130
+    except Terminated:
+        print("error: terminated (SIGTERM); no output was written", file=sys.stderr)
+        return 143
 
 
 def _error(exc: BaseException) -> None:

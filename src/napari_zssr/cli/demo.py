@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..io import write_tiff
+from ..io import atomic_write, check_writable, write_tiff
 from .run_command import CLI_LABELS, progress_bar
 
 __all__ = ["WIDGET_NAME", "demo_command", "has_display"]
@@ -61,6 +61,7 @@ def _demo_headless(args: argparse.Namespace) -> int:
 
     folder = Path(args.output)
     folder.mkdir(parents=True, exist_ok=True)
+    check_writable(folder / "sample_zssr_x2.tif")  # before training
     image, info = load_sample()
     px = info.get("pixel_size")
     scale = 2.0
@@ -149,11 +150,8 @@ def _side_by_side(
     fig.suptitle(f"x{scale:g} super-resolution of a {ih} x {iw} image", fontsize=13)
     if credit:
         fig.supxlabel(credit, fontsize=7)
-    tmp = path.with_name(f".{path.name}.part")
     try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
+        atomic_write(path, lambda fh: fig.savefig(fh, format="png"))
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
     return True

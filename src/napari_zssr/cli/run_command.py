@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.progress import Progress
-from ..io import read_tiff, write_tiff
+from ..io import check_writable, read_tiff, write_tiff
 from ..pipeline import OpticsSpec, PSFFileSpec, RunRequest, RunResult, psf_voxel
 from .parser import UsageError
 
@@ -24,10 +24,10 @@ CLI_LABELS = {
     "z_isotropic": "--z-isotropic",
     "z_ratio": "--z-ratio",
     "axial_fwhm_um": "--axial-fwhm",
-    "pixel_size": "--pixel-size UM",
+    "pixel_size": "--pixel-size",
     "psf": "--psf FILE",
     "psf_file": "--psf",
-    "psf_pixel_size": "--psf-pixel-size UM",
+    "psf_pixel_size": "--psf-pixel-size",
     "psf_is_kernel": "--psf-is-kernel",
     "na": "--na",
     "wavelength": "--emission",
@@ -155,6 +155,7 @@ def request_from_args(args: argparse.Namespace) -> RunRequest:
         overrides["gradual_scales"] = ()
     return RunRequest(
         axes=args.axes,
+        pixel_size=_pixel_size((None, None, None), args.pixel_size),
         scale=_scale(args),
         z_isotropic=bool(args.z_isotropic),
         axial_fwhm_um=args.axial_fwhm,
@@ -179,6 +180,20 @@ def _pixel_size(
     return (z if z is not None else from_file[0]), y, x
 
 
+def carried_fields(extra: dict[str, Any], same_planes: bool) -> dict[str, Any]:
+    """The input file's ImageJ/OME fields for the output (see ``TiffMeta.extra``).
+
+    Per-slice labels only fit when the result has the same planes in the same order (not
+    after ``--z-isotropic``, or after the axes were rearranged).
+    """
+    if same_planes:
+        return extra
+    return {
+        flavour: {k: v for k, v in fields.items() if k != "Labels"}
+        for flavour, fields in extra.items()
+    }
+
+
 def command_line(argv: Sequence[str] | None) -> str:
     """The command as typed, for the record."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -193,7 +208,10 @@ def run_command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     out = Path(args.output) if args.output else default_output(inp)
     request = request_from_args(args)
     request.validate()  # the options, before reading a possibly large file
+    for warning in request.warnings():
+        print(f"warning: {warning}", file=sys.stderr)
     check_paths(inp, out, args.overwrite)
+    check_writable(out)  # before reading and training: a read-only folder fails at once
     image, meta = read_tiff(inp)
     request = request.replace(
         source=image,
@@ -209,8 +227,14 @@ def run_command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     metadata = dict(result.record)
     metadata["command"] = command_line(argv)
     metadata["parameters"] = {"input": str(inp), "output": str(out), **metadata["parameters"]}
+    same_planes = result.axes == meta.axes and not request.z_isotropic
     fmt = write_tiff(
-        out, result.output, axes=result.axes, pixel_size=result.pixel_size, metadata=metadata
+        out,
+        result.output,
+        axes=result.axes,
+        pixel_size=result.pixel_size,
+        metadata=metadata,
+        extra=carried_fields(meta.extra, same_planes),
     )
     if not args.quiet:
         print(_summary(out, result, fmt))

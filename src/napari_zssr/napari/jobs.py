@@ -13,7 +13,7 @@ import numpy as np
 from napari.layers import Image
 
 from .._placement import axis_factors
-from ..pipeline import PSFFileSpec, RunRequest, default_axes
+from ..pipeline import PSFFileSpec, RunRequest, default_axes, read_source
 from .layers import level_placement, plane_index, visible_box
 from .panels.input import PLANES_ALL, PLANES_CURRENT, STACK_MODES, level_data
 from .worker import Job
@@ -91,6 +91,9 @@ def _job(w: ZSSRWidget, layer: Image, preview: bool, iso: bool) -> Job:
     region, offset, box = _region(w, layer, shape, n_lead, current, preview)
     request = request.replace(region=region)
     plan = request.validate()
+    snapshot = isinstance(request.source, np.ndarray)
+    if snapshot:  # a private copy, so that edits during the run cannot leak into the result
+        request = request.replace(source=np.array(read_source(request), copy=True), region=None)
     z_ratio = float(w.inputs.z_ratio.value)
     factors = axis_factors(nd, 1.0, z_factor=z_ratio) if iso else axis_factors(nd, plan.scale)
     level = w.inputs.chosen_level(layer)
@@ -113,6 +116,8 @@ def _job(w: ZSSRWidget, layer: Image, preview: bool, iso: bool) -> Job:
         "plane_index": lead_index if region is not None else None,
         "region": list(box) if box is not None else None,
         "pyramid_level": level if layer.multiscale else None,
+        "pyramid_level_shape": list(shape) if layer.multiscale else None,
+        "input_snapshot": snapshot,
     }
     if iso:
         record.update(

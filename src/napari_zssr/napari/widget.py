@@ -39,6 +39,7 @@ from .worker import (
     JobStarted,
     JobStopped,
     Message,
+    RunStop,
     describe_device,
     preview_kernel,
     run_jobs,
@@ -49,8 +50,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ZSSRWidget", "describe_error"]
 
-CLOSE_WAIT_S = 10.0
-"""On close, seconds to wait for a run to notice Stop."""
+CLOSE_WAIT_S = 1.0
+"""On close, seconds to wait for a run's engine to notice Stop (it does at its next report:
+every iteration on the CPU)."""
 _OOM_ADVICE = (
     "ZSSR ran out of GPU memory. Lower the crop size or the tile size under Advanced, "
     "process the current plane only, or choose device 'cpu'."
@@ -129,7 +131,7 @@ def _level_note(jobs: list[Job]) -> str:
     """Which pyramid level each multiscale source is processed at ("" when none is)."""
     notes = [
         f"pyramid level {job.record['pyramid_level']} "
-        f"({' x '.join(map(str, job.request.source.shape))}) of '{job.source_name}'"
+        f"({' x '.join(map(str, job.record['pyramid_level_shape']))}) of '{job.source_name}'"
         for job in jobs
         if job.record.get("pyramid_level") is not None
     ]
@@ -158,6 +160,7 @@ class ZSSRWidget(Container):
         self._preview_layer: Image | None = None
         self._device_probed = False
         self._level_note = ""
+        self._changed_sources: set[int] = set()
         self._alive = True
         self.last_results: list[Image] = []
         """Layers added by the most recent run (or preview)."""
@@ -414,14 +417,19 @@ class ZSSRWidget(Container):
         try:
             jobs = build_jobs(self, preview)
         except Exception as exc:  # a setting the request refuses, a viewer without canvas...
+            self.last_status = "error"  # not the previous run's "done"
+            self.last_results = []
             show_error(describe_error(exc))
             self.status.value = f"not started: {exc}"
             return
         self._jobs, self._job_index = jobs, 0
-        self._stop = threading.Event()
+        self._stop = RunStop()
         self._stop_reason = ""
         self.last_results = []
         self.last_status = ""
+        self._changed_sources = set()
+        for job in jobs:
+            job.source.events.data.connect(self._on_source_data)
         what = "ZSSR preview" if preview else f"ZSSR {jobs[0].result_name}"
         self.run_panel.started(what)
         self._level_note = _level_note(jobs)
@@ -431,8 +439,19 @@ class ZSSRWidget(Container):
         worker.yielded.connect(self._on_message)
         worker.errored.connect(self._on_worker_error)
         worker.finished.connect(self._on_finished)
+        self._stop.worker = worker
         self._worker = worker
         worker.start()
+
+    def _on_source_data(self, event: Any) -> None:
+        """A source layer's data was replaced during the run: note it for its result."""
+        layer = unwrap(getattr(event, "source", None))
+        if layer is not None:
+            self._changed_sources.add(id(layer))
+
+    def _release_sources(self) -> None:
+        for job in self._jobs:
+            job.source.events.data.disconnect(self._on_source_data)
 
     def _on_message(self, msg: Message) -> None:
         if not self._alive:
@@ -457,6 +476,16 @@ class ZSSRWidget(Container):
     def _on_result(self, job: Job, msg: JobResult) -> None:
         if self._stop.is_set() or not any(job.source is x for x in self._image_layers()):
             return
+        if id(job.source) in self._changed_sources:
+            job.record["source_changed_during_run"] = True
+            show_warning(
+                f"ZSSR: layer '{job.source_name}' changed during the run; the result is "
+                + (
+                    "from its data when the run started"
+                    if job.record.get("input_snapshot")
+                    else "from data read while it changed: run again for the current data"
+                )
+            )
         try:
             new = add_result(self._viewer, job, msg.result, self._preview_layer)
         except Exception as exc:  # a layer napari refuses: tell, do not crash the run
@@ -475,6 +504,7 @@ class ZSSRWidget(Container):
 
     def _on_finished(self, *_: Any) -> None:
         self._worker = None
+        self._release_sources()
         if not self._alive:
             return
         status = self.last_status or ("stopped" if self._stop.is_set() else "error")

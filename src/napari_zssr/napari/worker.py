@@ -13,6 +13,7 @@ for them when it closes or the application quits; nothing here is module-level s
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 import time
@@ -34,6 +35,8 @@ __all__ = [
     "JobStarted",
     "JobStopped",
     "Message",
+    "Outcome",
+    "RunStop",
     "describe_device",
     "preview_kernel",
     "read_psf_file",
@@ -42,6 +45,8 @@ __all__ = [
 
 STOP_GRACE_S = 1.5
 """After Stop, seconds to wait for the engine to notice before leaving it behind."""
+REPORT_INTERVAL_S = 0.1
+"""Least seconds between two training reports passed on to the GUI."""
 
 
 @dataclass
@@ -144,6 +149,20 @@ Message = JobStarted | DeviceChosen | JobProgress | JobResult | JobFailed | JobS
 # ------------------------------------------------------------------------------ threads
 
 
+class RunStop(threading.Event):
+    """The stop flag of one run: set by Stop, or raised when napari aborts the worker.
+
+    napari aborts the workers of a closing viewer without resuming their generators, so the
+    run cannot hear of it through them; the engine's callback reads this flag instead.
+    """
+
+    worker: Any = None
+
+    def is_set(self) -> bool:
+        aborted = self.worker is not None and bool(getattr(self.worker, "abort_requested", 0))
+        return super().is_set() or aborted
+
+
 class EngineThreads:
     """The inner engine threads of one widget, so that its owner can stop and wait for them.
 
@@ -192,11 +211,17 @@ def _pump(
     """
     reports: queue.SimpleQueue = queue.SimpleQueue()
     box: dict[str, Any] = {}
+    last_sent = [-math.inf]
 
     def callback(progress: Progress) -> bool:
         if stop.is_set():
             return False
-        reports.put(progress)
+        # Training reports come often (each iteration on the CPU, for a prompt stop); the GUI
+        # needs a few per second. Other stages are rare and always shown.
+        now = time.monotonic()
+        if progress.stage != "train" or now - last_sent[0] >= REPORT_INTERVAL_S:
+            last_sent[0] = now
+            reports.put(progress)
         return True
 
     def target() -> None:
@@ -246,8 +271,11 @@ def run_jobs(
         except Exception as exc:
             yield JobFailed(i, exc)
             return
+        request = job.request
+        if device.type == "cpu":  # a report (a chance to stop) every iteration costs nothing here
+            request = request.replace(overrides={**request.overrides, "report_every": 1})
         yield DeviceChosen(i, str(device), reason)
-        work = _pump(lambda cb, j=job: run(j.request, cb, psf_array=j.psf_array), stop, threads)
+        work = _pump(lambda cb, r=request, a=job.psf_array: run(r, cb, psf_array=a), stop, threads)
         try:
             while True:
                 yield JobProgress(i, next(work))
@@ -277,9 +305,26 @@ def describe_device(name: str) -> str:
     return f"{dev} - {reason}"
 
 
-def read_psf_file(spec: PSFFileSpec) -> tuple[Any, Any]:
+@dataclass(frozen=True)
+class Outcome:
+    """What a small task gave: its ``value``, or the ``error`` it raised (an expected answer
+    for a damaged file or an unusable setting, so it comes back as a value, not as a worker
+    error that napari would report as a crash)."""
+
+    value: Any = None
+    error: BaseException | None = None
+
+
+def _outcome(fn: Callable[..., Any], *args: Any) -> Outcome:
+    try:
+        return Outcome(value=fn(*args))
+    except Exception as exc:  # a reader or a model can fail in many ways: the GUI says which
+        return Outcome(error=exc)
+
+
+def read_psf_file(spec: PSFFileSpec) -> Outcome:
     """A PSF file's array and (z, y, x) pixel size (the file's, or None); call it in a worker."""
-    return read_psf(PSFFileSpec(spec.path))
+    return _outcome(read_psf, PSFFileSpec(spec.path))
 
 
 def preview_kernel(
@@ -287,6 +332,6 @@ def preview_kernel(
     scale: tuple[float, float],
     plane: tuple[int, int],
     psf_array: tuple[Any, Any] | None,
-) -> tuple[Any, dict[str, Any]]:
+) -> Outcome:
     """The kernel a run would use (computing a model PSF takes time: call it in a worker)."""
-    return kernel_for(request, scale, plane, psf_array)
+    return _outcome(kernel_for, request, scale, plane, psf_array)

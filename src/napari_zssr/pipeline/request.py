@@ -39,6 +39,8 @@ STACK_MODES = ("shared", "per_plane")
 """Ways to train on a stack: one shared network (fine-tuned per plane), or one per plane."""
 MODALITIES = ("widefield", "confocal")
 """Microscope types of a model PSF."""
+PLAUSIBLE_UM = (1e-3, 1e3)
+"""Pixel sizes, in micrometres, beyond which a value is probably in the wrong unit (a warning)."""
 PixelSize = tuple[float | None, float | None, float | None]
 
 
@@ -227,6 +229,24 @@ class RunRequest:
             _check_psf_pixel(self)
             z_ratio = _z_ratio(self, scale, axes) if self.z_isotropic else None
         return RunPlan(self, scale, config, axes, z_ratio)
+
+    def warnings(self) -> list[str]:
+        """Values that are allowed but probably a unit slip (pixel sizes outside 1 nm-1 mm)."""
+        found = []
+        sizes = [("pixel_size", self.pixel_size)]
+        if isinstance(self.psf, (PSFFileSpec, PSFArraySpec)) and self.psf.pixel_size is not None:
+            sizes.append(("psf_pixel_size", tuple(self.psf.pixel_size)))
+        for param, values in sizes:
+            odd = [
+                v for v in values if v is not None and not PLAUSIBLE_UM[0] <= v <= PLAUSIBLE_UM[1]
+            ]
+            if odd:
+                found.append(
+                    f"{self.name(param)} {odd[0]:g} um is outside the usual microscopy range "
+                    f"({PLAUSIBLE_UM[0]:g} to {PLAUSIBLE_UM[1]:g} um, 1 nm to 1 mm); it is in "
+                    "micrometres"
+                )
+        return found
 
     def to_record(self) -> dict[str, Any]:
         """The request's parameters, JSON-able, for the run record."""

@@ -17,12 +17,13 @@ import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, Label
 from napari.layers import Image
 from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import QLabel
 
 from ...pipeline import MODALITIES, OpticsSpec, PSFArraySpec, PSFFileSpec, PSFSpec
 from ..qt_parts import kernel_pixmap
-from ..worker import read_psf_file
+from ..worker import Outcome, read_psf_file
 
 __all__ = ["PSF_CHOICES", "PSF_FILE", "PSF_LAYER", "PSF_NONE", "PSF_OPTICS", "PSFPanel"]
 
@@ -283,15 +284,26 @@ class PSFPanel(Container):
         if key is None or key in self._file_cache:
             return
         worker = create_worker(read_psf_file, PSFFileSpec(key[0]), _start_thread=False)
-        worker.returned.connect(lambda content, k=key: self._file_read(k, content))
-        worker.errored.connect(lambda exc: self._set_text(f"not ready: {exc}"))
+        worker.returned.connect(lambda outcome, k=key: self._file_read(k, outcome))
         worker.start()
 
-    def _file_read(self, key: tuple[str, float], content: tuple[np.ndarray, Any]) -> None:
+    def _file_failed(self, exc: BaseException) -> None:
+        """A damaged file can make any reader fail: say so, and go on."""
         if not self.alive:
             return
-        self._file_cache = {key: content}  # one file at a time
-        array, voxel = content
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        show_error(f"ZSSR: cannot use the PSF file: {reason}")
+        self._set_text(f"not ready: {reason}")
+        self._kernel_thumb.setVisible(False)
+
+    def _file_read(self, key: tuple[str, float], outcome: Outcome) -> None:
+        if not self.alive:
+            return
+        if outcome.error is not None:
+            self._file_failed(outcome.error)
+            return
+        self._file_cache = {key: outcome.value}  # one file at a time
+        array, voxel = outcome.value
         if voxel is not None:
             self.psf_pixel.value = float(voxel[2])
             if np.ndim(array) == 3 and voxel[0] is not None:
@@ -342,18 +354,17 @@ class PSFPanel(Container):
         if compute is None or not self.alive:
             return
         worker = create_worker(compute, _start_thread=False)
-        worker.returned.connect(lambda out, g=generation: self._preview_done(g, out, None))
-        worker.errored.connect(lambda exc, g=generation: self._preview_done(g, None, exc))
+        worker.returned.connect(lambda outcome, g=generation: self._preview_done(g, outcome))
         worker.start()
 
-    def _preview_done(self, generation: int, out: Any, error: BaseException | None) -> None:
+    def _preview_done(self, generation: int, outcome: Outcome) -> None:
         if not self.alive or generation != self._preview_generation:
             return  # the settings changed since: a newer preview is on its way
-        if error is not None:
-            self._set_text(f"not ready: {error}")
+        if outcome.error is not None:
+            self._set_text(f"not ready: {outcome.error}")
             self._kernel_thumb.setVisible(False)
             return
-        self.show_kernel(*out)
+        self.show_kernel(*outcome.value)
 
     def show_kernel(self, kernel: np.ndarray | None, record: dict[str, Any]) -> None:
         """Show a kernel and its description (None: bicubic)."""

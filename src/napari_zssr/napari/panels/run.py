@@ -85,8 +85,9 @@ class RunPanel(Container):
 
     def finished(self, status: str, reason: str = "", note: str = "") -> None:
         """A run ended: ``status`` is "done", "stopped" or "error"; ``note`` says what ran."""
+        self.close_activity()
         if status == "done":
-            self.set_fraction(1.0)
+            self.progress.value = STEPS
             done = f"done in {fmt_seconds(time.monotonic() - self._t0)}"
             self.status.value = f"{done} ({note})" if note else done
         elif status == "stopped":
@@ -95,7 +96,6 @@ class RunPanel(Container):
         else:
             self.progress.value = 0
             self.status.value = "failed (see the notification)"
-        self.close_activity()
         self.set_busy(False)
 
     def close_activity(self) -> None:
@@ -105,17 +105,25 @@ class RunPanel(Container):
             self._activity = None
 
     # ------------------------------------------------------------------------- progress
-    def set_fraction(self, overall: float) -> None:
-        """Move both bars to ``overall`` in [0, 1]."""
+    def set_fraction(self, overall: float, description: str = "") -> None:
+        """Move both bars to ``overall`` in [0, 1].
+
+        Called last by the handlers: napari's activity bar may process pending Qt events
+        while it updates, and with them the rest of the run (its end included).
+        """
         value = round(STEPS * min(max(overall, 0.0), 1.0))
         self.progress.value = value
-        if self._activity is not None:
-            self._activity.update(max(0, value - self._activity.n))
+        activity = self._activity
+        if activity is not None:
+            if description:
+                activity.set_description(f"{self._what}: {description}")
+            activity.update(max(0, value - activity.n))
 
     def show_progress(self, p: Progress, job: int, n_jobs: int) -> None:
         """Show a report of job ``job`` of ``n_jobs``: bars, status line, loss."""
+        if self._activity is None:
+            return  # a late report of a run that has ended
         overall = min(1.0, (job + float(p.fraction)) / max(1, n_jobs))
-        self.set_fraction(overall)
         parts = []
         if n_jobs > 1:
             parts.append(f"layer {job + 1}/{n_jobs}")
@@ -132,7 +140,6 @@ class RunPanel(Container):
         if overall > 0.02:
             parts.append(f"ETA {fmt_seconds(elapsed * (1 - overall) / overall)}")
         self.status.value = " · ".join(parts)
-        if self._activity is not None:
-            self._activity.set_description(f"{self._what}: {' · '.join(parts[:3])}")
         if p.stage == "train":
             self.loss_plot.add(p.loss)
+        self.set_fraction(overall, " · ".join(parts[:3]))

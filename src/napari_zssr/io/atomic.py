@@ -1,0 +1,126 @@
+"""Files that appear whole or not at all: atomic writes, SIGTERM clean-up, a writable check.
+
+Every file the package writes (TIFF results, PNG figures) goes through :func:`atomic_write`:
+a hidden temporary sibling, created exclusively, renamed into place once complete and removed
+on any error, Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = ["Terminated", "atomic_write", "check_writable", "sigterm_raises"]
+
+
+class Terminated(BaseException):
+    """The process received SIGTERM; raised in the main thread so that clean-up runs.
+
+    A BaseException, like KeyboardInterrupt, so that no ``except Exception`` swallows it."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated("terminated by a signal (SIGTERM)")
+
+
+@contextlib.contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`Terminated` instead of ending the process
+    at once (which would skip every ``finally``), when the default handler is in place and
+    this is the main thread; otherwise nothing changes."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+        yield
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield  # someone (the command line, the application) already handles it
+        return
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _temporary_name(path: Path) -> Path:
+    """A hidden, unpredictable sibling of ``path`` for the data being written."""
+    folder = path.parent if str(path.parent) else Path(".")
+    return folder / f".{path.name}.{secrets.token_hex(8)}.part"
+
+
+def check_writable(path: str | os.PathLike[str]) -> None:
+    """Check, before any long computation, that ``path`` can be created.
+
+    A probe file with an unpredictable name is created exclusively beside ``path`` and
+    removed at once.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder of ``path`` does not exist.
+    PermissionError, OSError
+        If no file can be created there; the message names ``path``.
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"output folder does not exist: {folder}")
+    probe = _temporary_name(path)
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise type(exc)(
+            exc.errno, f"cannot write the output {path}: {exc.strerror or exc}"
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], Any]) -> None:
+    """Create ``path`` atomically: ``write(fh)`` fills a temporary sibling file that is
+    renamed over ``path`` only once complete.
+
+    The temporary file has an unpredictable name and is created exclusively (``O_EXCL``:
+    a file or symbolic link planted there is never followed). On any error, Ctrl-C or
+    SIGTERM it is removed and nothing is left behind.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The destination; an existing file is replaced.
+    write : callable
+        Called once with the open binary file.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the destination folder does not exist.
+    OSError
+        If the file cannot be created or written; the message names ``path``.
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"output folder does not exist: {folder}")
+    tmp = _temporary_name(path)
+    with sigterm_raises():
+        try:
+            fh = open(tmp, "xb")  # exclusive create, default permissions
+        except OSError as exc:
+            raise type(exc)(
+                exc.errno, f"cannot write the output {path}: {exc.strerror or exc}"
+            ) from None
+        try:
+            with fh:
+                write(fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise

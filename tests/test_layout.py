@@ -59,3 +59,18 @@ def test_old_psf_path_still_works():
     from napari_zssr.psf import kernel_from_optics as new
 
     assert kernel_from_optics is new
+
+
+def test_public_entry_points_are_lazy():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, napari_zssr\n"
+        "print('TORCH', 'torch' in sys.modules)\n"
+        "from napari_zssr import isotropic_z, super_resolve\n"
+        "print(super_resolve.__module__, isotropic_z.__module__)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "TORCH False" in done.stdout
+    assert "napari_zssr.api napari_zssr.isotropic" in done.stdout

@@ -1,7 +1,7 @@
 """napari-zssr: zero-shot super-resolution (Shocher et al., CVPR 2018) for microscopy.
 
-``super_resolve`` imports torch on first use, so importing this package (as napari does
-when it scans plugins) stays cheap.
+``super_resolve`` and ``isotropic_z`` import torch on first use, so importing this package (as
+napari does when it scans plugins) stays cheap.
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ __all__ = [
     "Progress",
     "ZSSRConfig",
     "__version__",
+    "isotropic_z",
     "resolve_config",
     "super_resolve",
 ]
 
 if TYPE_CHECKING:
     from .api import super_resolve
+    from .isotropic import isotropic_z
 
 
 def __getattr__(name: str) -> Any:
@@ -32,4 +34,8 @@ def __getattr__(name: str) -> Any:
         from .api import super_resolve
 
         return super_resolve
+    if name == "isotropic_z":
+        from .isotropic import isotropic_z
+
+        return isotropic_z
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -280,3 +281,30 @@ def test_the_widget_worker_speaks_in_typed_messages():
     stopped = threading.Event()
     stopped.set()
     assert list(run_jobs([job], stopped, threads)) == [JobStopped(0)]
+
+
+def test_worker_reports_the_mean_loss_of_the_reports_it_thins_out():
+    import threading
+
+    from napari_zssr.core.progress import Progress
+    from napari_zssr.napari.worker import EngineThreads, _pump
+
+    def engine(callback):
+        for k in range(1, 101):  # 100 reports, a pause before the 50th
+            if k == 50:
+                time.sleep(0.25)
+            callback(Progress("train", iteration=k, max_iterations=100, loss=float(k)))
+        return "ok"
+
+    sent = []
+    work = _pump(engine, threading.Event(), EngineThreads())
+    try:
+        while True:
+            sent.append(next(work))
+    except StopIteration as end:
+        assert end.value == ("ok", "ok")
+    assert 2 <= len(sent) < 100
+    # the first report goes at once; the next one carries the mean of those held back
+    assert sent[0].loss == 1.0
+    assert sent[1].iteration == 50
+    assert sent[1].loss == pytest.approx(sum(range(2, 51)) / 49)

@@ -13,6 +13,7 @@ for them when it closes or the application quits; nothing here is module-level s
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import queue
 import threading
@@ -212,15 +213,22 @@ def _pump(
     reports: queue.SimpleQueue = queue.SimpleQueue()
     box: dict[str, Any] = {}
     last_sent = [-math.inf]
+    losses: list[float] = []
 
     def callback(progress: Progress) -> bool:
         if stop.is_set():
             return False
         # Training reports come often (each iteration on the CPU, for a prompt stop); the GUI
-        # needs a few per second. Other stages are rare and always shown.
+        # needs a few per second, with the mean loss since the last one it got (one iteration's
+        # loss alone is mostly noise). Other stages are rare and always shown.
+        if progress.stage == "train" and progress.loss is not None:
+            losses.append(progress.loss)
         now = time.monotonic()
         if progress.stage != "train" or now - last_sent[0] >= REPORT_INTERVAL_S:
             last_sent[0] = now
+            if progress.stage == "train" and losses:
+                progress = dataclasses.replace(progress, loss=sum(losses) / len(losses))
+                losses.clear()
             reports.put(progress)
         return True
 

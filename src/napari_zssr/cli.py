@@ -17,6 +17,7 @@ import os
 import shlex
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from importlib.util import find_spec
 from pathlib import Path
@@ -238,8 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--noise-std",
         type=_noise_type,
         metavar="X",
-        help="noise added to training inputs, fraction of the intensity range, or 'auto' to "
-        "estimate it from the image (default: preset)",
+        help="Gaussian noise added to the low-resolution training inputs, as a fraction of "
+        "the intensity range, or 'auto': the image's own noise level, estimated. Default: auto, "
+        "except 0 with the paper presets (their published setting) and with --z-isotropic; "
+        "0 turns it off",
     )
     train.add_argument("--max-iters", type=_positive_int, metavar="N", help="cap on iterations")
     train.add_argument(
@@ -691,7 +694,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         "emission_um": args.emission,
         "immersion_index": args.immersion_index if args.na is not None else None,
         "modality": args.modality if args.na is not None else None,
-        "noise_std": args.noise_std,
+        "noise_std": args.noise_std if args.noise_std is not None else "default",
         "preset": args.preset,
         "max_iters": args.max_iters,
         "one_jump": args.one_jump,
@@ -729,7 +732,21 @@ def _run(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
             f"{_FORMAT_NAMES.get(fmt, fmt)}) "
             f"in {seconds:.1f} s on {device}"
         )
+        if info:
+            print(_noise_summary(info))
     return 0
+
+
+def _noise_summary(info: dict[str, Any]) -> str:
+    """One line: the noise added to the sons, where it came from, and the image's estimate."""
+    used, estimate = float(info["noise_std"]), float(info["noise_estimate"])
+    if info.get("noise_std_source") == "auto":
+        return f"noise on the training inputs: {used:.4f} (estimated from the image)"
+    origin = "set" if info.get("noise_std_source") == "set" else "the preset's"
+    return (
+        f"noise on the training inputs: {used:.4g} ({origin}; the image's estimated noise "
+        f"is {estimate:.4f})"
+    )
 
 
 def _has_display() -> bool:
@@ -899,7 +916,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "handler", None) is None:
             parser.print_help()
             return 2
-        with sigterm_raises():  # SIGTERM unwinds like Ctrl-C: temporary files are removed
+        # SIGTERM unwinds like Ctrl-C (temporary files are removed); warnings print as one line
+        with sigterm_raises(), warnings.catch_warnings():
+            warnings.simplefilter("always", UserWarning)
+            warnings.showwarning = _show_warning
             return int(args.handler(args, argv))
     except UsageError as exc:
         _error(exc)
@@ -916,6 +936,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Terminated:
         print("error: terminated (SIGTERM); no output was written", file=sys.stderr)
         return 143
+
+
+def _show_warning(message: Warning | str, *_: Any, **__: Any) -> None:
+    """Print a Python warning as ``warning: <message>`` on one line to stderr."""
+    print(f"warning: {' '.join(str(message).split())}", file=sys.stderr)
 
 
 def _error(exc: BaseException) -> None:

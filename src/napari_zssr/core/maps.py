@@ -71,26 +71,33 @@ def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def _fit_error(ref: torch.Tensor, est: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
-    """Per channel: ``|ref - (alpha * est + beta)|`` (least squares) and Pearson(ref, est)."""
+    """Per channel: ``|ref - (alpha * est + beta)|`` (least squares) and Pearson(ref, est).
+
+    The statistics are taken in float64 on the CPU (some devices have no float64); the
+    tensors are input-sized, so the copy is cheap.
+    """
     c = ref.shape[0]
-    r = ref.reshape(c, -1).double()
-    s = est.reshape(c, -1).double()
+    r = ref.reshape(c, -1).detach().cpu().double()
+    s = est.reshape(c, -1).detach().cpu().double()
     rc = r - r.mean(dim=1, keepdim=True)
     sc = s - s.mean(dim=1, keepdim=True)
     var_s = (sc * sc).sum(dim=1)
     cov = (rc * sc).sum(dim=1)
     var_r = (rc * rc).sum(dim=1)
     alpha = torch.where(var_s > 0, cov / var_s.clamp_min(1e-300), torch.zeros_like(cov))
-    fitted = alpha[:, None] * sc + r.mean(dim=1, keepdim=True)
-    err = (r - fitted).abs().reshape(ref.shape).to(ref.dtype)
+    beta = r.mean(dim=1) - alpha * s.mean(dim=1)
+    a_t = alpha.to(device=ref.device, dtype=ref.dtype)[:, None, None]
+    b_t = beta.to(device=ref.device, dtype=ref.dtype)[:, None, None]
+    err = (ref - (a_t * est + b_t)).abs()
     denom = torch.sqrt(var_s * var_r)
     # a constant reference or estimate has no defined correlation
     pearson = torch.where(denom > 0, cov / denom.clamp_min(1e-300), torch.full_like(cov, math.nan))
-    return err, pearson.cpu().numpy()
+    return err, pearson.numpy()
 
 
 def _rms(x: torch.Tensor) -> np.ndarray:
-    return x.double().pow(2).mean(dim=(-2, -1)).sqrt().cpu().numpy()
+    """Root-mean-square over the last two axes, in float64 on the CPU."""
+    return x.detach().cpu().double().pow(2).mean(dim=(-2, -1)).sqrt().numpy()
 
 
 def plane_maps(

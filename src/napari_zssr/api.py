@@ -163,8 +163,8 @@ def super_resolve(
         bicubic upscale), float32 arrays of the output's shape in the input's intensity
         unit; ``info["consistency"]`` the SQUIRREL-style numbers (``rsp``, ``rse``,
         ``residual_after_back_projection``) and ``info["resolution"]`` the decorrelation
-        resolution of the input, its bicubic upscale and the output, in input pixels. See
-        :mod:`napari_zssr.core.maps`.
+        resolution of the input, its bicubic upscale and the output, in input pixels; the
+        arrays make the info no longer JSON-able. See :mod:`napari_zssr.core.maps`.
 
     Returns
     -------

@@ -315,3 +315,28 @@ def test_bad_input_with_maps_fails_before_any_work(image: np.ndarray, match: str
         )
     assert calls == []
     np.testing.assert_array_equal(image, before)
+
+
+@pytest.mark.parametrize(
+    ("scale", "kw", "out_shape"),
+    [
+        (2, {"kernel": np.outer([1, 4, 6, 4, 1], [1, 4, 6, 4, 1]).astype(float)}, (80, 72)),
+        (3, {"config": TINY.replace(gradual_scales=(1.5,))}, (120, 108)),
+        ((2, 1.5), {}, (80, 54)),
+        (2, {"noise_std": 0.02}, (80, 72)),
+    ],
+)
+def test_maps_with_kernel_gradual_anisotropic_and_noise(
+    scale: object, kw: dict, out_shape: tuple
+) -> None:
+    kw.setdefault("config", TINY)
+    out, info = super_resolve(
+        pattern((40, 36)), scale, device="cpu", return_info=True, maps=True, **kw
+    )
+    assert out.shape == out_shape
+    for arr in info["maps"].values():
+        assert arr.shape == out_shape and arr.dtype == np.float32 and np.isfinite(arr).all()
+    assert info["consistency"]["rse"] > 0
+    if "noise_std" in kw:
+        # no back-projection with noise on the sons: the output is the network's own answer
+        assert info["back_projection_iters"] == 0

@@ -62,6 +62,15 @@ def test_band_limited_cutoff_within_ten_percent(cutoff: float, noise: float) -> 
     assert len(res.radii) == len(res.curve) == 50
 
 
+@pytest.mark.parametrize("cutoff", [0.08, 0.12, 0.2])
+def test_strong_noise_rising_towards_nyquist_does_not_hide_the_peak(cutoff: float) -> None:
+    # noise as strong as the signal: d(r) rises again towards Nyquist after the cutoff
+    img = band_limited((256, 256), cutoff, seed=1, noise=1.0)
+    res = estimate_resolution(img)
+    assert not res.at_nyquist
+    assert res.resolution_px == pytest.approx(1.0 / cutoff, rel=0.10)
+
+
 def test_non_square_image_and_pixel_size() -> None:
     img = band_limited((160, 288), 0.15, seed=3)
     res = estimate_resolution(img, pixel_size=0.1)

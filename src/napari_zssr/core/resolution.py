@@ -30,6 +30,8 @@ N_RADII = 50
 HIGH_PASS_RADII = tuple(np.geomspace(0.02, 0.8, 12))
 #: A peak must reach this correlation to count (weaker peaks are noise fluctuations).
 MIN_PEAK_AMPLITUDE = 0.05
+#: How far ``d(r)`` must fall after a local maximum for it to count as a peak.
+MIN_DROP = 1e-3
 #: A peak this close to the Nyquist frequency means the signal reaches the sampling limit.
 NYQUIST_RADIUS = 0.98
 #: Fraction of each border tapered by the cosine (Tukey) window against edge artefacts.
@@ -174,7 +176,7 @@ def _grid(shape: tuple[int, int], spacing: tuple[float, float]) -> _Grid:
     fx = np.fft.rfftfreq(w, d=spacing[1])[None, :]
     nyquist = 0.5 / max(spacing)
     radius = np.sqrt(fy**2 + fx**2) / nyquist
-    n_rings = max(N_RADII, min(h, w) // 2)
+    n_rings = max(N_RADII, max(h, w) // 2)
     ring = np.minimum(np.floor(radius * n_rings).astype(np.int64), n_rings)
     weight = np.full(fx.shape, 2.0)
     weight[0, 0] = 1.0
@@ -189,19 +191,26 @@ def _peak(
     """Peak ``(radius, amplitude)`` of ``d(r)`` from cumulative ring sums, and the coarse curve.
 
     ``num[j]`` and ``count[j]`` are cumulative over rings ``0..j``; ``coarse`` indexes the
-    rings that end at the coarse radii. The coarse maximum is refined at ring resolution.
+    rings that end at the coarse radii. The peak is the highest local maximum of the coarse
+    curve that the curve falls below afterwards by ``MIN_DROP`` (noise can make ``d`` rise
+    again towards the Nyquist frequency, so the end point and the global maximum are not the
+    answer); it is then refined at ring resolution.
     """
     with np.errstate(invalid="ignore", divide="ignore"):
         d = np.where(count > 0, num / np.sqrt(energy * count), 0.0)
     curve = d[coarse]
-    i = int(np.argmax(curve))
-    if i == len(curve) - 1:
+    after_min = np.minimum.accumulate(curve[::-1])[::-1]  # lowest value from i onwards
+    best = None
+    for i in range(1, len(curve) - 1):
+        local = curve[i] >= curve[i - 1] and curve[i] > curve[i + 1]
+        if local and curve[i] - after_min[i + 1] >= MIN_DROP:
+            if best is None or curve[i] > curve[best]:
+                best = i
+    if best is None:
         return None
-    lo = coarse[i - 1] + 1 if i > 0 else 0
-    hi = coarse[i + 1]
+    lo, hi = coarse[best - 1] + 1, coarse[best + 1]
     j = lo + int(np.argmax(d[lo : hi + 1]))
-    radius = (j + 1) / len(d)
-    return radius, float(d[j]), curve
+    return (j + 1) / len(d), float(d[j]), curve
 
 
 def _decorrelation(plane: np.ndarray, spacing: tuple[float, float]) -> tuple[float, bool, Any]:
@@ -267,7 +276,9 @@ def estimate_resolution(
     Gaussian high-pass filtered copies; the highest peak radius ``kc`` (fraction of the
     Nyquist frequency) gives the resolution ``2 / kc`` pixels, the period of the highest
     frequency that carries signal. Noise that looks like signal (correlated noise, or a
-    sharpened output) makes the estimate finer than the truth.
+    sharpened output) makes the estimate finer than the truth. The image should span many
+    periods of its resolution: on 128-pixel images, periods above about a tenth of the
+    shorter side can come out up to twice too fine.
 
     Parameters
     ----------

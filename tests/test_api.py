@@ -585,3 +585,114 @@ def test_device_names() -> None:
     assert info["device_reason"].startswith("auto")
     _, info = run(GOOD, 2, device="CPU", return_info=True, config=TINY.replace(max_iters=1))
     assert info["device"] == "cpu"
+
+
+# --- intensity ranges: no silent garbage -------------------------------------------------------
+
+
+def _ramp_detail(shape: tuple[int, int] = (32, 32)) -> np.ndarray:
+    """Structure in [0, 1] (float64) with 1024 distinct values."""
+    return pattern(shape, np.float64)
+
+
+def _above(arr: np.ndarray, base: int | float) -> np.ndarray:
+    """``arr - base`` in float64, exact for 64-bit integers far from zero."""
+    if arr.dtype.kind in "ui":
+        return (arr.astype(np.uint64) - np.uint64(int(base) % 2**64)).astype(np.float64)
+    return arr.astype(np.float64) - float(base)
+
+
+RANGE_CASES = {
+    "float64 x 1e-300": _ramp_detail() * 1e-300,
+    "float64 0..1e300": _ramp_detail() * 1e300,
+    "float32 +-3e38": ((_ramp_detail() * 2 - 1) * 3e38).astype(np.float32),
+    "float64 offset 1e10": 1e10 + _ramp_detail() * 100,
+    "float32 offset 1e4": (1e4 + _ramp_detail() * 100).astype(np.float32),
+    "int64 offset 2**62": 2**62 + np.round(_ramp_detail() * 1000).astype(np.int64),
+    "int64 at its minimum": -(2**63) + np.round(_ramp_detail() * 1000).astype(np.int64),
+    "uint64 near its maximum": np.uint64(2**64 - 1)
+    - np.round(_ramp_detail() * 1023).astype(np.uint64),
+    "uint32 near its maximum": np.uint32(2**32 - 1)
+    - np.round(_ramp_detail() * 1023).astype(np.uint32),
+    "int16 negative": (-30000 + np.round(_ramp_detail() * 1000)).astype(np.int16),
+    "uint16": np.round(_ramp_detail() * 65535).astype(np.uint16),
+    "uint8": np.round(_ramp_detail() * 255).astype(np.uint8),
+}
+
+
+@pytest.mark.parametrize("name", list(RANGE_CASES))
+def test_output_stays_in_the_input_range_and_keeps_detail(name: str) -> None:
+    image = RANGE_CASES[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no overflow, no NaN on the way
+        out = run(image, 2)
+    assert out.dtype == image.dtype
+    if out.dtype.kind == "f":
+        assert np.isfinite(out).all()
+    assert out.min() >= image.min() and out.max() <= image.max()  # the input's own range
+    base = image.min()
+    span = float(_above(np.asarray(image.max()), base))
+    rel_in, rel_out = _above(image, base) / span, _above(out, base) / span
+    assert np.unique(out).size > 200  # detail, not one or two values
+    # The result still follows the input (compared on the input's grid).
+    assert np.corrcoef(rel_in.ravel(), rel_out[::2, ::2].ravel())[0, 1] > 0.9
+
+
+@pytest.mark.parametrize(
+    ("image", "match"),
+    [
+        ((_ramp_detail() * 2 - 1) * 1.7e308, "too wide"),
+        (np.arange(32 * 32, dtype=np.float64).reshape(32, 32) * 5e-324, "too small"),
+    ],
+)
+def test_unrepresentable_ranges_are_refused(image: np.ndarray, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        run(image, 2)
+
+
+# --- clear messages and strict arguments -------------------------------------------------------
+
+
+def test_huge_kernel_values_give_the_same_result_as_the_normalised_kernel() -> None:
+    big = run(GOOD, 2, kernel=np.full((5, 5), 1e308))
+    unit = run(GOOD, 2, kernel=np.ones((5, 5)))
+    np.testing.assert_array_equal(big, unit)
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"max_iters": 2.5}, "max_iters must be a whole number, got 2.5"),
+        ({"max_iters": "20"}, "max_iters must be a whole number, got '20'"),
+        ({"learning_rate": "fast"}, "learning_rate must be a finite number"),
+        ({"self_ensemble": 1}, "self_ensemble must be True or False"),
+        ({"rotations": "no"}, "rotations must be True or False or None"),
+        ({"finetune_iters": 1.5}, "finetune_iters must be a whole number or None"),
+        ({"depth": True}, "depth must be a whole number"),
+    ],
+)
+def test_config_types_are_named(changes: dict, match: str) -> None:
+    with pytest.raises(TypeError, match=re.escape(f"ZSSRConfig: {match}")):
+        ZSSRConfig(**changes)
+    assert ZSSRConfig(max_iters=np.int64(20)).max_iters == 20  # numpy integers are fine
+
+
+@pytest.mark.parametrize(
+    ("kw", "exc", "match"),
+    [
+        ({"callback": 5}, TypeError, "callback must be callable"),
+        ({"rgb": "no"}, TypeError, "rgb must be True or False"),
+        ({"rgb": 1}, TypeError, "rgb must be True or False"),
+    ],
+)
+def test_argument_types_are_named(kw: dict, exc: type, match: str) -> None:
+    with pytest.raises(exc, match=match):
+        run(GOOD, 2, **kw)
+
+
+def test_masked_arrays_are_refused_unless_nothing_is_masked() -> None:
+    masked = np.ma.masked_array(GOOD, mask=GOOD > 0.9)
+    with pytest.raises(ValueError, match="masked array"):
+        run(masked, 2)
+    unmasked = np.ma.masked_array(GOOD, mask=np.zeros(GOOD.shape, bool))
+    np.testing.assert_array_equal(run(unmasked, 2), run(GOOD, 2))

@@ -389,3 +389,167 @@ def test_demo_with_a_display_opens_napari_with_sample_and_widget(monkeypatch):
     assert main(["demo"]) == 0
     assert seen["layers"] == ["membranes"]
     assert any(cli.WIDGET_NAME in name for name in seen["docks"])
+
+
+# --------------------------------------------------------------------------- reliability
+
+
+def _fake_engine(monkeypatch, calls: list | None = None) -> None:
+    """Replace training by nearest-neighbour x2 (these tests are about files and messages)."""
+    import napari_zssr.api
+
+    def nearest(image, scale, **kwargs):
+        if calls is not None:
+            calls.append(scale)
+        s = round(scale[0] if isinstance(scale, tuple) else scale)
+        out = np.repeat(np.repeat(image, s, axis=-2), s, axis=-1)
+        return (out, {"device": "cpu"}) if kwargs.get("return_info") else out
+
+    monkeypatch.setattr(napari_zssr.api, "super_resolve", nearest)
+
+
+def test_damaged_input_tiff_gives_one_line_and_status_1(broken_tiff, tmp_path, capsys):
+    out = tmp_path / "out.tif"
+    assert main(["run", str(broken_tiff), "-o", str(out), "--scale", "2", "-q"]) == 1
+    err = _one_line_error(capsys)
+    assert broken_tiff.name in err
+    assert not out.exists()
+
+
+@needs_engine
+def test_damaged_psf_tiff_gives_one_line_and_status_1(broken_tiff, image_2d, tmp_path, capsys):
+    out = tmp_path / "out.tif"
+    args = ["run", str(image_2d), "-o", str(out), "-s", "2", "--psf", str(broken_tiff)]
+    assert main([*args, "--psf-pixel-size", "0.05", "-q"]) == 1
+    assert broken_tiff.name in _one_line_error(capsys)
+
+
+def test_damaged_files_from_a_real_process(broken_tiffs, tmp_path):
+    """The installed entry point: no traceback, one line, status 1 (three of the corpus)."""
+    for name in ("ifd_offset_past_end", "deflate_truncated", "absurd_size"):
+        args = ["run", str(broken_tiffs[name]), "--scale", "2", "-o", str(tmp_path / "o.tif")]
+        proc = subprocess.run(
+            [sys.executable, "-m", "napari_zssr.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 1, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert "74.5 GiB" in lines[0]  # the absurd size is said
+
+
+def test_text_file_named_npy_as_psf(image_2d, tmp_path, capsys):
+    fake = tmp_path / "kernel.npy"
+    fake.write_text("0.1 0.2 0.1\n")
+    out = tmp_path / "out.tif"
+    args = ["run", str(image_2d), "-o", str(out), "-s", "2", "--psf", str(fake)]
+    assert main([*args, "--psf-is-kernel", "-q"]) == 1
+    err = _one_line_error(capsys)
+    assert "kernel.npy" in err and "allow_pickle" not in err
+
+
+def test_demo_png_does_not_follow_a_planted_link(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("matplotlib")
+    _fake_engine(monkeypatch)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("precious")
+    folder = tmp_path / "demo"
+    folder.mkdir()
+    (folder / ".side_by_side.png.part").symlink_to(outside)  # the old, predictable name
+    assert main(["demo", "--headless", "--output", str(folder), "-q"]) == 0
+    assert outside.read_text() == "precious"
+    png = folder / "side_by_side.png"
+    assert not png.is_symlink() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    leftovers = [p.name for p in folder.iterdir() if p.name.endswith(".part")]
+    assert leftovers == [".side_by_side.png.part"]  # only the planted link, untouched
+
+
+def test_sigterm_during_the_write_leaves_nothing(image_2d, tmp_path):
+    """SIGTERM while the output is written: status 143, one line, no hidden .part file."""
+    import signal
+
+    out = tmp_path / "out.tif"
+    script = f"""
+import sys, time
+import numpy as np
+import napari_zssr.api, napari_zssr.io as zio
+napari_zssr.api.super_resolve = lambda image, scale, **kw: (
+    np.repeat(np.repeat(image, 2, axis=-2), 2, axis=-1), {{"device": "cpu"}})
+def slow_imwrite(fh, *args, **kwargs):
+    fh.write(b"x" * 100000)
+    fh.flush()
+    print("writing", flush=True)
+    time.sleep(60)
+zio.tifffile.imwrite = slow_imwrite
+from napari_zssr.cli import main
+sys.exit(main(["run", {str(image_2d)!r}, "-o", {str(out)!r}, "-s", "2", "-q"]))
+"""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout.readline().strip() == "writing"
+        assert [p for p in tmp_path.iterdir() if p.name.endswith(".part")]  # mid-write
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines() == ["error: terminated (SIGTERM); no output was written"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plane.tif"]
+
+
+@pytest.mark.usefixtures("unwritable_outputs")
+def test_unwritable_output_is_found_before_training(image_2d, tmp_path, monkeypatch, capsys):
+    calls: list = []
+    _fake_engine(monkeypatch, calls)
+    out = tmp_path / "out.tif"
+    assert main(["run", str(image_2d), "-o", str(out), "-s", "2", "-q"]) == 1
+    err = _one_line_error(capsys)
+    assert f"cannot write the output {out}" in err and ".part" not in err
+    assert calls == []  # no training happened
+
+
+@needs_engine
+def test_run_keeps_imagej_fields_of_a_tzcyx_hyperstack(tmp_path):
+    data = _texture((2, 2, 2, 16, 16))
+    src = tmp_path / "hyper.tif"
+    tifffile.imwrite(
+        src,
+        data,
+        imagej=True,
+        resolution=(5.0, 5.0),
+        metadata={
+            "axes": "TZCYX",
+            "unit": "um",
+            "spacing": 0.5,
+            "finterval": 0.05,
+            "mode": "composite",
+            "Ranges": (200.0, 3200.0, 200.0, 3200.0),
+            "Labels": [f"p{k}" for k in range(8)],
+        },
+    )
+    out = tmp_path / "sr.tif"
+    args = ["run", str(src), "-o", str(out), "-s", "2", "--max-iters", "2", "--one-jump"]
+    assert main([*args, "--preset", "fast", "-q"]) == 0
+    result, meta = read_tiff(out)
+    assert result.shape == (2, 2, 2, 32, 32) and meta.axes == "TZCYX"
+    assert meta.pixel_size == pytest.approx((0.5, 0.1, 0.1))
+    carried = meta.extra["imagej"]
+    assert carried["finterval"] == pytest.approx(0.05)
+    assert carried["mode"] == "composite"
+    assert tuple(carried["Ranges"]) == pytest.approx((200.0, 3200.0, 200.0, 3200.0))
+    assert carried["Labels"] == [f"p{k}" for k in range(8)]
+
+
+def test_implausible_pixel_size_warns(image_2d, tmp_path, monkeypatch, capsys):
+    _fake_engine(monkeypatch)
+    out = tmp_path / "out.tif"
+    assert main(["run", str(image_2d), "-o", str(out), "-s", "2", "--pixel-size", "1e9"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: --pixel-size 1e+09 um is outside the usual microscopy range" in err
+    assert main(["run", str(image_2d), "-o", str(out), "-s", "2", "--overwrite", "-q"]) == 0
+    assert "warning" not in capsys.readouterr().err  # 0.2 um: nothing to say

@@ -227,3 +227,161 @@ def test_metadata_json_is_plain_json(tmp_path):
     write_tiff(path, np.zeros((4, 4), np.uint16), metadata={"a": np.int64(2), "p": tmp_path})
     meta = read_tiff(path)[1].metadata
     assert json.loads(json.dumps(meta)) == {"a": 2, "p": str(tmp_path)}
+
+
+# --- damaged files (issue: tracebacks instead of messages) -------------------------------------
+
+
+def test_damaged_tiff_gives_one_clear_error(broken_tiff):
+    with pytest.raises(ValueError) as info:
+        read_tiff(broken_tiff)
+    message = str(info.value)
+    assert str(broken_tiff) in message  # names the file
+    assert "\n" not in message
+    assert "Traceback" not in message
+
+
+def test_absurd_declared_size_is_refused_before_reading(broken_tiffs, monkeypatch):
+    def no_reading(*args, **kwargs):
+        raise AssertionError("the pixels were read")
+
+    monkeypatch.setattr(tifffile.TiffPageSeries, "asarray", no_reading)
+    for name in ("absurd_size", "absurd_size_deflate"):
+        with pytest.raises(ValueError, match=r"200000 x 200000 uint16 pixels \(74\.5 GiB\)"):
+            read_tiff(broken_tiffs[name])
+    # Little memory: a modest declared size is refused the same way, with both sizes named.
+    monkeypatch.setattr(zio, "available_memory", lambda: 1000)
+    with pytest.raises(ValueError, match=r"64 x 64 uint16 pixels \(8\.0 KiB\).*1000 bytes"):
+        read_tiff(broken_tiffs["good"])
+
+
+def test_available_memory_with_and_without_proc_meminfo(monkeypatch):
+    found = zio.available_memory()
+    assert found is None or found > 0
+    real_open = open
+
+    def no_meminfo(path, *args, **kwargs):
+        if str(path) == "/proc/meminfo":
+            raise FileNotFoundError(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", no_meminfo)
+    fallback = zio.available_memory()  # os.sysconf where the platform has it, else None
+    assert fallback is None or fallback > 0
+
+
+def test_good_file_of_the_corpus_reads(broken_tiffs):
+    out, _ = read_tiff(broken_tiffs["good"])
+    assert out.shape == (64, 64) and out.dtype == np.uint16
+
+
+# --- writes: one atomic helper ----------------------------------------------------------------
+
+
+def test_atomic_write_never_follows_a_planted_link(tmp_path, monkeypatch):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("precious")
+    folder = tmp_path / "out"
+    folder.mkdir()
+    # The temporary name is unpredictable; even when it is guessed, the exclusive create
+    # refuses the planted link instead of writing through it.
+    monkeypatch.setattr(zio.secrets, "token_hex", lambda n: "guessed")
+    (folder / ".a.tif.guessed.part").symlink_to(outside)
+    with pytest.raises(FileExistsError, match=r"cannot write the output .*a\.tif"):
+        write_tiff(folder / "a.tif", _ramp((4, 5), np.uint16))
+    assert outside.read_text() == "precious"
+    assert not (folder / "a.tif").exists()
+
+
+def test_atomic_write_writes_any_bytes(tmp_path):
+    path = tmp_path / "x.bin"
+    zio.atomic_write(path, lambda fh: fh.write(b"abc"))
+    assert path.read_bytes() == b"abc"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.bin"]
+
+
+def test_check_writable_names_the_output(tmp_path, request):
+    zio.check_writable(tmp_path / "fine.tif")
+    assert list(tmp_path.iterdir()) == []  # the probe is gone
+    request.getfixturevalue("unwritable_outputs")
+    with pytest.raises(PermissionError, match=r"cannot write the output .*out\.tif") as info:
+        zio.check_writable(tmp_path / "out.tif")
+    assert ".part" not in str(info.value)
+    with pytest.raises(FileNotFoundError, match="output folder does not exist"):
+        zio.check_writable(tmp_path / "missing" / "out.tif")
+
+
+# --- metadata carried over --------------------------------------------------------------------
+
+
+def test_imagej_fields_round_trip_for_tzcyx(tmp_path):
+    data = _ramp((2, 3, 2, 12, 10), np.uint16)
+    luts = [np.zeros((3, 256), np.uint8), np.zeros((3, 256), np.uint8)]
+    luts[0][0] = np.arange(256)
+    luts[1][1] = np.arange(256)
+    fields = {
+        "finterval": 0.05,
+        "tunit": "sec",
+        "mode": "composite",
+        "Ranges": (0.0, 250.0, 10.0, 200.0),
+        "LUTs": luts,
+        "Labels": [f"plane {k}" for k in range(12)],
+        "Properties": {"objective": "60x"},
+    }
+    src = tmp_path / "in.tif"
+    tifffile.imwrite(
+        src,
+        data,
+        imagej=True,
+        resolution=(5.0, 5.0),
+        metadata={"axes": "TZCYX", "unit": "um", "spacing": 0.5, **fields},
+    )
+    _, meta = read_tiff(src)
+    assert meta.axes == "TZCYX"
+    carried = meta.extra["imagej"]
+    assert carried["finterval"] == pytest.approx(0.05)
+    assert carried["Labels"] == fields["Labels"]
+
+    out = tmp_path / "out.tif"
+    assert write_tiff(out, data, axes="TZCYX", pixel_size=(0.5, 0.1, 0.1), extra=meta.extra) == (
+        "imagej"
+    )
+    _, back = read_tiff(out)
+    got = back.extra["imagej"]
+    assert got["finterval"] == pytest.approx(0.05)
+    assert got["tunit"] == "sec"
+    assert got["mode"] == "composite"
+    assert tuple(got["Ranges"]) == pytest.approx(fields["Ranges"])
+    assert [lut.tolist() for lut in got["LUTs"]] == [lut.tolist() for lut in luts]
+    assert got["Labels"] == fields["Labels"]
+    assert got["Properties"] == fields["Properties"]
+    assert back.pixel_size == pytest.approx((0.5, 0.1, 0.1))
+
+
+def test_ome_fields_round_trip_and_cross_to_imagej(tmp_path):
+    data = _ramp((2, 2, 12, 10), np.float64)  # float64: not ImageJ, written as OME-TIFF
+    src = tmp_path / "in.ome.tif"
+    tifffile.imwrite(
+        src,
+        data,
+        ome=True,
+        metadata={
+            "axes": "TCYX",
+            "TimeIncrement": 0.25,
+            "TimeIncrementUnit": "s",
+            "Channel": {"Name": ["DAPI", "GFP"], "EmissionWavelength": [461.0, 510.0]},
+        },
+    )
+    _, meta = read_tiff(src)
+    assert meta.format == "ome"
+    out = tmp_path / "out.ome.tif"
+    assert write_tiff(out, data, axes="TCYX", extra=meta.extra) == "ome"
+    _, back = read_tiff(out)
+    got = back.extra["ome"]
+    assert float(got["TimeIncrement"]) == pytest.approx(0.25)
+    assert got["Channel"]["Name"] == ["DAPI", "GFP"]
+    assert [float(v) for v in got["Channel"]["EmissionWavelength"]] == [461.0, 510.0]
+    # The frame interval also reaches an ImageJ file (uint16 data of the same axes).
+    ij = tmp_path / "out_ij.tif"
+    write_tiff(ij, data.astype(np.uint16), axes="TCYX", extra=meta.extra)
+    assert read_tiff(ij)[1].extra["imagej"]["finterval"] == pytest.approx(0.25)

@@ -260,3 +260,25 @@ def test_dtype_errors(dtype: np.dtype, match: str) -> None:
     arr = np.zeros((16, 16), dtype=dtype)
     with pytest.raises(TypeError, match=match):
         _info(arr)
+
+
+@pytest.mark.parametrize(
+    "arr",
+    [
+        np.uint64(2**64 - 1) - np.arange(256, dtype=np.uint64).reshape(16, 16),
+        (2**62 + np.arange(256, dtype=np.int64)).reshape(16, 16),
+        (-(2**63) + np.arange(256, dtype=np.int64)).reshape(16, 16),
+        1e10 + np.arange(256, dtype=np.float64).reshape(16, 16) / 7,
+    ],
+)
+def test_offset_is_removed_before_the_float32_cast(arr: np.ndarray) -> None:
+    info = _info(arr)
+    norm = normalise_plane(arr[None], info)
+    assert norm.dtype == np.float32
+    assert np.unique(norm).size == 256  # every level kept apart
+    assert norm.min() == 0.0 and norm.max() == pytest.approx(1.0)
+    back = restore_plane(norm, info)[0]
+    if arr.dtype.kind in "ui":
+        np.testing.assert_array_equal(back, arr)  # exact, at the ends of 64-bit types
+    else:
+        np.testing.assert_allclose(back, arr, rtol=0, atol=1e-4)

@@ -523,3 +523,125 @@ def test_sample_data_opens(viewer):
     assert layer.data.dtype == np.uint16
     np.testing.assert_allclose(layer.scale, [1.0, 1.0])
     assert "CC BY 4.0" in layer.metadata["attribution"]
+
+
+# --- reliability ------------------------------------------------------------------------------
+
+
+def test_damaged_psf_files_give_a_clear_error(viewer, broken_tiffs):
+    viewer.add_image(np.zeros((40, 40), np.float32), name="img", scale=(0.1, 0.1))
+    widget = _open_widget(viewer)
+    widget.psf_source.value = _widget.PSF_FILE
+    for name in ("ifd_offset_past_end", "deflate_truncated", "deflate_corrupt", "absurd_size"):
+        start = len(notification_manager.records)
+        widget.psf_file.value = broken_tiffs[name]  # no exception escapes the slot
+        errors = _errors_since(start)
+        assert errors, name
+        assert errors[-1].startswith("ZSSR: cannot use the PSF file:"), errors[-1]
+        assert broken_tiffs[name].name in errors[-1]
+        assert "not ready" in widget.kernel_text
+    assert "74.5 GiB" in errors[-1]  # the absurd size is said
+
+
+def test_a_slot_error_of_any_type_is_reported(viewer, tmp_path, monkeypatch):
+    viewer.add_image(np.zeros((40, 40), np.float32), name="img", scale=(0.1, 0.1))
+    widget = _open_widget(viewer)
+    widget.psf_source.value = _widget.PSF_FILE
+    from napari_zssr.core import psf as psf_module
+
+    def broken_reader(path):
+        raise KeyError("a reader bug")
+
+    monkeypatch.setattr(psf_module, "load_psf_file", broken_reader)
+    path = tmp_path / "psf.npy"
+    np.save(path, np.ones((5, 5)))
+    start = len(notification_manager.records)
+    widget.psf_file.value = path
+    assert "a reader bug" in _errors_since(start)[-1]
+
+
+def test_closing_the_viewer_stops_the_run_at_once(make_napari_viewer, qtbot, monkeypatch):
+    viewer = make_napari_viewer()
+    viewer.add_image(_texture((48, 48), seed=11).astype(np.float32), name="long")
+    widget = _open_widget(viewer)
+    widget.max_iters.value = 100_000
+    widget.run()
+    _wait_for_training(qtbot, widget)
+    with _widget._ENGINE_LOCK:
+        engines = [t for t, _ in _widget._ENGINE_THREADS if t.is_alive()]
+    assert engines
+    waits: list[float] = []
+    real_wait = _widget._wait_background
+
+    def timed_wait(timeout: float) -> None:
+        t0 = time.monotonic()
+        real_wait(timeout)
+        waits.append(time.monotonic() - t0)
+
+    monkeypatch.setattr(_widget, "_wait_background", timed_wait)
+    viewer.close()
+    # The engine stops within a second of the close ...
+    qtbot.waitUntil(lambda: not any(t.is_alive() for t in engines), timeout=1000)
+    # ... the GUI waited for nothing (a suspended worker runs none of our code; it used to
+    # wait out a 10 s timeout) ...
+    assert waits and max(waits) < 0.5
+    # ... and nothing is left for the exit to wait for (it used to wait 30 s).
+    with _widget._ENGINE_LOCK:
+        assert all(done.is_set() for done in _widget._BACKGROUND)
+
+
+def test_a_run_that_fails_to_start_is_not_done(viewer, qtbot):
+    viewer.add_image(_texture((32, 32), seed=12).astype(np.float32), name="ok")
+    widget = _open_widget(viewer)
+    _run(qtbot, widget)
+    assert widget.last_status == "done"
+    widget.psf_source.value = _widget.PSF_OPTICS  # needs a pixel size the layer lacks
+    widget.run()
+    assert not widget.busy
+    assert widget.last_status == "error"
+    assert widget.last_results == []
+
+
+def test_source_edited_or_replaced_during_a_run(viewer, qtbot, monkeypatch):
+    data = _texture((32, 32), seed=13).astype(np.float32)
+    layer = viewer.add_image(data, name="src")
+    widget = _open_widget(viewer)
+    go = __import__("threading").Event()
+    real_execute = _widget._execute
+
+    def edited_then_run(job, image, callback):
+        data[...] = 0.0  # an in-place edit once the run has started ...
+        assert go.wait(30)  # ... and the layer's data replaced (main thread) meanwhile
+        return real_execute(job, image, callback)
+
+    monkeypatch.setattr(_widget, "_execute", edited_then_run)
+    start = len(notification_manager.records)
+    widget.run()
+    qtbot.waitUntil(lambda: not np.any(data), timeout=RUN_TIMEOUT_MS)
+    layer.data = np.ones((32, 32), np.float32)
+    go.set()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=RUN_TIMEOUT_MS)
+    assert widget.last_status == "done"
+    result = widget.last_results[-1]
+    assert float(np.std(result.data)) > 0  # from the snapshot: neither zeros nor ones
+    meta = result.metadata["zssr"]
+    assert meta["input_snapshot"] is True
+    assert meta["source_changed_during_run"] is True
+    warnings = [
+        str(n.message)
+        for n in notification_manager.records[start:]
+        if n.severity == NotificationSeverity.WARNING
+    ]
+    assert any("changed during the run" in w for w in warnings)
+
+
+def test_float64_layer_with_a_large_offset_keeps_its_detail(viewer, qtbot):
+    data = 1e10 + 100 * _texture((32, 32), seed=14)
+    viewer.add_image(data, name="offset")
+    widget = _open_widget(viewer)
+    _run(qtbot, widget)
+    assert widget.last_status == "done"
+    out = np.asarray(widget.last_results[-1].data)
+    assert out.dtype == np.float64
+    assert out.min() >= data.min() and out.max() <= data.max()
+    assert np.unique(out).size > 500  # not one value (the offset swallowing the detail)

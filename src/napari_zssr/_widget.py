@@ -15,6 +15,7 @@ the main thread.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import importlib.util
 import math
 import queue
@@ -81,6 +82,10 @@ PREVIEW_MAX_SIDE = 256
 """Largest side, in input pixels, of the region a preview processes."""
 STOP_GRACE_S = 1.5
 """After Stop, seconds to wait for the engine to notice before leaving it behind."""
+REPORT_INTERVAL_S = 0.1
+"""Least seconds between two training reports passed on to the GUI."""
+CLOSE_WAIT_S = 1.0
+"""When the widget is closed, seconds the GUI waits for the worker to leave our code."""
 
 _NOISE_TIP = (
     "Gaussian noise added to the low-resolution training inputs only (fraction of the "
@@ -177,14 +182,43 @@ class _Job:
     z_ratio: float = 1.0
     axial_fwhm: float | None = None
     region: tuple[int, int, int, int] | None = None
+    snapshot: np.ndarray | None = None
+    """A copy of the input taken in the main thread when the run started (in-memory layers),
+    so that edits or a new array during the run cannot leak into the result."""
 
     def read(self) -> np.ndarray:
-        """The input array (a plane or crop of the layer's data, read in the worker)."""
+        """The input array (the snapshot, else the plane or crop of the layer's lazy data,
+        read in the worker)."""
+        if self.snapshot is not None:
+            return self.snapshot
         arr = self.data[self.index] if self.index is not None else self.data
         return np.asarray(arr)
 
 
+def _snapshot(data: Any, index: tuple | None) -> np.ndarray | None:
+    """A private copy of ``data[index]`` for in-memory (NumPy) data; None for lazy data
+    (dask, zarr), which is read in the worker and whose replacement is detected instead."""
+    if not isinstance(data, np.ndarray):
+        return None
+    return np.array(data[index] if index is not None else data, copy=True)
+
+
 _DONE = object()
+
+
+class _RunStop(threading.Event):
+    """The stop flag of one run: set by Stop, or raised when napari aborts the worker.
+
+    napari aborts the workers of a closing viewer without resuming their generators, so the
+    run cannot hear of it through them; the engine's callback reads this flag instead.
+    """
+
+    worker: Any = None
+
+    def is_set(self) -> bool:
+        aborted = self.worker is not None and bool(getattr(self.worker, "abort_requested", 0))
+        return super().is_set() or aborted
+
 
 _ENGINE_THREADS: list[tuple[threading.Thread, threading.Event]] = []
 _BACKGROUND: list[threading.Event] = []
@@ -248,11 +282,17 @@ def _pump(
     """
     reports: queue.SimpleQueue = queue.SimpleQueue()
     box: dict[str, Any] = {}
+    last_sent = [-math.inf]
 
     def callback(progress: Progress) -> bool:
         if stop.is_set():
             return False
-        reports.put(progress)
+        # Training reports come often (each iteration on the CPU, for a prompt stop); the GUI
+        # needs a few per second. Other stages are rare and always shown.
+        now = time.monotonic()
+        if progress.stage != "train" or now - last_sent[0] >= REPORT_INTERVAL_S:
+            last_sent[0] = now
+            reports.put(progress)
         return True
 
     def target() -> None:
@@ -326,6 +366,27 @@ def _execute(job: _Job, image: np.ndarray, callback: Callable[[Progress], bool])
     return out, info
 
 
+def _released(gen: Generator[tuple, None, None], idle: threading.Event) -> Generator:
+    """Yield what ``gen`` yields, with ``idle`` set whenever ``gen`` is suspended.
+
+    A worker aborted by napari is never resumed: its generator stays suspended at a
+    ``yield`` (no code of ours runs) and its ``finally`` does not run until it is collected.
+    Waits for the background work then end at once instead of running out their timeouts.
+    """
+    try:
+        while True:
+            idle.clear()
+            try:
+                message = next(gen)
+            except StopIteration:
+                return
+            idle.set()
+            yield message
+    finally:
+        idle.set()
+        gen.close()
+
+
 def _run_jobs(jobs: list[_Job], stop: threading.Event) -> Generator[tuple, None, None]:
     """Worker generator: process the jobs one after another, yielding messages.
 
@@ -333,34 +394,37 @@ def _run_jobs(jobs: list[_Job], stop: threading.Event) -> Generator[tuple, None,
     ``("result", i, array, info)``, ``("error", i, exception)``, ``("stopped", i)``,
     ``("done",)``.
     """
-    done = _background_task()
-    try:
-        for i, job in enumerate(jobs):
-            if stop.is_set():
-                yield ("stopped", i)
-                return
-            yield ("start", i)
-            try:
-                image = job.read()
-                from .core.device import resolve_device
+    yield from _released(_job_messages(jobs, stop), _background_task())
 
-                dev, reason = resolve_device(job.device)
-            except Exception as exc:
-                yield ("error", i, exc)
-                return
-            yield ("device", i, str(dev), reason)
-            status, value = yield from _pump(lambda cb, j=job, im=image: _execute(j, im, cb), stop)
-            if status == "cancelled":
-                yield ("stopped", i)
-                return
-            if status == "error":
-                yield ("error", i, value)
-                return
-            out, info = value
-            yield ("result", i, out, info)
-        yield ("done",)
-    finally:
-        done.set()
+
+def _job_messages(jobs: list[_Job], stop: threading.Event) -> Generator[tuple, None, None]:
+    """The messages of :func:`_run_jobs`."""
+    for i, job in enumerate(jobs):
+        if stop.is_set():
+            yield ("stopped", i)
+            return
+        yield ("start", i)
+        try:
+            image = job.read()
+            from .core.device import resolve_device
+
+            dev, reason = resolve_device(job.device)
+        except Exception as exc:
+            yield ("error", i, exc)
+            return
+        if dev.type == "cpu":  # a report (a chance to stop) every iteration costs nothing here
+            job = dataclasses.replace(job, config=job.config.replace(report_every=1))
+        yield ("device", i, str(dev), reason)
+        status, value = yield from _pump(lambda cb, j=job, im=image: _execute(j, im, cb), stop)
+        if status == "cancelled":
+            yield ("stopped", i)
+            return
+        if status == "error":
+            yield ("error", i, value)
+            return
+        out, info = value
+        yield ("result", i, out, info)
+    yield ("done",)
 
 
 def _describe_device(name: str) -> str:
@@ -531,6 +595,7 @@ class ZSSRWidget(Container):
         self._jobs: list[_Job] = []
         self._run_t0 = 0.0
         self._run_sources: list[Image] = []
+        self._changed_sources: set[int] = set()
         self._job_index = 0
         self._stop_reason = ""
         self._preview_layer: Image | None = None
@@ -862,7 +927,9 @@ class ZSSRWidget(Container):
         """The dock widget was closed: stop any run and ignore its late messages."""
         self._alive = False
         self._stop.set()
-        _wait_background(timeout=10.0)
+        # Only code of ours that is running now is waited for (a suspended run is not); the
+        # engine thread stops at its next progress report.
+        _wait_background(timeout=CLOSE_WAIT_S)
 
     # ----------------------------------------------------------------------------- choices
     def _image_layers(self) -> list[Image]:
@@ -971,7 +1038,10 @@ class ZSSRWidget(Container):
     def _on_psf_file(self, *_: Any) -> None:
         try:
             arr, pixel = self._load_psf_file()
-        except (ValueError, TypeError, OSError, ImportError):
+        except Exception as exc:  # a damaged file can make any reader fail: say so, go on
+            if self._psf_file_key() is not None:  # a file was chosen: it is unusable
+                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                show_error(f"ZSSR: cannot use the PSF file: {reason}")
             self._refresh()
             return
         if pixel is not None:
@@ -1366,6 +1436,7 @@ class ZSSRWidget(Container):
                     z_ratio=float(self.z_ratio.value),
                     axial_fwhm=self._axial_fwhm() if iso else None,
                     region=region,
+                    snapshot=_snapshot(data, tuple(index) if index is not None else None),
                 )
             )
             if kernel is not None and layer is self.image.value:
@@ -1401,13 +1472,18 @@ class ZSSRWidget(Container):
         try:
             jobs = self._build_jobs(preview)
         except Exception as exc:
+            self.last_status = "error"  # not the previous run's "done"
+            self.last_results = []
             show_error(describe_error(exc))
             self.status.value = f"not started: {exc}"
             return
         self._jobs = jobs
         self._run_sources = [job.source for job in jobs]
-        self._stop = threading.Event()
+        self._stop = _RunStop()
         self._stop_reason = ""
+        self._changed_sources = set()
+        for source in self._run_sources:
+            source.events.data.connect(self._on_source_data)
         self._run_t0 = time.monotonic()
         self.last_results = []
         self.last_status = ""
@@ -1418,6 +1494,7 @@ class ZSSRWidget(Container):
         worker.yielded.connect(self._on_message)
         worker.errored.connect(self._on_worker_error)
         worker.finished.connect(self._on_finished)
+        self._stop.worker = worker
         self._worker = worker
         self._set_busy(True)
         worker.start()
@@ -1486,6 +1563,7 @@ class ZSSRWidget(Container):
     def _on_finished(self, *_: Any) -> None:
         self._worker = None
         if not self._alive:
+            self._release_sources()
             return
         elapsed = time.monotonic() - self._run_t0
         status = self.last_status or ("stopped" if self._stop.is_set() else "error")
@@ -1503,8 +1581,19 @@ class ZSSRWidget(Container):
             self.progress.value = 0
             self.status.value = "failed (see the notification)"
         self._worker = None
-        self._run_sources = []
+        self._release_sources()
         self._set_busy(False)
+
+    def _on_source_data(self, event: Any) -> None:
+        """A source layer's data was replaced during the run: note it for its result."""
+        layer = _unwrap(getattr(event, "source", None))
+        if layer is not None:
+            self._changed_sources.add(id(layer))
+
+    def _release_sources(self) -> None:
+        for source in self._run_sources:
+            source.events.data.disconnect(self._on_source_data)
+        self._run_sources = []
 
     # ----------------------------------------------------------------------------- results
     def _find_previous(self, job: _Job) -> Image | None:
@@ -1562,6 +1651,17 @@ class ZSSRWidget(Container):
         )
         if job.kind == "isotropic_z":
             record.update(z_ratio=float(job.z_ratio), axial_fwhm=job.axial_fwhm)
+        record["input_snapshot"] = job.snapshot is not None
+        if id(src) in self._changed_sources:
+            record["source_changed_during_run"] = True
+            show_warning(
+                f"ZSSR: layer '{job.source_name}' changed during the run; the result is "
+                + (
+                    "from its data when the run started"
+                    if job.snapshot is not None
+                    else "from data read while it changed: run again for the current data"
+                )
+            )
         for key in ("device", "seconds", "final_loss"):
             record.setdefault(key, None)
         metadata = {k: v for k, v in dict(src.metadata).items() if k != "zssr"}

@@ -39,6 +39,13 @@ def _check_image(image: Any) -> np.ndarray:
         raise TypeError(
             f"image must be a NumPy array (or array-like with a shape), got {type(image).__name__}"
         )
+    if isinstance(image, np.ma.MaskedArray) and np.ma.getmask(image) is not np.ma.nomask:
+        if np.ma.getmaskarray(image).any():
+            raise ValueError(
+                "image is a masked array with masked pixels; the network cannot honour a mask "
+                "(masked values would be processed as data): pass image.filled(value) or the "
+                "plain data"
+            )
     arr = np.asarray(image)
     if arr.dtype == object:
         raise TypeError("image has dtype object; pass a numeric array")
@@ -184,6 +191,10 @@ def super_resolve(
     noise = _check_noise(noise_std)
     if isinstance(noise, float):
         cfg = cfg.replace(noise_std=noise)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable (or None), got {callback!r}")
+    if not isinstance(rgb, (bool, np.bool_)):
+        raise TypeError(f"rgb must be True or False, got {rgb!r}")
     if stack_mode not in ("per_plane", "shared"):
         raise ValueError(f"stack_mode must be 'per_plane' or 'shared', got {stack_mode!r}")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):

@@ -27,13 +27,21 @@ import numpy as np
 from . import __version__
 from .core.config import MAX_NOISE_STD, PRESETS, resolve_config
 from .core.progress import Progress
-from .io import read_tiff, write_tiff
+from .io import (
+    Terminated,
+    atomic_write,
+    check_writable,
+    read_tiff,
+    sigterm_raises,
+    write_tiff,
+)
 
 __all__ = ["build_parser", "main"]
 
 _MAX_SCALE = 16.0
 _STACK_MODES = ("per_plane", "shared")
 _DEVICE_HELP = "auto (default), cpu, cuda, cuda:N or mps"
+_PLAUSIBLE_UM = (1e-3, 1e3)  # pixel sizes from 1 nm to 1 mm, in micrometres
 _FORMAT_NAMES = {"imagej": "ImageJ hyperstack", "ome": "OME-TIFF", "shaped": "TIFF"}
 WIDGET_NAME = "ZSSR super-resolution"
 """Display name of the plugin's dock widget in the napari manifest."""
@@ -335,6 +343,33 @@ def _check_paths(inp: Path, out: Path, overwrite: bool) -> None:
         raise FileNotFoundError(f"output folder does not exist: {out.parent}")
 
 
+def _warn_pixel_size(option: str, values: tuple[float, ...] | None) -> None:
+    """Warn (one line on stderr) about a pixel size outside 1 nm to 1 mm: likely a unit slip."""
+    if values is None:
+        return
+    odd = [v for v in values if not _PLAUSIBLE_UM[0] <= v <= _PLAUSIBLE_UM[1]]
+    if odd:
+        print(
+            f"warning: {option} {odd[0]:g} um is outside the usual microscopy range "
+            f"(0.001 to 1000 um, 1 nm to 1 mm); the option takes micrometres",
+            file=sys.stderr,
+        )
+
+
+def _carried_fields(extra: dict[str, Any], same_planes: bool) -> dict[str, Any]:
+    """The input file's ImageJ/OME fields for the output (see ``TiffMeta.extra``).
+
+    Per-slice labels only fit when the result has the same planes in the same order (not
+    after ``--z-isotropic``, or after the axes were rearranged).
+    """
+    if same_planes:
+        return extra
+    return {
+        flavour: {k: v for k, v in fields.items() if k != "Labels"}
+        for flavour, fields in extra.items()
+    }
+
+
 def _resolve_scale(args: argparse.Namespace) -> tuple[float, float] | None:
     """(sy, sx) from --scale/--scale-y/--scale-x, or None when no lateral scale was asked for."""
     sy = sx = None
@@ -580,9 +615,13 @@ def _run(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     if args.z_isotropic and args.noise_std == "auto":
         raise UsageError("--noise-std auto is not available with --z-isotropic; give a number")
 
+    check_writable(out)  # before reading and training: a read-only folder fails at once
     image, meta = read_tiff(inp)
+    file_axes = meta.axes
     image, axes, channel_axis, rgb = _layout(image, args.axes or meta.axes)
     pz, py, px = _merge_pixel_size(meta.pixel_size, args.pixel_size)
+    _warn_pixel_size("--pixel-size", args.pixel_size)
+    _warn_pixel_size("--psf-pixel-size", args.psf_pixel_size)
     config = _config(args)
     if args.z_isotropic:
         if "Z" not in axes or image.shape[axes.index("Z")] < 2:
@@ -674,7 +713,15 @@ def _run(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         "isotropic": iso_info,
         "seconds": round(seconds, 3),
     }
-    fmt = write_tiff(out, result, axes=axes, pixel_size=(out_z, out_y, out_x), metadata=metadata)
+    extra = _carried_fields(meta.extra, same_planes=axes == file_axes and not args.z_isotropic)
+    fmt = write_tiff(
+        out,
+        result,
+        axes=axes,
+        pixel_size=(out_z, out_y, out_x),
+        metadata=metadata,
+        extra=extra,
+    )
     if not args.quiet:
         device = info.get("device") or (iso_info or {}).get("device") or args.device
         print(
@@ -726,6 +773,7 @@ def _demo_headless(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     folder = Path(args.output)
     folder.mkdir(parents=True, exist_ok=True)
+    check_writable(folder / "sample_zssr_x2.tif")  # before training
     image, info = load_sample()
     scale = 2.0
     config = _config(args)
@@ -820,13 +868,10 @@ def _side_by_side(
     fig.suptitle(f"x{scale:g} super-resolution of a {ih} x {iw} image", fontsize=13)
     if credit:
         fig.supxlabel(credit, fontsize=7)
-    tmp = path.with_name(f".{path.name}.part")
     try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
+        atomic_write(path, lambda fh: fig.savefig(fh, format="png"))
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
     return True
 
 
@@ -845,7 +890,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     -------
     int
         0 on success, 1 on a runtime error (bad file, bad values), 2 on a usage error,
-        130 when interrupted. ``--help`` and ``--version`` exit through ``SystemExit(0)``.
+        130 when interrupted (Ctrl-C), 143 on SIGTERM. ``--help`` and ``--version`` exit
+        through ``SystemExit(0)``.
     """
     parser = build_parser()
     try:
@@ -853,16 +899,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "handler", None) is None:
             parser.print_help()
             return 2
-        return int(args.handler(args, argv))
+        with sigterm_raises():  # SIGTERM unwinds like Ctrl-C: temporary files are removed
+            return int(args.handler(args, argv))
     except UsageError as exc:
         _error(exc)
         return 2
     except (ValueError, TypeError, OSError, ImportError) as exc:
         _error(exc)
         return 1
+    except MemoryError as exc:
+        _error(MemoryError(f"out of memory ({exc or 'allocation failed'})"))
+        return 1
     except KeyboardInterrupt:
         print("error: interrupted; no output was written", file=sys.stderr)
         return 130
+    except Terminated:
+        print("error: terminated (SIGTERM); no output was written", file=sys.stderr)
+        return 143
 
 
 def _error(exc: BaseException) -> None:

@@ -9,18 +9,29 @@ place only once complete, so an interrupted write never leaves a partial file be
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import secrets
-from collections.abc import Mapping, Sequence
+import signal
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import tifffile
 
-__all__ = ["TiffMeta", "read_tiff", "write_tiff"]
+__all__ = [
+    "Terminated",
+    "TiffMeta",
+    "atomic_write",
+    "check_writable",
+    "read_tiff",
+    "write_tiff",
+]
 
 PixelSize = tuple[float | None, float | None, float | None]
 
@@ -72,12 +83,19 @@ class TiffMeta:
     metadata : dict
         JSON metadata stored in the file (ImageJ ``Info``, OME image ``Description`` or
         shaped description), empty when there is none or it is not JSON.
+    extra : dict
+        Other ImageJ or OME fields that an upscale in Y/X does not change, to hand back to
+        :func:`write_tiff`: ``{"imagej": {...}}`` (frame interval and its unit, fps, loop,
+        display mode, display range, channel ranges, LUTs, slice labels, properties) or
+        ``{"ome": {...}}`` (time increment and its unit, per-channel attributes such as
+        names, colours and wavelengths). Empty for other flavours.
     """
 
     axes: str
     pixel_size: PixelSize = (None, None, None)
     format: str = "tiff"
     metadata: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _unit_factor(unit: Any) -> float | None:
@@ -149,49 +167,230 @@ def read_tiff(path: str | os.PathLike[str]) -> tuple[np.ndarray, TiffMeta]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
-    with tifffile.TiffFile(path) as tif:
-        series = tif.series[0]
-        array = series.asarray()
-        axes = series.axes.upper()
-        page = tif.pages[0]
-        z = y = x = None
-        metadata: dict[str, Any] = {}
-        if tif.is_imagej:
-            fmt = "imagej"
-            ij = tif.imagej_metadata or {}
-            factor = _unit_factor(ij.get("unit"))
-            y, x = _resolution_um(page, factor)
-            spacing = _positive(ij.get("spacing"))
-            z = spacing * factor if spacing is not None and factor is not None else None
-            metadata = _json_dict(ij.get("Info"))
-        elif tif.is_ome:
-            fmt = "ome"
-            ome = tifffile.xml2dict(tif.ome_metadata).get("OME", {})
-            image = ome.get("Image", {})
-            image = image[0] if isinstance(image, list) else image
-            pixels = image.get("Pixels", {})
-            sizes = []
-            for ax in "ZYX":
-                value = _positive(pixels.get(f"PhysicalSize{ax}"))
-                factor = _unit_factor(pixels.get(f"PhysicalSize{ax}Unit", "µm"))
-                sizes.append(value * factor if value is not None and factor else None)
-            z, y, x = sizes
-            metadata = _json_dict(image.get("Description"))
-        else:
-            fmt = "shaped" if tif.is_shaped else "tiff"
-            resunit = page.tags.get("ResolutionUnit")
-            y, x = _resolution_um(page, _RESUNIT_UM.get(int(resunit.value) if resunit else 1))
-            if tif.is_shaped and tif.shaped_metadata:
-                shaped = tif.shaped_metadata[0]
-                metadata = _json_dict(shaped.get("info"))
-                stored = shaped.get("pixel_size_um")
-                if isinstance(stored, list) and len(stored) == 3:
-                    z = _positive(stored[0])
+    with _tifffile_errors() as logged:
+        try:
+            with tifffile.TiffFile(path) as tif:
+                array, meta = _read_open(tif, path)
+        except _DeclaredTooLarge:
+            raise
+        except MemoryError as exc:
+            raise ValueError(f"{path}: not enough memory to read the image ({exc})") from exc
+        except Exception as exc:  # tifffile and its codecs raise many types on bad files
+            cause = logged[0] if logged else _first_line(exc)
+            raise ValueError(f"{path}: not a readable TIFF file ({cause})") from exc
+    # tifffile skipped pages or tags it could not parse: the pixels may be incomplete. (A
+    # metadata flavour it could not parse, "... series raised ...", only costs the axes: it
+    # falls back to the plain pages, whose pixels are whole.)
+    damage = [m for m in logged if " series raised " not in m]
+    if damage:
+        raise ValueError(f"{path}: damaged TIFF file ({damage[0]})")
+    return array, meta
+
+
+class _DeclaredTooLarge(ValueError):
+    """The file declares more pixels than the memory can hold."""
+
+
+def _first_line(exc: BaseException) -> str:
+    """``exc`` on one line; the type is named unless it is a plain ValueError."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, ValueError) and text:
+        return text
+    name = type(exc).__name__
+    if name == "error":  # zlib.error, struct.error: the module says what failed
+        name = f"{type(exc).__module__}.error"
+    return f"{name}: {text}" if text else name
+
+
+@contextlib.contextmanager
+def _tifffile_errors() -> Iterator[list[str]]:
+    """Collect the errors tifffile logs (instead of printing them) while reading a file."""
+    messages: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(" ".join(record.getMessage().split()))
+
+    log = logging.getLogger("tifffile")
+    handler = _Collect(level=logging.ERROR)
+    propagate = log.propagate
+    log.addHandler(handler)
+    log.propagate = False  # one clear message instead of tifffile's log lines
+    try:
+        yield messages
+    finally:
+        log.removeHandler(handler)
+        log.propagate = propagate
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation, or None where it cannot be told.
+
+    Linux: ``MemAvailable`` of ``/proc/meminfo``; elsewhere the free physical pages
+    (``os.sysconf``), where the platform has them.
+    """
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"  # pragma: no cover
+
+
+def _check_declared_size(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    """Refuse before reading when the declared pixels exceed the available memory."""
+    declared = int(np.prod(shape, dtype=object)) * np.dtype(dtype).itemsize
+    available = available_memory()
+    if available is not None and declared > available:
+        dims = " x ".join(str(n) for n in shape)
+        raise _DeclaredTooLarge(
+            f"{path}: the file declares {dims} {np.dtype(dtype)} pixels "
+            f"({_human_bytes(declared)}), more than the available memory "
+            f"({_human_bytes(available)}); the file may be damaged"
+        )
+
+
+def _read_open(tif: tifffile.TiffFile, path: Path) -> tuple[np.ndarray, TiffMeta]:
+    """Pixels and metadata of the first series of an open TIFF file."""
+    if not tif.series:
+        raise ValueError("no image in the file (its first IFD offset is invalid)")
+    series = tif.series[0]
+    _check_declared_size(path, tuple(series.shape), series.dtype)
+    array = series.asarray()
+    axes = series.axes.upper()
+    page = tif.pages.first
+    z = y = x = None
+    metadata: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    if tif.is_imagej:
+        fmt = "imagej"
+        ij = tif.imagej_metadata or {}
+        factor = _unit_factor(ij.get("unit"))
+        y, x = _resolution_um(page, factor)
+        spacing = _positive(ij.get("spacing"))
+        z = spacing * factor if spacing is not None and factor is not None else None
+        metadata = _json_dict(ij.get("Info"))
+        extra = _imagej_extra(ij)
+    elif tif.is_ome:
+        fmt = "ome"
+        ome = tifffile.xml2dict(tif.ome_metadata).get("OME", {})
+        image = ome.get("Image", {})
+        image = image[0] if isinstance(image, list) else image
+        pixels = image.get("Pixels", {})
+        sizes = []
+        for ax in "ZYX":
+            value = _positive(pixels.get(f"PhysicalSize{ax}"))
+            factor = _unit_factor(pixels.get(f"PhysicalSize{ax}Unit", "µm"))
+            sizes.append(value * factor if value is not None and factor else None)
+        z, y, x = sizes
+        metadata = _json_dict(image.get("Description"))
+        extra = _ome_extra(pixels)
+    else:
+        fmt = "shaped" if tif.is_shaped else "tiff"
+        resunit = page.tags.get("ResolutionUnit")
+        y, x = _resolution_um(page, _RESUNIT_UM.get(int(resunit.value) if resunit else 1))
+        if tif.is_shaped and tif.shaped_metadata:
+            shaped = tif.shaped_metadata[0]
+            metadata = _json_dict(shaped.get("info"))
+            stored = shaped.get("pixel_size_um")
+            if isinstance(stored, list) and len(stored) == 3:
+                z = _positive(stored[0])
     if y is None and x is not None:
         y = x
     if x is None and y is not None:
         x = y
-    return array, TiffMeta(axes=axes, pixel_size=(z, y, x), format=fmt, metadata=metadata)
+    meta = TiffMeta(axes=axes, pixel_size=(z, y, x), format=fmt, metadata=metadata, extra=extra)
+    return array, meta
+
+
+# ImageJ fields that an upscale in Y/X leaves valid (frame timing, display, per-channel and
+# per-slice annotations). Sizes, spacing, unit and origins are rewritten from the result.
+_IJ_CARRY = (
+    "finterval",
+    "tunit",
+    "fps",
+    "loop",
+    "mode",
+    "min",
+    "max",
+    "Ranges",
+    "LUTs",
+    "Labels",
+    "Properties",
+)
+# OME Pixels attributes and Channel attributes carried the same way.
+_OME_CARRY = ("TimeIncrement", "TimeIncrementUnit")
+_OME_CHANNEL_CARRY = (
+    "Name",
+    "Color",
+    "AcquisitionMode",
+    "ContrastMethod",
+    "EmissionWavelength",
+    "EmissionWavelengthUnit",
+    "ExcitationWavelength",
+    "ExcitationWavelengthUnit",
+    "Fluor",
+    "IlluminationType",
+    "NDFilter",
+    "PinholeSize",
+    "PinholeSizeUnit",
+    "PockelCellSetting",
+)
+
+
+def _imagej_extra(ij: Mapping[str, Any]) -> dict[str, Any]:
+    """The carried ImageJ fields present in ``ij`` (see ``TiffMeta.extra``)."""
+    kept = {k: ij[k] for k in _IJ_CARRY if k in ij and ij[k] is not None}
+    return {"imagej": kept} if kept else {}
+
+
+def _ome_extra(pixels: Mapping[str, Any]) -> dict[str, Any]:
+    """The carried OME Pixels and Channel attributes (see ``TiffMeta.extra``)."""
+    kept: dict[str, Any] = {k: pixels[k] for k in _OME_CARRY if k in pixels}
+    channels = pixels.get("Channel", [])
+    channels = channels if isinstance(channels, list) else [channels]
+    per_channel: dict[str, list[Any]] = {}
+    for name in _OME_CHANNEL_CARRY:
+        values = [ch.get(name) if isinstance(ch, dict) else None for ch in channels]
+        if values and all(v is not None for v in values):
+            per_channel[name] = values
+    if per_channel:
+        kept["Channel"] = per_channel
+    return {"ome": kept} if kept else {}
+
+
+def _extra_for(fmt: str, extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Writer keywords of ``fmt`` from a ``TiffMeta.extra`` dictionary.
+
+    Fields of the same flavour are written back as they were; the frame interval also
+    crosses between ImageJ (``finterval``, seconds) and OME (``TimeIncrement``).
+    """
+    extra = dict(extra or {})
+    ij = dict(extra.get("imagej", {}))
+    ome = dict(extra.get("ome", {}))
+    if fmt == "imagej":
+        if "finterval" not in ij and "TimeIncrement" in ome:
+            if ome.get("TimeIncrementUnit", "s") == "s":
+                ij["finterval"] = ome["TimeIncrement"]
+        return {k: v for k, v in ij.items() if k in _IJ_CARRY}
+    if fmt == "ome":
+        if "TimeIncrement" not in ome and "finterval" in ij:
+            ome.update(TimeIncrement=ij["finterval"], TimeIncrementUnit="s")
+        return {k: v for k, v in ome.items() if k in (*_OME_CARRY, "Channel")}
+    return {}
 
 
 def _normalise_pixel_size(pixel_size: Any) -> PixelSize:
@@ -268,6 +467,7 @@ def write_tiff(
     axes: str | None = None,
     pixel_size: float | Sequence[float | None] | None = None,
     metadata: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> str:
     """Write ``array`` to a TIFF file atomically, with axes, pixel size and JSON metadata.
 
@@ -290,6 +490,10 @@ def write_tiff(
     metadata : mapping, optional
         JSON-serialisable values stored as the ImageJ ``Info`` text, the OME image
         ``Description`` or in the shaped description.
+    extra : mapping, optional
+        ImageJ or OME fields to carry over, as :attr:`TiffMeta.extra` of a file read with
+        :func:`read_tiff` (frame interval, channel names, ranges, LUTs...); fields the
+        written flavour cannot hold are left out.
 
     Returns
     -------
@@ -316,7 +520,7 @@ def write_tiff(
 
     kwargs: dict[str, Any] = {}
     if fmt == "imagej":
-        meta: dict[str, Any] = {"axes": axes, "Info": info}
+        meta: dict[str, Any] = {**_extra_for(fmt, extra), "axes": axes, "Info": info}
         if y is not None and x is not None:
             kwargs["resolution"] = (1.0 / x, 1.0 / y)
             meta["unit"] = "um"
@@ -327,7 +531,7 @@ def write_tiff(
         if y is not None and x is not None:
             kwargs.update(resolution=(1e4 / x, 1e4 / y), resolutionunit="CENTIMETER")
         if fmt == "ome":
-            meta = {"axes": axes, "Description": info}
+            meta = {**_extra_for(fmt, extra), "axes": axes, "Description": info}
             for ax, value in zip("ZYX", (z, y, x)):
                 if value is not None:
                     meta[f"PhysicalSize{ax}"] = value
@@ -359,17 +563,112 @@ def _json_default(value: Any) -> Any:
 
 
 def _atomic_imwrite(path: Path, array: np.ndarray, kwargs: dict[str, Any]) -> None:
-    """Write through a temporary sibling file, then rename it over ``path``."""
+    """Write a TIFF through :func:`atomic_write`."""
+    atomic_write(path, lambda fh: tifffile.imwrite(fh, array, **kwargs))
+
+
+class Terminated(BaseException):
+    """The process received SIGTERM; raised in the main thread so that clean-up runs.
+
+    A BaseException, like KeyboardInterrupt, so that no ``except Exception`` swallows it."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated("terminated by a signal (SIGTERM)")
+
+
+@contextlib.contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`Terminated` instead of ending the process
+    at once (which would skip every ``finally``), when the default handler is in place and
+    this is the main thread; otherwise nothing changes."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+        yield
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield  # someone (the command line, the application) already handles it
+        return
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _temporary_name(path: Path) -> Path:
+    """A hidden, unpredictable sibling of ``path`` for the data being written."""
+    folder = path.parent if str(path.parent) else Path(".")
+    return folder / f".{path.name}.{secrets.token_hex(8)}.part"
+
+
+def check_writable(path: str | os.PathLike[str]) -> None:
+    """Check, before any long computation, that ``path`` can be created.
+
+    A probe file with an unpredictable name is created exclusively beside ``path`` and
+    removed at once.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder of ``path`` does not exist.
+    PermissionError, OSError
+        If no file can be created there; the message names ``path``.
+    """
+    path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise FileNotFoundError(f"output folder does not exist: {folder}")
-    tmp = folder / f".{path.name}.{secrets.token_hex(4)}.part"
+    probe = _temporary_name(path)
     try:
-        with open(tmp, "xb") as fh:  # exclusive create, default permissions
-            tifffile.imwrite(fh, array, **kwargs)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise type(exc)(
+            exc.errno, f"cannot write the output {path}: {exc.strerror or exc}"
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], Any]) -> None:
+    """Create ``path`` atomically: ``write(fh)`` fills a temporary sibling file that is
+    renamed over ``path`` only once complete.
+
+    The temporary file has an unpredictable name and is created exclusively (``O_EXCL``:
+    a file or symbolic link planted there is never followed). On any error, Ctrl-C or
+    SIGTERM it is removed and nothing is left behind.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The destination; an existing file is replaced.
+    write : callable
+        Called once with the open binary file.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the destination folder does not exist.
+    OSError
+        If the file cannot be created or written; the message names ``path``.
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"output folder does not exist: {folder}")
+    tmp = _temporary_name(path)
+    with sigterm_raises():
+        try:
+            fh = open(tmp, "xb")  # exclusive create, default permissions
+        except OSError as exc:
+            raise type(exc)(
+                exc.errno, f"cannot write the output {path}: {exc.strerror or exc}"
+            ) from None
+        try:
+            with fh:
+                write(fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise

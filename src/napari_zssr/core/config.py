@@ -146,6 +146,7 @@ class ZSSRConfig:
     """Free-form annotations carried into result metadata."""
 
     def __post_init__(self) -> None:
+        _check_field_types(self)
         checks = [
             (self.depth >= 2, "depth must be >= 2"),
             (self.width >= 1, "width must be >= 1"),
@@ -225,6 +226,37 @@ class ZSSRConfig:
         d["gradual_scales"] = [list(g) if isinstance(g, tuple) else g for g in self.gradual_scales]
         d["gradual_back_projection_iters"] = list(self.gradual_back_projection_iters)
         return d
+
+
+_SCALAR_KINDS = {"bool": "True or False", "int": "a whole number", "float": "a finite number"}
+
+
+def _type_ok(value: Any, kind: str) -> bool:
+    """Whether ``value`` is a ``kind`` ("bool", "int", "float" or "None")."""
+    if kind == "None":
+        return value is None
+    if kind == "bool":
+        return isinstance(value, bool) or type(value).__name__ == "bool_"
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return False  # True is an int to Python, never a count or a rate here
+    if kind == "int":
+        return isinstance(value, numbers.Integral)
+    return isinstance(value, numbers.Real) and math.isfinite(float(value))
+
+
+def _check_field_types(config: ZSSRConfig) -> None:
+    """Refuse a value of the wrong type with a message naming the field (``max_iters=2.5``
+    or ``"20"`` would otherwise fail later with an anonymous comparison error)."""
+    for f in dataclasses.fields(config):
+        kinds = [k.strip() for k in str(f.type).split("|")]
+        if not set(kinds) <= {*_SCALAR_KINDS, "None"}:
+            continue  # tuples, dicts, mixed types: checked elsewhere
+        value = getattr(config, f.name)
+        if not any(_type_ok(value, k) for k in kinds):
+            wanted = " or ".join(_SCALAR_KINDS.get(k, k) for k in kinds)
+            raise TypeError(f"ZSSRConfig: {f.name} must be {wanted}, got {value!r}")
+        if kinds[0] == "int" and value is not None:
+            object.__setattr__(config, f.name, int(value))  # numpy integers become int
 
 
 def step_pair(step: float | tuple[float, float]) -> tuple[float, float]:

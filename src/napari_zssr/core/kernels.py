@@ -70,10 +70,13 @@ def validate_kernel(kernel: object, image_shape: Sequence[int] | None = None) ->
     arr = arr.astype(np.float64)  # always a copy: the caller's array is never touched
     if not np.all(np.isfinite(arr)):
         raise ValueError("kernel contains NaN or Inf values")
+    peak = float(np.max(np.abs(arr))) or 1.0
+    if peak != 1.0:  # only the shape matters: rescaling first keeps the sum finite (1e308 taps)
+        arr /= peak
     total = arr.sum()
     if not total > 0:
         raise ValueError(
-            f"kernel must have a positive sum (it is normalised to 1), got sum {total:g}"
+            f"kernel must have a positive sum (it is normalised to 1), got sum {total * peak:g}"
         )
     neg = -arr[arr < 0].sum()
     if neg > 0:

@@ -1170,7 +1170,14 @@ def load_psf_file(
         if y is not None and x is not None:
             pixel_size = (y, x) if arr.ndim == 2 else (z, y, x)
     elif ext == ".npy":
-        arr = np.load(p, allow_pickle=False)
+        try:
+            arr = np.load(p, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as err:
+            # numpy's own text speaks of allow_pickle for any file without an array header
+            raise ValueError(
+                f"{p.name}: not a readable NumPy .npy array file (no valid array header or "
+                "truncated data); save the PSF with numpy.save"
+            ) from err
     elif ext == ".mat":
         from scipy.io import loadmat
 

@@ -297,9 +297,11 @@ def test_no_maps_without_maps_true() -> None:
     assert "maps" not in info and "consistency" not in info and "resolution" not in info
 
 
-def test_maps_needs_return_info() -> None:
+def test_maps_needs_return_info_and_a_bool() -> None:
     with pytest.raises(ValueError, match="return_info"):
         super_resolve(pattern((40, 36)), 2, config=TINY, device="cpu", maps=True)
+    with pytest.raises(TypeError, match="maps must be True or False"):
+        super_resolve(pattern((40, 36)), 2, config=TINY, device="cpu", return_info=True, maps=1)
 
 
 @pytest.mark.parametrize(

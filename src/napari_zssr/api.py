@@ -201,6 +201,8 @@ def super_resolve(
         raise TypeError(f"seed must be an integer, got {seed!r}")
     if not 0 <= int(seed) < 2**32:
         raise ValueError(f"seed must be in [0, 2**32 - 1], got {seed!r}")
+    if not isinstance(maps, (bool, np.bool_)):
+        raise TypeError(f"maps must be True or False, got {maps!r}")
     if maps and not return_info:
         raise ValueError("maps=True needs return_info=True: the maps are returned in the info")
     layout = make_layout(arr.shape, channel_axis, bool(rgb))
@@ -233,9 +235,7 @@ def super_resolve(
     iterations = 0
     shared = stack_mode == "shared" and layout.n_planes > 1
     rep = Reporter(callback, n_planes=layout.n_planes + (1 if shared else 0))
-    collector = (
-        MapsCollector(out.shape, layout.canonical, info.hi - info.lo, sc, dk) if maps else None
-    )
+    collector = MapsCollector(out.shape, layout.canonical, info.spans(), sc, dk) if maps else None
 
     if shared:
         canon = layout.canonical(arr)

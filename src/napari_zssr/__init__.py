@@ -1,7 +1,8 @@
 """napari-zssr: zero-shot super-resolution (Shocher et al., CVPR 2018) for microscopy.
 
 ``super_resolve`` imports torch on first use, so importing this package (as napari does
-when it scans plugins) stays cheap.
+when it scans plugins) stays cheap; ``estimate_resolution`` (NumPy only) is loaded on first
+use too.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ __all__ = [
     "Progress",
     "ZSSRConfig",
     "__version__",
+    "estimate_resolution",
     "resolve_config",
     "super_resolve",
 ]
 
 if TYPE_CHECKING:
     from .api import super_resolve
+    from .core.resolution import estimate_resolution
 
 
 def __getattr__(name: str) -> Any:
@@ -32,4 +35,8 @@ def __getattr__(name: str) -> Any:
         from .api import super_resolve
 
         return super_resolve
+    if name == "estimate_resolution":
+        from .core.resolution import estimate_resolution
+
+        return estimate_resolution
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

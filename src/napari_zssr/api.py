@@ -22,6 +22,7 @@ from .core.engine import (
     upscale_plane,
 )
 from .core.kernels import prepare_kernel, validate_kernel
+from .core.maps import MapsCollector
 from .core.progress import ProgressCallback
 from .core.resize import output_shape
 from .nd import intensity_info, make_layout, normalise_plane, restore_plane
@@ -134,6 +135,7 @@ def super_resolve(
     callback: ProgressCallback | None = None,
     stack_mode: StackMode = "shared",
     return_info: bool = False,
+    maps: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, dict[str, Any]]:
     """Super-resolve an image with zero-shot super-resolution (ZSSR).
 
@@ -188,6 +190,16 @@ def super_resolve(
         trains a network from scratch for every plane (slower).
     return_info : bool
         Also return a JSON-able dictionary describing the run.
+    maps : bool
+        Also compute quality maps (needs ``return_info=True``): ``info["maps"]`` holds
+        ``"spread"`` (median absolute deviation of the self-ensemble members),
+        ``"consistency"`` (error of the output before back-projection, degraded back to the
+        input, against the input) and ``"added"`` (local RMS of the output minus the
+        bicubic upscale), float32 arrays of the output's shape in the input's intensity
+        unit; ``info["consistency"]`` the SQUIRREL-style numbers (``rsp``, ``rse``,
+        ``residual_after_back_projection``) and ``info["resolution"]`` the decorrelation
+        resolution of the input, its bicubic upscale and the output, in input pixels; the
+        arrays make the info no longer JSON-able. See :mod:`napari_zssr.core.maps`.
 
     Returns
     -------
@@ -215,6 +227,10 @@ def super_resolve(
         raise TypeError(f"seed must be an integer, got {seed!r}")
     if not 0 <= int(seed) < 2**32:
         raise ValueError(f"seed must be in [0, 2**32 - 1], got {seed!r}")
+    if not isinstance(maps, (bool, np.bool_)):
+        raise TypeError(f"maps must be True or False, got {maps!r}")
+    if maps and not return_info:
+        raise ValueError("maps=True needs return_info=True: the maps are returned in the info")
     layout = make_layout(arr.shape, channel_axis, bool(rgb))
     info = intensity_info(arr, layout)  # validates the dtype
     if kernel is not None:
@@ -250,6 +266,7 @@ def super_resolve(
     iterations = 0
     shared = stack_mode == "shared" and layout.n_planes > 1
     rep = Reporter(callback, n_planes=layout.n_planes + (1 if shared else 0))
+    collector = MapsCollector(out.shape, layout.canonical, info.spans(), sc, dk) if maps else None
 
     if shared:
         canon = layout.canonical(arr)
@@ -297,12 +314,16 @@ def super_resolve(
                     reporter=rep,
                 )
                 iterations += n_ft
-            hr = predict(model, plane, out_shape=out_yx, reporter=rep, vmax=info.vmax)
+            coll: dict[str, Any] | None = {} if collector is not None else None
+            hr = predict(model, plane, out_shape=out_yx, reporter=rep, vmax=info.vmax, collect=coll)
             out_canon[idx] = restore_plane(hr, info)
+            if collector is not None and coll is not None:
+                collector.add(idx, plane, hr, coll)
     else:
         for k, (idx, plane_view) in enumerate(layout.planes(arr)):
             rep.plane = k
             plane = normalise_plane(plane_view, info)
+            coll = {} if collector is not None else None
             hr, model = upscale_plane(
                 plane,
                 sc,
@@ -312,8 +333,11 @@ def super_resolve(
                 seed=seed,
                 reporter=rep,
                 vmax=info.vmax,
+                collect=coll,
             )
             out_canon[idx] = restore_plane(hr, info)
+            if collector is not None and coll is not None:
+                collector.add(idx, plane, hr, coll)
             iterations += model.iterations
             if model.final_loss is not None:
                 losses.append(model.final_loss)
@@ -346,4 +370,6 @@ def super_resolve(
         "input_shape": list(arr.shape),
         "output_shape": list(out.shape),
     }
+    if collector is not None:
+        run_info.update(collector.info())
     return out, run_info

@@ -437,7 +437,9 @@ def test_info_with_config_and_kernel() -> None:
     assert info["preset"] is None
     assert info["config"]["max_iters"] == TINY.max_iters
     assert re.search(r"\d+x\d+", info["kernel"]) and "FWHM" in info["kernel"]
-    assert info["noise_std"] == 0.0
+    # the noise left unset is the image's estimate, also with an explicit config
+    assert info["noise_std_source"] == "auto"
+    assert info["noise_std"] == info["noise_estimate"] > 0
 
 
 def test_noise_std_none_keeps_the_configured_value() -> None:

@@ -561,3 +561,76 @@ def test_implausible_pixel_size_warns(image_2d, tmp_path, monkeypatch, capsys):
     assert "warning: --pixel-size 1e+09 um is outside the usual microscopy range" in err
     assert main(["run", str(image_2d), "-o", str(out), "-s", "2", "--overwrite", "-q"]) == 0
     assert "warning" not in capsys.readouterr().err  # 0.2 um: nothing to say
+
+
+def _noisy_tiff(tmp_path):
+    rng = np.random.default_rng(5)
+    img = _texture((40, 40)).astype(float) + rng.normal(0.0, 150.0, (40, 40))
+    path = tmp_path / "noisy.tif"
+    write_tiff(path, np.clip(img, 0, 65535).astype(np.uint16), axes="YX")
+    return path
+
+
+@needs_engine
+def test_run_estimates_the_noise_by_default_and_says_so(tmp_path, capsys):
+    src, out = _noisy_tiff(tmp_path), tmp_path / "sr.tif"
+    assert (
+        main(
+            [
+                "run",
+                str(src),
+                "-o",
+                str(out),
+                "--scale",
+                "2",
+                "--preset",
+                "fast",
+                "--max-iters",
+                "5",
+            ]
+        )
+        == 0
+    )
+    captured = capsys.readouterr()
+    assert "(estimated from the image)" in captured.out
+    assert "warning" not in captured.err
+    meta = read_tiff(out)[1].metadata
+    assert meta["parameters"]["noise_std"] == "default"
+    assert meta["run"]["noise_std_source"] == "auto"
+    assert meta["run"]["noise_std"] == meta["run"]["noise_estimate"] > 0.02
+
+
+@needs_engine
+def test_run_with_noise_zero_on_a_noisy_image_warns_in_one_line(tmp_path, capsys):
+    src, out = _noisy_tiff(tmp_path), tmp_path / "sr.tif"
+    assert main(["run", str(src), "-o", str(out), "--scale", "2", "--noise-std", "0", *FAST]) == 0
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("warning: the image's estimated noise is"), err
+    assert "\n" not in err and "Traceback" not in err
+    run = read_tiff(out)[1].metadata["run"]
+    assert run["noise_std"] == 0.0 and run["noise_std_source"] == "set"
+
+
+@needs_engine
+def test_paper_preset_keeps_noise_free_sons(image_2d, tmp_path):
+    out = tmp_path / "sr.tif"
+    assert (
+        main(
+            [
+                "run",
+                str(image_2d),
+                "-o",
+                str(out),
+                "--scale",
+                "2",
+                "--preset",
+                "paper",
+                "--max-iters",
+                "3",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    run = read_tiff(out)[1].metadata["run"]
+    assert run["noise_std"] == 0.0 and run["noise_std_source"] == "preset"

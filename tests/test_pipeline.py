@@ -308,3 +308,13 @@ def test_worker_reports_the_mean_loss_of_the_reports_it_thins_out():
     assert sent[0].loss == 1.0
     assert sent[1].iteration == 50
     assert sent[1].loss == pytest.approx(sum(range(2, 51)) / 49)
+
+
+def test_run_returns_the_quality_maps_as_an_extra_output():
+    image = _texture((24, 28))
+    result = run(RunRequest(source=image, scale=2, maps=True, **FAST))
+    maps = result.extra["maps"]
+    assert set(maps) >= {"spread", "consistency", "added"}
+    assert all(np.shape(m) == result.output.shape for m in maps.values())
+    assert "maps" not in result.info and "maps" not in result.record["run"]
+    assert run(RunRequest(source=image, scale=2, **FAST)).extra == {}

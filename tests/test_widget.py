@@ -189,6 +189,7 @@ def test_estimated_noise(viewer, qtbot):
     img = (_texture((36, 40)) + rng.normal(0.0, 0.05, (36, 40))).astype(np.float32)
     viewer.add_image(img, name="noisy")
     widget = _open_widget(viewer)
+    widget.noise_auto.value = False  # the estimate is the default now: start from a number
     assert _shown(widget.noise_auto) and widget.noise.enabled
     widget.noise_auto.value = True
     assert not widget.noise.enabled  # the estimate replaces the number
@@ -652,3 +653,89 @@ def test_float64_layer_with_a_large_offset_keeps_its_detail(viewer, qtbot):
     assert out.dtype == np.float64
     assert out.min() >= data.min() and out.max() <= data.max()
     assert np.unique(out).size > 500  # not one value (the offset swallowing the detail)
+
+
+def _noisy_uint16(shape: tuple[int, int] = (40, 44), seed: int = 21) -> np.ndarray:
+    """Structure plus strong Gaussian noise (about 5% of the range), as uint16."""
+    rng = np.random.default_rng(seed)
+    img = _texture(shape, seed=seed) + rng.normal(0.0, 0.05, shape)
+    return np.clip(200 + 3000 * img, 0, 65535).astype(np.uint16)
+
+
+def test_noise_defaults_to_the_estimate_and_agrees_with_api_and_cli(viewer, qtbot, tmp_path):
+    from napari_zssr import super_resolve
+    from napari_zssr.cli import main
+    from napari_zssr.io import read_tiff, write_tiff
+
+    img = _noisy_uint16()
+    viewer.add_image(img, name="noisy")
+    widget = _open_widget(viewer)
+    assert widget.noise_auto.value is True  # the default: estimated
+    _run(qtbot, widget)
+    assert widget.last_status == "done"
+    meta = widget.last_results[-1].metadata["zssr"]
+    assert meta["noise_std_source"] == "auto"
+    assert meta["noise_std"] == pytest.approx(meta["noise_estimate"]) and meta["noise_std"] > 0.02
+    # the field shows the estimate, the status line says where it came from
+    assert widget.noise.value == pytest.approx(meta["noise_std"], abs=1e-4)
+    assert "estimated" in widget.status.value
+
+    _, info = super_resolve(
+        img,
+        2,
+        preset="fast",
+        device="cpu",
+        return_info=True,
+        config=PRESETS["fast"].replace(max_iters=ITERS, crop_size=32),
+    )
+    src, out = tmp_path / "noisy.tif", tmp_path / "sr.tif"
+    write_tiff(src, img, axes="YX")
+    assert (
+        main(
+            [
+                "run",
+                str(src),
+                "-o",
+                str(out),
+                "--scale",
+                "2",
+                "--preset",
+                "fast",
+                "--max-iters",
+                str(ITERS),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    run = read_tiff(out)[1].metadata["run"]
+    for record in (info, run):
+        assert record["noise_std_source"] == "auto"
+        assert record["noise_std"] == pytest.approx(meta["noise_std"], rel=1e-6)
+
+
+def test_noise_zero_is_honoured_with_a_warning(viewer, qtbot):
+    viewer.add_image(_noisy_uint16(), name="noisy")
+    widget = _open_widget(viewer)
+    widget.noise_auto.value = False
+    widget.noise.value = 0.0
+    assert widget.noise.enabled
+    start = len(notification_manager.records)
+    _run(qtbot, widget)
+    assert widget.last_status == "done"
+    meta = widget.last_results[-1].metadata["zssr"]
+    assert meta["noise_std"] == 0.0 and meta["noise_std_source"] == "set"
+    warnings = [
+        str(n.message)
+        for n in notification_manager.records[start:]
+        if n.severity == NotificationSeverity.WARNING
+    ]
+    assert any("estimated noise" in w for w in warnings), warnings
+
+
+def test_paper_presets_untick_the_noise_estimate(viewer):
+    viewer.add_image(_noisy_uint16(), name="noisy")
+    widget = _open_widget(viewer)
+    for name in PRESETS:
+        widget.preset.value = name
+        assert widget.noise_auto.value is (name not in ("paper", "paper-gradual")), name

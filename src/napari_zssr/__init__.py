@@ -1,7 +1,8 @@
 """napari-zssr: zero-shot super-resolution (Shocher et al., CVPR 2018) for microscopy.
 
 ``super_resolve`` and ``isotropic_z`` import torch on first use, so importing this package (as
-napari does when it scans plugins) stays cheap.
+napari does when it scans plugins) stays cheap; ``estimate_resolution`` (NumPy only) is loaded
+on first use too.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ __all__ = [
     "Progress",
     "ZSSRConfig",
     "__version__",
+    "estimate_resolution",
     "isotropic_z",
     "resolve_config",
     "super_resolve",
@@ -26,6 +28,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .api import super_resolve
+    from .core.resolution import estimate_resolution
     from .isotropic import isotropic_z
 
 
@@ -38,4 +41,8 @@ def __getattr__(name: str) -> Any:
         from .isotropic import isotropic_z
 
         return isotropic_z
+    if name == "estimate_resolution":
+        from .core.resolution import estimate_resolution
+
+        return estimate_resolution
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

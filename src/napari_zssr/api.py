@@ -11,7 +11,15 @@ from typing import Any, Literal
 import numpy as np
 
 from . import __version__
-from .core.config import MAX_NOISE_STD, PRESETS, ZSSRConfig, father_planes, resolve_config
+from .core.config import (
+    MAX_FATHER_PLANES,
+    MAX_NOISE_STD,
+    PRESETS,
+    ZSSRConfig,
+    default_noise_std,
+    father_planes,
+    resolve_config,
+)
 from .core.device import resolve_device
 from .core.engine import (
     Reporter,
@@ -23,6 +31,7 @@ from .core.engine import (
     upscale_plane,
 )
 from .core.kernels import prepare_kernel, validate_kernel
+from .core.maps import MapsCollector
 from .core.progress import ProgressCallback
 from .core.resize import output_shape
 from .nd import intensity_info, make_layout, normalise_plane, restore_plane
@@ -80,18 +89,40 @@ def _estimate_noise(arr: np.ndarray, layout: Any, info: Any) -> float:
     from .core.noise import estimate_noise_std
 
     canon = layout.canonical(arr)
+    # at most 16 plane-channels: about 0.1 s each on a 1024 x 1024 plane
     values = [
         estimate_noise_std(channel)
-        for idx in _father_planes(layout)
+        for idx in _father_planes(layout, max(1, MAX_FATHER_PLANES // layout.channels))
         for channel in normalise_plane(canon[idx], info)
     ]
-    return float(min(max(np.median(values), 0.0), 0.5))
+    return float(min(max(np.median(values), 0.0), MAX_NOISE_STD))
 
 
-def _father_planes(layout: Any) -> list[tuple[int, ...]]:
-    """Stack indices of up to ``MAX_FATHER_PLANES`` (16) planes spread evenly over the stack."""
+def _resolve_noise(
+    noise: float | str | None,
+    preset: str,
+    config: ZSSRConfig | None,
+    estimate: float,
+    with_kernel: bool,
+) -> tuple[float, str, str | None]:
+    """The noise the run adds to the sons, where it came from ("set", "preset" or "auto"),
+    and a warning when a set (or preset) value is far below a high estimate."""
+    from .core.noise import auto_noise_std, noise_warning
+
+    source = "set"
+    if noise is None:
+        noise = default_noise_std(preset, config)
+        source = "preset"
+    if noise == "auto":
+        return auto_noise_std(estimate, with_kernel=with_kernel), "auto", None
+    value = float(noise)
+    return value, source, noise_warning(value, estimate, with_kernel=with_kernel)
+
+
+def _father_planes(layout: Any, limit: int = MAX_FATHER_PLANES) -> list[tuple[int, ...]]:
+    """Stack indices of up to ``limit`` planes spread evenly over the stack."""
     indices = list(np.ndindex(*layout.stack_shape))
-    return [indices[i] for i in father_planes(len(indices))]
+    return [indices[i] for i in father_planes(len(indices), limit)]
 
 
 def super_resolve(
@@ -109,6 +140,7 @@ def super_resolve(
     callback: ProgressCallback | None = None,
     stack_mode: StackMode = "shared",
     return_info: bool = False,
+    maps: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, dict[str, Any]]:
     """Super-resolve an image with zero-shot super-resolution (ZSSR).
 
@@ -130,11 +162,19 @@ def super_resolve(
         pixel integration). Normalised and centred here. None: MATLAB's antialiased bicubic.
     noise_std : float or "auto", optional
         Gaussian noise added to the LR sons only, in units of the normalised [0, 1]
-        intensity. ``"auto"`` estimates the image's own noise level (Immerkaer's method,
-        median over channels and planes); advisable with a PSF kernel on real data. None
-        takes the preset's value.
-    preset : {"fast", "balanced", "paper", "real"}
-        Named configuration; ignored when ``config`` is given.
+        intensity: the network learns to ignore noise, which does not recur across scales.
+        ``"auto"`` uses the image's own noise level (root-mean-square, from its weakly
+        textured patches, median over channels and up to 16 planes; see
+        :func:`napari_zssr.core.noise.estimate_noise_std`); an estimate below 0.01 (0.003
+        with a ``kernel``) counts as a noise-free image: no noise, and back-projection is
+        kept (:func:`~napari_zssr.core.noise.auto_noise_std`). None (default) means ``"auto"``,
+        except with the ``paper`` and ``paper-gradual`` presets (0: their published
+        configuration) and with a ``config`` whose ``noise_std`` is above 0 (its value).
+        0 turns the noise off; a value far below a high estimate draws a warning. The
+        estimate and the value used are in the run information.
+    preset : {"fast", "balanced", "paper", "paper-gradual", "real"}
+        Named configuration; ignored when ``config`` is given, except for the noise default
+        (see ``noise_std``).
     config : ZSSRConfig, optional
         Full configuration.
     channel_axis : int, optional
@@ -157,6 +197,16 @@ def super_resolve(
         trains a network from scratch for every plane (slower).
     return_info : bool
         Also return a JSON-able dictionary describing the run.
+    maps : bool
+        Also compute quality maps (needs ``return_info=True``): ``info["maps"]`` holds
+        ``"spread"`` (median absolute deviation of the self-ensemble members),
+        ``"consistency"`` (error of the output before back-projection, degraded back to the
+        input, against the input) and ``"added"`` (local RMS of the output minus the
+        bicubic upscale), float32 arrays of the output's shape in the input's intensity
+        unit; ``info["consistency"]`` the SQUIRREL-style numbers (``rsp``, ``rse``,
+        ``residual_after_back_projection``) and ``info["resolution"]`` the decorrelation
+        resolution of the input, its bicubic upscale and the output, in input pixels; the
+        arrays make the info no longer JSON-able. See :mod:`napari_zssr.core.maps`.
 
     Returns
     -------
@@ -174,24 +224,18 @@ def super_resolve(
     sc = normalise_scale(scale)
     cfg = resolve_config(preset, config)
     noise = _check_noise(noise_std)
-    if isinstance(noise, float):
-        cfg = cfg.replace(noise_std=noise)
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable (or None), got {callback!r}")
-    if not isinstance(rgb, (bool, np.bool_)):
-        raise TypeError(f"rgb must be True or False, got {rgb!r}")
-    if stack_mode not in ("per_plane", "shared"):
-        raise ValueError(f"stack_mode must be 'per_plane' or 'shared', got {stack_mode!r}")
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an integer, got {seed!r}")
-    if not 0 <= int(seed) < 2**32:
-        raise ValueError(f"seed must be in [0, 2**32 - 1], got {seed!r}")
+    _check_arguments(callback, rgb, stack_mode, seed, maps, return_info)
     layout = make_layout(arr.shape, channel_axis, bool(rgb))
     info = intensity_info(arr, layout)  # validates the dtype
-    if noise == "auto":
-        cfg = cfg.replace(noise_std=_estimate_noise(arr, layout, info))
     if kernel is not None:
         validate_kernel(kernel, layout.plane_shape)
+    estimate = _estimate_noise(arr, layout, info)
+    noise_value, noise_source, noise_msg = _resolve_noise(
+        noise, preset, config, estimate, kernel is not None
+    )
+    if noise_msg is not None:
+        warnings.warn(noise_msg, UserWarning, stacklevel=2)
+    cfg = cfg.replace(noise_std=noise_value)
     dev, reason = resolve_device(device)
     _warn_ignored_gradual(kernel, cfg, preset, sc)
     dk = prepare_kernel(kernel, sc, layout.plane_shape) if kernel is not None else None
@@ -201,7 +245,8 @@ def super_resolve(
     t0 = time.perf_counter()
     shared = stack_mode == "shared" and layout.n_planes > 1
     rep = Reporter(callback, n_planes=layout.n_planes + (1 if shared else 0))
-    job = _Planes(arr, layout, info, sc, dk, cfg, int(seed), rep, layout.canonical(out))
+    collector = MapsCollector(out.shape, layout.canonical, info.spans(), sc, dk) if maps else None
+    job = _Planes(arr, layout, info, sc, dk, cfg, int(seed), rep, layout.canonical(out), collector)
     iterations, losses = _train_shared(job, dev) if shared else _train_per_plane(job, dev)
     rep.plane = rep.n_planes - 1
     rep.step = rep.n_steps - 1
@@ -215,7 +260,10 @@ def super_resolve(
         "scale": [sc[0], sc[1]],
         "kernel": dk.summary() if dk is not None else "MATLAB bicubic (antialiased, a=-0.5)",
         "noise_std": cfg.noise_std,
-        "noise_std_estimated": noise == "auto",
+        "noise_std_estimated": noise_source == "auto",
+        "noise_std_source": noise_source,
+        "noise_estimate": estimate,
+        "warnings": [noise_msg] if noise_msg is not None else [],
         "back_projection_iters": effective_back_projection(cfg),
         "seed": int(seed),
         "device": str(dev),
@@ -229,7 +277,29 @@ def super_resolve(
         "input_shape": list(arr.shape),
         "output_shape": list(out.shape),
     }
+    if collector is not None:
+        run_info.update(collector.info())
     return out, run_info
+
+
+def _check_arguments(
+    callback: Any, rgb: Any, stack_mode: Any, seed: Any, maps: Any, return_info: Any
+) -> None:
+    """The plain arguments of :func:`super_resolve`, each refused with its own message."""
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable (or None), got {callback!r}")
+    if not isinstance(rgb, (bool, np.bool_)):
+        raise TypeError(f"rgb must be True or False, got {rgb!r}")
+    if stack_mode not in ("per_plane", "shared"):
+        raise ValueError(f"stack_mode must be 'per_plane' or 'shared', got {stack_mode!r}")
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an integer, got {seed!r}")
+    if not 0 <= int(seed) < 2**32:
+        raise ValueError(f"seed must be in [0, 2**32 - 1], got {seed!r}")
+    if not isinstance(maps, (bool, np.bool_)):
+        raise TypeError(f"maps must be True or False, got {maps!r}")
+    if maps and not return_info:
+        raise ValueError("maps=True needs return_info=True: the maps are returned in the info")
 
 
 def _warn_ignored_gradual(kernel: Any, cfg: ZSSRConfig, preset: Any, sc: tuple) -> None:
@@ -262,6 +332,17 @@ class _Planes:
     seed: int
     rep: Reporter
     out_canon: np.ndarray
+    collector: MapsCollector | None = None
+
+    def collect(self) -> dict[str, Any] | None:
+        """A dict for one plane's map ingredients, when maps are asked for."""
+        return {} if self.collector is not None else None
+
+    def store(self, idx: tuple, plane: np.ndarray, hr: np.ndarray, coll: Any) -> None:
+        """Write one output plane back (and hand its map ingredients to the collector)."""
+        self.out_canon[idx] = restore_plane(hr, self.info)
+        if self.collector is not None and coll is not None:
+            self.collector.add(idx, plane, hr, coll)
 
 
 def _train_shared(job: _Planes, dev: Any) -> tuple[int, list[float]]:
@@ -310,8 +391,9 @@ def _train_shared(job: _Planes, dev: Any) -> tuple[int, list[float]]:
                 reporter=rep,
             )
             iterations += n_ft
-        hr = predict(model, plane, out_shape=out_yx, reporter=rep, vmax=job.info.vmax)
-        job.out_canon[idx] = restore_plane(hr, job.info)
+        coll = job.collect()
+        hr = predict(model, plane, out_shape=out_yx, reporter=rep, vmax=job.info.vmax, collect=coll)
+        job.store(idx, plane, hr, coll)
     return iterations, losses
 
 
@@ -321,6 +403,7 @@ def _train_per_plane(job: _Planes, dev: Any) -> tuple[int, list[float]]:
     for k, (idx, plane_view) in enumerate(job.layout.planes(job.arr)):
         job.rep.plane = k
         plane = normalise_plane(plane_view, job.info)
+        coll = job.collect()
         hr, model = upscale_plane(
             plane,
             job.sc,
@@ -330,8 +413,9 @@ def _train_per_plane(job: _Planes, dev: Any) -> tuple[int, list[float]]:
             seed=job.seed,
             reporter=job.rep,
             vmax=job.info.vmax,
+            collect=coll,
         )
-        job.out_canon[idx] = restore_plane(hr, job.info)
+        job.store(idx, plane, hr, coll)
         iterations += model.iterations
         if model.final_loss is not None:
             losses.append(model.final_loss)

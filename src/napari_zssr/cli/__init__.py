@@ -16,7 +16,9 @@ and a non-zero exit status.
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import Any
 
 from ..io import Terminated, sigterm_raises
 from ..pipeline.request import RequestError
@@ -53,7 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if handler is None:
             parser.print_help()
             return 2
-        with sigterm_raises():  # SIGTERM unwinds like Ctrl-C: temporary files are removed
+        # SIGTERM unwinds like Ctrl-C (temporary files are removed); warnings print as one line
+        with sigterm_raises(), warnings.catch_warnings():
+            warnings.simplefilter("always", UserWarning)
+            warnings.showwarning = _show_warning
             return int(handler(args, argv))
     except (UsageError, RequestError) as exc:
         _error(exc)
@@ -70,6 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Terminated:
         print("error: terminated (SIGTERM); no output was written", file=sys.stderr)
         return 143
+
+
+def _show_warning(message: Warning | str, *_: Any, **__: Any) -> None:
+    """Print a Python warning as ``warning: <message>`` on one line to stderr."""
+    print(f"warning: {' '.join(str(message).split())}", file=sys.stderr)
 
 
 def _error(exc: BaseException) -> None:

@@ -254,8 +254,10 @@ def _add_training_arguments(train: Any) -> None:
         "--noise-std",
         type=_noise_type,
         metavar="X",
-        help="noise added to training inputs, fraction of the intensity range, or 'auto' to "
-        "estimate it from the image (default: preset)",
+        help="Gaussian noise added to the low-resolution training inputs, as a fraction of "
+        "the intensity range, or 'auto': the image's own noise level, estimated. Default: auto, "
+        "except 0 with the paper presets (their published setting) and with --z-isotropic; "
+        "0 turns it off",
     )
     train.add_argument("--max-iters", type=_positive_int, metavar="N", help="cap on iterations")
     train.add_argument(

@@ -238,7 +238,21 @@ def run_command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     )
     if not args.quiet:
         print(_summary(out, result, fmt))
+        if request.scale is not None and "noise_estimate" in result.info:
+            print(_noise_summary(result.info))
     return 0
+
+
+def _noise_summary(info: dict[str, Any]) -> str:
+    """One line: the noise added to the sons, where it came from, and the image's estimate."""
+    used, estimate = float(info["noise_std"]), float(info["noise_estimate"])
+    if info.get("noise_std_source") == "auto":
+        return f"noise on the training inputs: {used:.4f} (estimated from the image)"
+    origin = "set" if info.get("noise_std_source") == "set" else "the preset's"
+    return (
+        f"noise on the training inputs: {used:.4g} ({origin}; the image's estimated noise "
+        f"is {estimate:.4f})"
+    )
 
 
 def _summary(out: Path, result: RunResult, fmt: str) -> str:

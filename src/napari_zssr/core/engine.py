@@ -376,12 +376,15 @@ def predict(
     reporter: Reporter | None = None,
     vmax: float = 1.0,
     as_numpy: bool = True,
+    collect: dict[str, torch.Tensor] | None = None,
 ) -> np.ndarray | torch.Tensor:
     """Upscale ``lr`` ``(C, H, W)`` in [0, 1] with a trained model.
 
     Applies the configured self-ensemble (the transforms valid for the kernel), the
     back-projection iterations and tiling. Returns ``(C, ceil(H*s_y), ceil(W*s_x))``
-    float32 (or ``out_shape``), clipped to ``[0, vmax]``.
+    float32 (or ``out_shape``), clipped to ``[0, vmax]``. ``collect`` (a dict) receives the
+    ensemble's spread and the output before back-projection (see
+    :func:`~napari_zssr.core.inference.super_resolve_tensor`).
     """
     cfg = model.config
     rep = reporter if reporter is not None else Reporter(callback)
@@ -411,6 +414,7 @@ def predict(
         vmax=vmax,
         autocast=False,
         on_member=on_member,
+        collect=collect,
     )
     if not as_numpy:
         return out
@@ -462,6 +466,7 @@ def upscale_plane(
     callback: ProgressCallback | None = None,
     reporter: Reporter | None = None,
     vmax: float = 1.0,
+    collect: dict[str, torch.Tensor] | None = None,
 ) -> tuple[np.ndarray, TrainedModel]:
     """ZSSR of one ``(C, H, W)`` image in [0, 1]: train, then infer; gradual if configured.
 
@@ -473,7 +478,8 @@ def upscale_plane(
     except a final factor above the largest step on both axes, which is reached from that
     step's output (the reference's "base change"; from the input it was worse: Set5 x4).
     Gradual steps need the bicubic model (a kernel is defined for the final factor only)
-    and are skipped when a kernel is given.
+    and are skipped when a kernel is given. ``collect`` (a dict) receives the last step's
+    ensemble spread and output before back-projection (see :func:`predict`).
     """
     cfg = config if config is not None else ZSSRConfig()
     sc = normalise_scale(scale)
@@ -522,7 +528,15 @@ def upscale_plane(
         shape = final_shape if last else output_shape(img.shape[-2:], st)
         # stays on the device: it is one of the next step's fathers (and maybe its input)
         src = current if chained else img
-        out = predict(model, src, out_shape=shape, reporter=rep, vmax=vmax, as_numpy=False)
+        out = predict(
+            model,
+            src,
+            out_shape=shape,
+            reporter=rep,
+            vmax=vmax,
+            as_numpy=False,
+            collect=collect if last else None,
+        )
         if not last:
             # a normal tensor (not an inference-mode one): training crops it
             extra.append(FatherSource(out.float().clone(), base=st))

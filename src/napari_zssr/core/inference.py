@@ -96,16 +96,23 @@ def super_resolve_tensor(
     vmax: float = 1.0,
     autocast: bool = False,
     on_member: Callable[[int, int], None] | None = None,
+    collect: dict[str, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Upscale ``lr`` ``(C, H, W)``: ensemble over ``transforms``, back-projection, median.
 
     Each transformed copy is interpolated, passed through the net, transformed back and
     back-projected; the median of the copies is back-projected once more (the reference's
     final test). With a single identity transform this is one pass plus back-projection.
+
+    When ``collect`` is a dict it receives ``"raw"``, the median of the network's outputs
+    before any back-projection, and ``"spread"``, the median absolute deviation of the
+    back-projected members around their median (zero for a single member), both
+    ``(C, H_out, W_out)`` in the normalised intensity unit. Without it nothing extra is kept.
     """
     sy, sx = float(scale[0]), float(scale[1])
     shape = tuple(out_shape) if out_shape is not None else output_shape(lr.shape[-2:], (sy, sx))
     outs = []
+    raws: list[torch.Tensor] = []
     net.eval()
     with torch.inference_mode():
         for i, tf in enumerate(transforms):
@@ -115,8 +122,18 @@ def super_resolve_tensor(
             st, sh = ((sx, sy), (shape[1], shape[0])) if tf[0] else ((sy, sx), shape)
             up = imresize(xt, st, sh)
             y = undo_dihedral(forward_tiled(net, up, tile, overlap, autocast), tf)
+            if collect is not None:
+                raws.append(y)
             outs.append(back_project(y, lr, (sy, sx), kernel, back_projection_iters, vmax))
-        result = median(torch.stack(outs)) if len(outs) > 1 else outs[0]
-        if len(outs) > 1:
+        members = torch.stack(outs) if len(outs) > 1 else None
+        result = median(members) if members is not None else outs[0]
+        if collect is not None:
+            collect["raw"] = median(torch.stack(raws)) if len(raws) > 1 else raws[0]
+            collect["spread"] = (
+                median((members - result).abs())
+                if members is not None
+                else torch.zeros_like(result)
+            )
+        if members is not None:
             result = back_project(result, lr, (sy, sx), kernel, back_projection_iters, vmax)
     return result

@@ -160,6 +160,7 @@ class ZSSRWidget(Container):
         self._preview_layer: Image | None = None
         self._device_probed = False
         self._level_note = ""
+        self._noise_note = ""
         self._changed_sources: set[int] = set()
         self._alive = True
         self.last_results: list[Image] = []
@@ -433,6 +434,7 @@ class ZSSRWidget(Container):
         what = "ZSSR preview" if preview else f"ZSSR {jobs[0].result_name}"
         self.run_panel.started(what)
         self._level_note = _level_note(jobs)
+        self._noise_note = ""
         if self._level_note:
             show_info(f"ZSSR processes {self._level_note}")
         worker = create_worker(run_jobs, jobs, self._stop, self._threads, _start_thread=False)
@@ -494,6 +496,10 @@ class ZSSRWidget(Container):
             return
         if job.preview:
             self._preview_layer = new
+        note, warnings = self.training.show_noise(msg.result.info)
+        self._noise_note = note
+        for message in warnings:
+            show_warning(f"ZSSR: {message}")
         if job.kind == "upscale" and job.source is self.image.value:
             self.psf_panel.show_kernel(msg.result.kernel, msg.result.psf)
         self.last_results.append(new)
@@ -509,6 +515,7 @@ class ZSSRWidget(Container):
             return
         status = self.last_status or ("stopped" if self._stop.is_set() else "error")
         self.last_status = status
-        self.run_panel.finished(status, self._stop_reason, self._level_note)
+        notes = [n for n in (self._noise_note, self._level_note) if n]
+        self.run_panel.finished(status, self._stop_reason, "; ".join(notes))
         if status == "stopped" and self._stop_reason:
             show_warning(f"ZSSR run stopped: {self._stop_reason}")

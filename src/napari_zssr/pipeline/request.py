@@ -175,6 +175,8 @@ class RunRequest:
         Noise on the LR sons (normalised units), ``"auto"`` to estimate it; None: the preset's.
     device, seed, stack_mode
         As in :func:`napari_zssr.super_resolve`.
+    maps : bool
+        Also compute the quality maps of the upscaling (``RunResult.extra["maps"]``).
     labels : mapping
         How the front end names each parameter in error messages (default: the field names).
     """
@@ -196,6 +198,7 @@ class RunRequest:
     device: str = "auto"
     seed: int = 0
     stack_mode: Literal["shared", "per_plane"] = "shared"
+    maps: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
 
     def name(self, param: str) -> str:
@@ -262,7 +265,7 @@ class RunRequest:
             "emission_um": psf.wavelength if isinstance(psf, OpticsSpec) else None,
             "immersion_index": psf.immersion_index if isinstance(psf, OpticsSpec) else None,
             "modality": psf.modality if isinstance(psf, OpticsSpec) else None,
-            "noise_std": self.noise_std,
+            "noise_std": self.noise_std if self.noise_std is not None else "default",
             "preset": self.preset,
             "overrides": _jsonable(overrides),
             "max_iters": overrides.get("max_iters"),

@@ -45,7 +45,8 @@ class RunResult:
     psf : dict
         Where the kernel came from and its description.
     extra : dict
-        Further outputs of the run (maps), keyed by name; empty for now.
+        Further outputs of the run, keyed by name: ``"maps"`` (the quality maps, in the
+        output's layout) when the request asks for them.
     """
 
     output: np.ndarray
@@ -102,9 +103,11 @@ def run(
     if plan.scale is not None:
         kernel, psf = kernel_for(request, plan.scale, arranged.plane_shape, psf_array)
     share = 0.5 if plan.scale is not None and request.z_isotropic else 1.0
-    out, info = arranged.image, {}
+    out, info, extra = arranged.image, {}, {}
     if plan.scale is not None:
         out, info = _upscale(plan, arranged, kernel, _relay(callback, 0.0, share))
+        if "maps" in info:  # arrays: an output of their own, not part of the record
+            extra["maps"] = info.pop("maps")
     iso_info = None
     if request.z_isotropic:
         lateral = dataclasses.replace(arranged, image=out)
@@ -121,7 +124,7 @@ def run(
         "isotropic": iso_info,
         "seconds": round(time.perf_counter() - t0, 3),
     }
-    return RunResult(out, arranged.axes, pixel, info, record, kernel, psf)
+    return RunResult(out, arranged.axes, pixel, info, record, kernel, psf, extra)
 
 
 def _relay(callback: ProgressCallback | None, lo: float, hi: float) -> ProgressCallback | None:
@@ -155,6 +158,7 @@ def _upscale(
         callback=callback,
         stack_mode=req.stack_mode,
         return_info=True,
+        maps=bool(req.maps),
     )
 
 

@@ -455,6 +455,21 @@ def gradual_stages(
     return [st for st, _ in _gradual_plan(scale, gradual, above=above)]
 
 
+def _step_plan(
+    cfg: ZSSRConfig, sc: tuple[float, float], with_kernel: bool
+) -> list[tuple[tuple[float, float], int]]:
+    """The (factor, back-projection iterations) steps of a run; one step with a kernel."""
+    if with_kernel:
+        return [(sc, cfg.back_projection_iters)]
+    return _gradual_plan(
+        sc,
+        cfg.gradual_scales,
+        cfg.gradual_back_projection_iters,
+        cfg.back_projection_iters,
+        cfg.gradual_above,
+    )
+
+
 def upscale_plane(
     image: np.ndarray,
     scale: object,
@@ -484,17 +499,7 @@ def upscale_plane(
     cfg = config if config is not None else ZSSRConfig()
     sc = normalise_scale(scale)
     rep = reporter if reporter is not None else Reporter(callback)
-    plan = (
-        _gradual_plan(
-            sc,
-            cfg.gradual_scales,
-            cfg.gradual_back_projection_iters,
-            cfg.back_projection_iters,
-            cfg.gradual_above,
-        )
-        if kernel is None
-        else [(sc, cfg.back_projection_iters)]
-    )
+    plan = _step_plan(cfg, sc, with_kernel=kernel is not None)
     rep.n_steps = len(plan)
     img = np.asarray(image, dtype=np.float32)
     if img.ndim == 2:

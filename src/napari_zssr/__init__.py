@@ -1,8 +1,8 @@
 """napari-zssr: zero-shot super-resolution (Shocher et al., CVPR 2018) for microscopy.
 
-``super_resolve`` (and ``super_resolve_many``) imports torch on first use, so importing this package (as napari does
-when it scans plugins) stays cheap; ``estimate_resolution`` (NumPy only) is loaded on first
-use too.
+``super_resolve`` and ``super_resolve_many`` import torch on first use, so importing this
+package (as napari does when it scans plugins) stays cheap; ``estimate_resolution`` (NumPy
+only) is loaded on first use too.
 """
 
 from __future__ import annotations

@@ -398,6 +398,7 @@ def _run_zssr(
         preset=args.preset,
         config=cfg,
         kernel=kernel,
+        noise_std=args.noise_std,
         device=args.device,
         seed=args.seed,
         return_info=True,
@@ -409,6 +410,8 @@ def _run_zssr(
         "ssim": s,
         "seconds": float(info.get("seconds", wall)),
         "wall_seconds": wall,
+        "noise_std": info.get("noise_std"),
+        "noise_std_source": info.get("noise_std_source"),
         "device": str(info.get("device", args.device)),
         "iterations": info.get("iterations"),
         "final_loss": info.get("final_loss"),
@@ -560,6 +563,8 @@ def _config_overrides(args: argparse.Namespace) -> list[tuple[str, Any]]:
 
 def _overrides_text(args: argparse.Namespace) -> str:
     parts = [f"{k}={v!r}" for k, v in _config_overrides(args)]
+    if getattr(args, "noise_std", None) is not None:
+        parts.append(f"noise_std={args.noise_std!r}")
     return ", ".join(parts) if parts else "none"
 
 
@@ -616,6 +621,7 @@ def markdown_block(run: SetRun, args: argparse.Namespace, meta: dict[str, Any]) 
             f"- Configuration: preset `{args.preset}`, overrides: "
             f"{_overrides_text(args)}; seed {args.seed}"
         )
+        lines.append(f"- Noise on the sons: {_noise_text(run)}")
     lines += [
         f"- Images: {len(run.results)} of {run.n_total}; {_input_text(run.set_key, run.scale)}",
         f"- Metrics: Y of MATLAB `rgb2ycbcr` (gray images as they are), "
@@ -628,6 +634,23 @@ def markdown_block(run: SetRun, args: argparse.Namespace, meta: dict[str, Any]) 
     if summary:
         lines += ["", summary + "."]
     return "\n".join(lines)
+
+
+def _noise_text(run: SetRun) -> str:
+    """How much noise the runs added to the sons, and where it came from."""
+    values, sources = [], set()
+    for res in run.results:
+        for rec in res.zssr.values():
+            if rec.get("noise_std") is not None:
+                values.append(float(rec["noise_std"]))
+                sources.add(rec.get("noise_std_source") or "?")
+    if not values:
+        return "not recorded"
+    how = {"auto": "estimated from each image (the default)", "preset": "the preset's"}
+    origin = ", ".join(how.get(s, s) for s in sorted(sources))
+    if max(values) == min(values):
+        return f"{values[0]:.4f}, {origin}"
+    return f"{origin}: {min(values):.4f} to {max(values):.4f}, mean {np.mean(values):.4f}"
 
 
 def marker_name(
@@ -653,6 +676,8 @@ def marker_name(
             parts.append("bf16")
         for k, v in args.overrides:
             parts.append(re.sub(r"[^A-Za-z0-9._+-]", "", f"{k}{v}"))
+        if getattr(args, "noise_std", None) is not None:
+            parts.append(f"noise{args.noise_std}")
         if args.seed != 0:
             parts.append(f"seed{args.seed}")
     if args.images:
@@ -787,6 +812,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--mixed-precision",
         action="store_true",
         help="train under bfloat16 autocast (CUDA only; ignored elsewhere)",
+    )
+    p.add_argument(
+        "--noise-std",
+        type=lambda v: v if v == "auto" else float(v),
+        default=None,
+        help="noise on the sons passed to super_resolve: a number or 'auto' (default: the "
+        "API's default, estimated from the image except with the paper presets)",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument(

@@ -10,6 +10,7 @@ import pytest
 from napari_zssr import super_resolve
 from napari_zssr.core.config import ZSSRConfig, default_noise_std, resolve_config
 from napari_zssr.core.noise import (
+    auto_noise_std,
     estimate_noise_std,
     immerkaer_noise_std,
     noise_profile,
@@ -107,6 +108,13 @@ def test_defaults_per_preset() -> None:
     assert default_noise_std("paper", TINY.replace(noise_std=0.02)) == 0.02
 
 
+def test_auto_counts_a_low_estimate_as_noise_free() -> None:
+    assert auto_noise_std(0.009, with_kernel=False) == 0.0
+    assert auto_noise_std(0.012, with_kernel=False) == 0.012
+    assert auto_noise_std(0.002, with_kernel=True) == 0.0
+    assert auto_noise_std(0.005, with_kernel=True) == 0.005
+
+
 def test_warning_thresholds() -> None:
     assert noise_warning(0.0, 0.05, with_kernel=False) is not None
     assert noise_warning(0.0, 0.015, with_kernel=True) is not None
@@ -157,7 +165,9 @@ def test_default_adds_no_noise_to_a_clean_image() -> None:
         warnings.simplefilter("error")  # no noise warning on a clean image
         _, info = super_resolve(img, 2, config=TINY, device="cpu", return_info=True)
     assert info["noise_std_source"] == "auto"
-    assert info["noise_std"] < 0.002  # the tolerance of the clean-structure test above
+    assert info["noise_estimate"] < 0.002  # the tolerance of the clean-structure test above
+    assert info["noise_std"] == 0.0  # below the noise-free level: none, back-projection kept
+    assert info["back_projection_iters"] == TINY.back_projection_iters > 0
 
 
 def test_explicit_zero_is_honoured_and_warns_on_a_noisy_image() -> None:
@@ -184,7 +194,11 @@ def test_paper_presets_keep_noise_free_sons() -> None:
     img = _noisy(0.01, (32, 32))
     for preset in ("paper", "paper-gradual"):
         cfg = resolve_config(preset, max_iters=2, crop_size=16, width=8, self_ensemble=False)
-        _, info = super_resolve(img, 2, preset=preset, config=cfg, device="cpu", return_info=True)
+        # the published setting is kept, and the noisy image (0.01 on a span of ~0.45) warns
+        with pytest.warns(UserWarning, match="estimated noise"):
+            _, info = super_resolve(
+                img, 2, preset=preset, config=cfg, device="cpu", return_info=True
+            )
         assert info["noise_std"] == 0.0 and info["noise_std_source"] == "preset"
 
 

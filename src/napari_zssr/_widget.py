@@ -1555,7 +1555,11 @@ class ZSSRWidget(Container):
         used = float(info["noise_std"])
         if info.get("noise_std_source") == "auto":
             self.noise.value = round(used, 4)
-            self._noise_note = f"noise {used:.4f} (estimated)"
+            self._noise_note = (
+                f"noise {used:.4f} (estimated)"
+                if used > 0
+                else f"noise 0 (estimated {float(info['noise_estimate']):.4f}: noise-free)"
+            )
         else:
             self._noise_note = (
                 f"noise {used:.4g} (image's estimate {float(info['noise_estimate']):.4f})"

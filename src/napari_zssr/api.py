@@ -100,14 +100,14 @@ def _resolve_noise(
 ) -> tuple[float, str, str | None]:
     """The noise the run adds to the sons, where it came from ("set", "preset" or "auto"),
     and a warning when a set (or preset) value is far below a high estimate."""
-    from .core.noise import noise_warning
+    from .core.noise import auto_noise_std, noise_warning
 
     source = "set"
     if noise is None:
         noise = default_noise_std(preset, config)
         source = "preset"
     if noise == "auto":
-        return estimate, "auto", None
+        return auto_noise_std(estimate, with_kernel=with_kernel), "auto", None
     value = float(noise)
     return value, source, noise_warning(value, estimate, with_kernel=with_kernel)
 
@@ -162,7 +162,9 @@ def super_resolve(
         intensity: the network learns to ignore noise, which does not recur across scales.
         ``"auto"`` uses the image's own noise level (root-mean-square, from its weakly
         textured patches, median over channels and up to 16 planes; see
-        :func:`napari_zssr.core.noise.estimate_noise_std`). None (default) means ``"auto"``,
+        :func:`napari_zssr.core.noise.estimate_noise_std`); an estimate below 0.01 (0.003
+        with a ``kernel``) counts as a noise-free image: no noise, and back-projection is
+        kept (:func:`~napari_zssr.core.noise.auto_noise_std`). None (default) means ``"auto"``,
         except with the ``paper`` and ``paper-gradual`` presets (0: their published
         configuration) and with a ``config`` whose ``noise_std`` is above 0 (its value).
         0 turns the noise off; a value far below a high estimate draws a warning. The

@@ -741,6 +741,11 @@ def _noise_summary(info: dict[str, Any]) -> str:
     """One line: the noise added to the sons, where it came from, and the image's estimate."""
     used, estimate = float(info["noise_std"]), float(info["noise_estimate"])
     if info.get("noise_std_source") == "auto":
+        if used == 0:
+            return (
+                f"noise on the training inputs: none (the image's estimated noise, "
+                f"{estimate:.4f}, counts as noise-free)"
+            )
         return f"noise on the training inputs: {used:.4f} (estimated from the image)"
     origin = "set" if info.get("noise_std_source") == "set" else "the preset's"
     return (

@@ -211,13 +211,7 @@ class BatchedStep(TrainStep):
         self.opt.set_lrs(lrs)
 
     def _loss_and_update(self, inp: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(
-            device_type=self.device.type,
-            dtype=torch.bfloat16,
-            enabled=self.amp,
-            cache_enabled=False,
-        ):
-            pred = self.net(inp)
+        pred = self._predict(inp)
         k = self.net.k
         err = (pred.float() - target).abs()
         losses = err.unflatten(1, (k, -1)).transpose(0, 1).flatten(1).mean(dim=1)

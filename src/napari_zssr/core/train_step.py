@@ -31,7 +31,7 @@ class TrainStep:
     net : nn.Module
         The network, already on its device.
     lr : float
-        Initial learning rate.
+        Initial learning rate (one per network for :class:`~napari_zssr.core.batched.BatchedStep`).
     mixed_precision : bool
         Run the forward pass under bfloat16 autocast (CUDA only).
     cuda_graph : bool
@@ -87,7 +87,7 @@ class TrainStep:
             else:
                 group["lr"] = lr
 
-    def _loss_and_update(self, inp: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def _predict(self, inp: torch.Tensor) -> torch.Tensor:
         # cache_enabled=False: autocast's weight cache is not allowed in a captured graph.
         with torch.autocast(
             device_type=self.device.type,
@@ -95,7 +95,10 @@ class TrainStep:
             enabled=self.amp,
             cache_enabled=False,
         ):
-            pred = self.net(inp)
+            return self.net(inp)
+
+    def _loss_and_update(self, inp: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        pred = self._predict(inp)
         loss = (pred.float() - target).abs().mean()
         loss.backward()
         self.opt.step()

@@ -242,3 +242,16 @@ def test_super_resolve_many_rejects_bad_input() -> None:
         super_resolve_many([image(12, 0)], 2, batch_size=0)
     with pytest.raises(ValueError, match="scale"):
         super_resolve_many([image(12, 0)], 0.5)
+
+
+def test_batched_planes_report_progress_and_can_be_cancelled() -> None:
+    from napari_zssr import Cancelled, super_resolve
+
+    seen = []
+    kw = {"config": API_CFG, "stack_mode": "per_plane", "device": "cpu", "batch_planes": 2}
+    super_resolve(stack_u16(3), 2, callback=lambda p: seen.append(p) and None, **kw)
+    fractions = [p.fraction for p in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert {p.plane for p in seen if p.stage == "train"} == {0, 2}  # two batches
+    with pytest.raises(Cancelled):
+        super_resolve(stack_u16(3), 2, callback=lambda p: p.stage != "train", **kw)

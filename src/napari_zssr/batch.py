@@ -269,6 +269,8 @@ def _run_many(
                     it.losses.append(model.final_loss)
             sizes.append(len(chunk))
             done += len(chunk)
+    rep.plane, rep.step = rep.n_planes - 1, rep.n_steps - 1
+    rep("done", 1.0, message="done")
     return {"device": str(dev), "device_reason": reason, "batch_sizes": sizes}
 
 

@@ -465,7 +465,7 @@ def _train_group(
         if reported:
             rep(
                 "train",
-                0.9 * it / longest,
+                _engine.INFER_START * it / longest,
                 iteration=it,
                 max_iterations=longest,
                 loss=sum(reported) / len(reported),
@@ -547,6 +547,7 @@ def upscale_planes(
     imgs = [np.asarray(im, dtype=np.float32) for im in images]
     imgs = [im[None] if im.ndim == 2 else im for im in imgs]
     rep.n_steps = len(plan)
+    rep.span = len(imgs)  # the images share one stretch of the progress
     from_input = configs[0].gradual_from_input
     # a final factor beyond every step goes on from the largest step's output
     chain_last = len(plan) > 1 and sc[0] > plan[-2][0][0] and sc[1] > plan[-2][0][1]
@@ -566,6 +567,7 @@ def upscale_planes(
         models = list(fit_many(jobs, factor, kernel=kernel, device=device, reporter=rep))
         outs = []
         for i, (im, model) in enumerate(zip(imgs, models)):
+            rep.member = i
             shape = output_shape(im.shape[-2:], sc if last else st)
             # stays on the device: it is one of the next step's fathers (and maybe its input)
             out = _engine.predict(
@@ -583,6 +585,7 @@ def upscale_planes(
                 extras[i].append(FatherSource(out.float().clone(), base=st))
         if not last:
             current, prev = outs, st
+    rep.span, rep.member = 1, 0
     final = [
         _back_project_input(o, im, m, sc, len(plan) > 1 and chained, v)
         for o, im, m, v in zip(outs, imgs, models, vmaxes)

@@ -39,6 +39,8 @@ __all__ = [
 ]
 
 MAX_SCALE = 16.0
+#: Fractions of a step's progress for training (the first) and inference (the rest).
+INFER_START, INFER_SHARE = 0.9, 0.1
 #: Fewest iterations for which the training step is captured in a CUDA graph.
 GRAPH_MIN_ITERS = 100
 
@@ -96,6 +98,10 @@ class Reporter:
         self.plane = 0
         self.step = 0
         self.n_steps = 1
+        #: Planes the current unit of work covers (networks trained together), and which of
+        #: them is being inferred: the inference part of a step is shared out among them.
+        self.span = 1
+        self.member = 0
         self.start = time.perf_counter()
         self.last: Progress | None = None
 
@@ -104,8 +110,11 @@ class Reporter:
 
     def __call__(self, stage: str, within: float, **fields: object) -> None:
         """Report ``stage`` at fraction ``within`` of the current plane's current step."""
-        step_frac = (self.step + min(max(within, 0.0), 1.0)) / self.n_steps
-        fraction = (self.plane + step_frac) / self.n_planes
+        within = min(max(within, 0.0), 1.0)
+        if stage == "infer" and self.span > 1:
+            within = INFER_START + (within - INFER_START + INFER_SHARE * self.member) / self.span
+        step_frac = (self.step + within) / self.n_steps
+        fraction = (self.plane + self.span * step_frac) / self.n_planes
         prog = Progress(
             stage=stage,
             elapsed=self.elapsed(),
@@ -362,7 +371,7 @@ def fit(
             n_sum = 0
             rep(
                 "train",
-                0.9 * it / cfg.max_iters,
+                INFER_START * it / cfg.max_iters,
                 iteration=it,
                 max_iterations=cfg.max_iters,
                 loss=last_loss,
@@ -414,7 +423,7 @@ def predict(
     def on_member(i: int, n: int) -> None:
         rep(
             "infer",
-            0.9 + 0.1 * i / n,
+            INFER_START + INFER_SHARE * i / n,
             iteration=i,
             max_iterations=n,
             loss=model.final_loss,

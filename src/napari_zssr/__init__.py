@@ -1,8 +1,8 @@
 """napari-zssr: zero-shot super-resolution (Shocher et al., CVPR 2018) for microscopy.
 
-``super_resolve`` and ``isotropic_z`` import torch on first use, so importing this package (as
-napari does when it scans plugins) stays cheap; ``estimate_resolution`` (NumPy only) is loaded
-on first use too.
+``super_resolve``, ``super_resolve_many`` and ``isotropic_z`` import torch on first use, so
+importing this package (as napari does when it scans plugins) stays cheap;
+``estimate_resolution`` (NumPy only) is loaded on first use too.
 """
 
 from __future__ import annotations
@@ -24,10 +24,12 @@ __all__ = [
     "isotropic_z",
     "resolve_config",
     "super_resolve",
+    "super_resolve_many",
 ]
 
 if TYPE_CHECKING:
     from .api import super_resolve
+    from .batch import super_resolve_many
     from .core.resolution import estimate_resolution
     from .isotropic import isotropic_z
 
@@ -41,6 +43,10 @@ def __getattr__(name: str) -> Any:
         from .isotropic import isotropic_z
 
         return isotropic_z
+    if name == "super_resolve_many":
+        from .batch import super_resolve_many
+
+        return super_resolve_many
     if name == "estimate_resolution":
         from .core.resolution import estimate_resolution
 

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import numpy as np
 
 from . import __version__
+from .batch import auto_batch, check_batch, per_plane_batches
 from .core.config import (
     MAX_FATHER_PLANES,
     MAX_NOISE_STD,
@@ -119,6 +120,29 @@ def _resolve_noise(
     return value, source, noise_warning(value, estimate, with_kernel=with_kernel)
 
 
+def _noise_on_sons(
+    arr: np.ndarray,
+    layout: Any,
+    info: Any,
+    noise: float | str | None,
+    preset: str,
+    config: ZSSRConfig | None,
+    with_kernel: bool,
+) -> dict[str, Any]:
+    """The noise on the sons (``noise_std``), its source, the image's estimate and the warnings
+    (also issued) of :func:`super_resolve`."""
+    estimate = _estimate_noise(arr, layout, info)
+    value, source, message = _resolve_noise(noise, preset, config, estimate, with_kernel)
+    if message is not None:
+        warnings.warn(message, UserWarning, stacklevel=3)
+    return {
+        "noise_std": value,
+        "noise_std_source": source,
+        "noise_estimate": estimate,
+        "warnings": [message] if message is not None else [],
+    }
+
+
 def _father_planes(layout: Any, limit: int = MAX_FATHER_PLANES) -> list[tuple[int, ...]]:
     """Stack indices of up to ``limit`` planes spread evenly over the stack."""
     indices = list(np.ndindex(*layout.stack_shape))
@@ -141,6 +165,7 @@ def super_resolve(
     stack_mode: StackMode = "shared",
     return_info: bool = False,
     maps: bool = False,
+    batch_planes: int | None = None,
 ) -> np.ndarray | tuple[np.ndarray, dict[str, Any]]:
     """Super-resolve an image with zero-shot super-resolution (ZSSR).
 
@@ -207,6 +232,11 @@ def super_resolve(
         ``residual_after_back_projection``) and ``info["resolution"]`` the decorrelation
         resolution of the input, its bicubic upscale and the output, in input pixels; the
         arrays make the info no longer JSON-able. See :mod:`napari_zssr.core.maps`.
+    batch_planes : int, optional
+        With ``stack_mode="per_plane"``: planes whose networks train together on the
+        device (each as it would alone, up to float rounding; see
+        :mod:`napari_zssr.batch`). None (default) chooses from the free GPU memory, and 1
+        on the CPU; 1 trains one plane after another. Unused in shared mode.
 
     Returns
     -------
@@ -225,17 +255,13 @@ def super_resolve(
     cfg = resolve_config(preset, config)
     noise = _check_noise(noise_std)
     _check_arguments(callback, rgb, stack_mode, seed, maps, return_info)
+    batch_planes = check_batch(batch_planes)
     layout = make_layout(arr.shape, channel_axis, bool(rgb))
     info = intensity_info(arr, layout)  # validates the dtype
     if kernel is not None:
         validate_kernel(kernel, layout.plane_shape)
-    estimate = _estimate_noise(arr, layout, info)
-    noise_value, noise_source, noise_msg = _resolve_noise(
-        noise, preset, config, estimate, kernel is not None
-    )
-    if noise_msg is not None:
-        warnings.warn(noise_msg, UserWarning, stacklevel=2)
-    cfg = cfg.replace(noise_std=noise_value)
+    noise_info = _noise_on_sons(arr, layout, info, noise, preset, config, kernel is not None)
+    cfg = cfg.replace(noise_std=noise_info.pop("noise_std"))
     dev, reason = resolve_device(device)
     _warn_ignored_gradual(kernel, cfg, preset, sc)
     dk = prepare_kernel(kernel, sc, layout.plane_shape) if kernel is not None else None
@@ -247,7 +273,10 @@ def super_resolve(
     rep = Reporter(callback, n_planes=layout.n_planes + (1 if shared else 0))
     collector = MapsCollector(out.shape, layout.canonical, info.spans(), sc, dk) if maps else None
     job = _Planes(arr, layout, info, sc, dk, cfg, int(seed), rep, layout.canonical(out), collector)
-    iterations, losses = _train_shared(job, dev) if shared else _train_per_plane(job, dev)
+    n_batch = 1
+    if not shared and layout.n_planes > 1:
+        n_batch = batch_planes or auto_batch(dev, cfg, layout.n_planes)
+    iterations, losses = _run_planes(job, dev, shared, n_batch)
     rep.plane = rep.n_planes - 1
     rep.step = rep.n_steps - 1
     rep("done", 1.0, loss=losses[-1] if losses else None, message="done")
@@ -260,16 +289,15 @@ def super_resolve(
         "scale": [sc[0], sc[1]],
         "kernel": dk.summary() if dk is not None else "MATLAB bicubic (antialiased, a=-0.5)",
         "noise_std": cfg.noise_std,
-        "noise_std_estimated": noise_source == "auto",
-        "noise_std_source": noise_source,
-        "noise_estimate": estimate,
-        "warnings": [noise_msg] if noise_msg is not None else [],
+        "noise_std_estimated": noise_info["noise_std_source"] == "auto",
+        **noise_info,
         "back_projection_iters": effective_back_projection(cfg),
         "seed": int(seed),
         "device": str(dev),
         "device_reason": reason,
         "stack_mode": stack_mode,
         "n_planes": layout.n_planes,
+        "batch_planes": n_batch,
         "seconds": time.perf_counter() - t0,
         "final_loss": float(np.mean(losses)) if losses else None,
         "iterations": iterations,
@@ -280,6 +308,28 @@ def super_resolve(
     if collector is not None:
         run_info.update(collector.info())
     return out, run_info
+
+
+def _run_planes(job: _Planes, dev: Any, shared: bool, n_batch: int) -> tuple[int, list[float]]:
+    """Train and infer every plane: one shared network, batches of networks, or one by one."""
+    if shared:
+        return _train_shared(job, dev)
+    if n_batch > 1:  # several planes' networks trained together
+        return per_plane_batches(
+            job.arr,
+            job.layout,
+            job.info,
+            scale=job.sc,
+            kernel=job.dk,
+            config=job.cfg,
+            device=dev,
+            seed=job.seed,
+            reporter=job.rep,
+            batch=n_batch,
+            out_canon=job.out_canon,
+            collector=job.collector,
+        )
+    return _train_per_plane(job, dev)
 
 
 def _check_arguments(

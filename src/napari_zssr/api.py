@@ -111,6 +111,21 @@ def _resolve_noise(
     return value, source, noise_warning(value, estimate, with_kernel=with_kernel)
 
 
+def _estimate_kernel(
+    kernel: str, arr: np.ndarray, layout: Any, info: Any, scale: tuple[float, float]
+) -> Any:
+    """``kernel="estimate"``: fit the kernel to the image (channel mean, up to 4 planes)."""
+    from .core.kernel_estimate import MAX_PLANES, estimate_kernel
+
+    if kernel.strip().lower() != "estimate":
+        raise ValueError(f"kernel must be an array, None or 'estimate', got {kernel!r}")
+    canon = layout.canonical(arr)
+    planes = [
+        normalise_plane(canon[idx], info).mean(axis=0) for idx in _father_planes(layout, MAX_PLANES)
+    ]
+    return estimate_kernel(planes, scale)
+
+
 def _father_planes(layout: Any, limit: int = MAX_FATHER_PLANES) -> list[tuple[int, ...]]:
     """Stack indices of up to ``limit`` planes spread evenly over the stack."""
     indices = list(np.ndindex(*layout.stack_shape))
@@ -124,7 +139,7 @@ def super_resolve(
     image: np.ndarray,
     scale: float | tuple[float, float],
     *,
-    kernel: np.ndarray | None = None,
+    kernel: np.ndarray | str | None = None,
     noise_std: float | str | None = None,
     preset: str = "balanced",
     config: ZSSRConfig | None = None,
@@ -155,6 +170,13 @@ def super_resolve(
     kernel : ndarray, optional
         2-D downscaling kernel on the HR grid (the PSF sampled at pixel / scale, including
         pixel integration). Normalised and centred here. None: MATLAB's antialiased bicubic.
+        ``"estimate"``: estimated from the image itself (an anisotropic Gaussian with the LR
+        pixel's box, fitted by cross-scale patch recurrence on the channel mean of up to 4
+        planes; see :mod:`napari_zssr.core.kernel_estimate`), then used like a given kernel;
+        the kernel (list of lists, HR grid) and its parameters are in
+        ``info["kernel_estimate"]`` (None otherwise). Planes smaller than
+        :func:`~napari_zssr.core.kernel_estimate.min_estimate_size` or flat images raise
+        ValueError.
     noise_std : float or "auto", optional
         Gaussian noise added to the LR sons only, in units of the normalised [0, 1]
         intensity: the network learns to ignore noise, which does not recur across scales.
@@ -235,6 +257,10 @@ def super_resolve(
         raise ValueError("maps=True needs return_info=True: the maps are returned in the info")
     layout = make_layout(arr.shape, channel_axis, bool(rgb))
     info = intensity_info(arr, layout)  # validates the dtype
+    kernel_est = None
+    if isinstance(kernel, str):
+        kernel_est = _estimate_kernel(kernel, arr, layout, info, sc)
+        kernel = kernel_est.kernel  # from here on, used exactly like a given kernel
     if kernel is not None:
         validate_kernel(kernel, layout.plane_shape)
     estimate = _estimate_noise(arr, layout, info)
@@ -354,6 +380,7 @@ def super_resolve(
         "config": cfg.to_dict(),
         "scale": [sc[0], sc[1]],
         "kernel": dk.summary() if dk is not None else "MATLAB bicubic (antialiased, a=-0.5)",
+        "kernel_estimate": kernel_est.to_dict() if kernel_est is not None else None,
         "noise_std": cfg.noise_std,
         "noise_std_estimated": noise_source == "auto",
         "noise_std_source": noise_source,

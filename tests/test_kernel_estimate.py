@@ -126,6 +126,7 @@ def test_api_estimate_records_the_kernel(scene: np.ndarray) -> None:
     k = np.array(rec["kernel"])
     assert k.ndim == 2 and k.sum() == pytest.approx(1.0)
     assert rec["sigma_major_hr_px"] >= rec["sigma_minor_hr_px"] > 0
+    assert rec["reliable"] is True and info["warnings"] == []
     assert "FWHM" in info["kernel"]  # the summary string, as for a given kernel
     again = super_resolve(lr, 2, kernel=k, config=TINY, noise_std=info["noise_std"])
     np.testing.assert_array_equal(out, again)  # used exactly like a given kernel
@@ -143,3 +144,18 @@ def test_api_without_estimate_records_none() -> None:
         np.random.default_rng(0).random((24, 24)), 2, config=TINY, return_info=True
     )
     assert info["kernel_estimate"] is None
+
+
+def test_image_without_cross_scale_recurrence_falls_back_with_a_warning() -> None:
+    """White noise: every copy is as sharp as the image, the fit runs to the pixel box."""
+    noise = np.random.default_rng(1).random((96, 96))
+    est = estimate_kernel([noise], (2, 2))
+    assert not est.reliable and est.to_dict()["reliable"] is False
+    img = (noise * 255).astype(np.uint8)
+    with pytest.warns(UserWarning, match="narrowest kernel.*bicubic kernel"):
+        out, info = super_resolve(img, 2, kernel="estimate", config=TINY, return_info=True)
+    assert "bicubic" in info["kernel"].lower()
+    assert info["kernel_estimate"]["reliable"] is False
+    assert any("narrowest kernel" in w for w in info["warnings"])
+    plain = super_resolve(img, 2, config=TINY, noise_std=info["noise_std"])
+    np.testing.assert_array_equal(out, plain)

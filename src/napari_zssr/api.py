@@ -126,6 +126,13 @@ def _estimate_kernel(
     return estimate_kernel(planes, scale)
 
 
+def _fallback(kernel_est: Any) -> str | None:
+    """The warning of an estimated kernel that was not used, or None."""
+    if kernel_est is None or kernel_est.reliable:
+        return None
+    return kernel_est.fallback_message()
+
+
 def _father_planes(layout: Any, limit: int = MAX_FATHER_PLANES) -> list[tuple[int, ...]]:
     """Stack indices of up to ``limit`` planes spread evenly over the stack."""
     indices = list(np.ndindex(*layout.stack_shape))
@@ -174,7 +181,9 @@ def super_resolve(
         pixel's box, fitted by cross-scale patch recurrence on the channel mean of up to 4
         planes; see :mod:`napari_zssr.core.kernel_estimate`), then used like a given kernel;
         the kernel (list of lists, HR grid) and its parameters are in
-        ``info["kernel_estimate"]`` (None otherwise). Planes smaller than
+        ``info["kernel_estimate"]`` (None otherwise). When the fit runs to the narrowest
+        kernel of the family (``"reliable": False``: the image's fine texture does not recur
+        across scales) the bicubic kernel is used instead, with a warning. Planes smaller than
         :func:`~napari_zssr.core.kernel_estimate.min_estimate_size` or flat images raise
         ValueError.
     noise_std : float or "auto", optional
@@ -260,7 +269,11 @@ def super_resolve(
     kernel_est = None
     if isinstance(kernel, str):
         kernel_est = _estimate_kernel(kernel, arr, layout, info, sc)
-        kernel = kernel_est.kernel  # from here on, used exactly like a given kernel
+        fallback = _fallback(kernel_est)
+        if fallback is not None:
+            warnings.warn(fallback, UserWarning, stacklevel=2)
+        # from here on, used exactly like a given kernel (the bicubic one if not reliable)
+        kernel = kernel_est.kernel if fallback is None else None
     if kernel is not None:
         validate_kernel(kernel, layout.plane_shape)
     estimate = _estimate_noise(arr, layout, info)
@@ -385,7 +398,7 @@ def super_resolve(
         "noise_std_estimated": noise_source == "auto",
         "noise_std_source": noise_source,
         "noise_estimate": estimate,
-        "warnings": [noise_msg] if noise_msg is not None else [],
+        "warnings": [m for m in (noise_msg, _fallback(kernel_est)) if m is not None],
         "back_projection_iters": effective_back_projection(cfg),
         "seed": int(seed),
         "device": str(dev),

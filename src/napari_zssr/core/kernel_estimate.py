@@ -85,6 +85,8 @@ class KernelEstimate:
         The criterion at the optimum (mean squared patch distance, normalised units).
     planes : int
         Number of planes the estimate was made from.
+    seconds : float
+        Time the estimate took.
     """
 
     kernel: np.ndarray
@@ -108,7 +110,29 @@ class KernelEstimate:
             "planes": self.planes,
             "seconds": self.seconds,
             "method": "anisotropic Gaussian fitted by cross-scale patch recurrence",
+            "reliable": self.reliable,
         }
+
+    @property
+    def reliable(self) -> bool:
+        """False when the fit ran to the narrowest kernels of the family.
+
+        The image's patches then decorrelate faster than those of even the sharpest copy:
+        its fine texture does not recur across scales (or it is barely blurred), the
+        criterion decreases all the way to the pixel box and the fitted width says nothing
+        about the blur (measured on DIV2KRK images 2 and 6, whose true kernels are about 1 HR
+        px wide: ZSSR with the estimate lost 0.3 dB to the bicubic assumption on image 2).
+        """
+        return self.sigma_major >= SIGMAS[0]
+
+    def fallback_message(self) -> str:
+        """Why an unreliable estimate is not used."""
+        return (
+            f"kernel='estimate': the fit ran to the narrowest kernel of its family (Gaussian "
+            f"width {self.sigma_major:.2f} HR px, below {SIGMAS[0]:.2f}): the image's fine "
+            "texture does not recur across scales, so its kernel cannot be estimated; the "
+            "bicubic kernel (kernel=None) is used instead"
+        )
 
 
 def min_estimate_size(scale: Sequence[float]) -> tuple[int, int]:

@@ -9,11 +9,20 @@ with status 1 if a check fails:
   step alone;
 * the same short ZSSR run on the GPU and on the CPU: PSNR of each against the ground truth;
 * tiled against whole-image inference (within 1e-4) and the peak GPU memory of each;
-* the public API on the GPU: a uint16 stack keeps its shape, dtype and input; cancellation.
+* the public API on the GPU: a uint16 stack keeps its shape, dtype and input; cancellation;
+* networks trained together (``napari_zssr.core.batched``): the batched step is captured in a
+  CUDA graph and its replays equal eager steps, the networks of a batch end as separate runs
+  do, and the time of one step for 1 to 32 networks (per network).
+
+The throughput and quality targets of batched training are measured by
+``benchmarks/batch_bench.py`` (``gpu_suite.sh`` steps ``batch-*``).
 
 Run from the repository root on a machine with a GPU::
 
-    python benchmarks/gpu_check.py [--device cuda]
+    python benchmarks/gpu_check.py [--device cuda] [--checks check_batched,...]
+
+``--device cpu --checks check_batched --smoke`` runs the batched check on the CPU at tiny
+sizes (the graph part is skipped there): a test of the script, not a measurement.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ try:  # run as a script from benchmarks/ (its folder is on sys.path)
 except ImportError:  # imported as benchmarks.gpu_check from the repository root
     from benchmarks._metrics import psnr, shave
 from napari_zssr import PRESETS, Cancelled, Progress, ZSSRConfig, super_resolve
+from napari_zssr.core.batched import BatchedStep, FitJob, StackedNets, fit_many
 from napari_zssr.core.engine import fit
 from napari_zssr.core.inference import forward_tiled
 from napari_zssr.core.network import ZSSRNet
@@ -206,11 +216,75 @@ def check_api(dev: torch.device) -> None:
     )
 
 
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def check_batched(dev: torch.device, smoke: bool = False) -> None:
+    """Networks trained together: graph capture, agreement with separate runs, step time."""
+    side, width, iters = (24, 8, 30) if smoke else (256, 64, 300)
+    crop = 16 if smoke else 128
+    nets = [ZSSRNet(1, width, 8, generator=torch.Generator().manual_seed(s)) for s in range(4)]
+    x = torch.rand(1, 4, crop, crop, device=dev)
+    y = (x + 0.05 * torch.rand_like(x)).clamp(0, 1)
+    graphed = BatchedStep(StackedNets.from_nets(nets).to(dev), 1e-3, cuda_graph=True)
+    eager = BatchedStep(StackedNets.from_nets(nets).to(dev), 1e-3, cuda_graph=False)
+    for _ in range(10):
+        lg, le = graphed(x, y).clone(), eager(x, y)
+    pairs = zip(graphed.net.weights, eager.net.weights)
+    diff = max(float((a - b).detach().abs().max()) for a, b in pairs)
+    _row(
+        "batched step: CUDA graph replays vs eager steps (4 networks, 10 steps)",
+        (graphed.graphed or dev.type != "cuda") and diff < 1e-4,
+        f"graphed {graphed.graphed}; max |weight difference| {diff:.2e}; "
+        f"losses {[round(v, 5) for v in lg.tolist()]} vs {[round(v, 5) for v in le.tolist()]}",
+    )
+    img = test_image(side, seed=5)
+    cfg = PRESETS["paper"].replace(
+        max_iters=iters, crop_size=crop, width=width, eval_every=50, report_every=50
+    )
+    together = fit_many([FitJob([img], cfg, s) for s in range(4)], 2, device=dev)
+    alone = [fit([img], 2, config=cfg, device=dev, seed=s) for s in range(4)]
+    rel = max(abs(a.final_loss - b.final_loss) / b.final_loss for a, b in zip(together, alone))
+    _row(
+        "4 networks together vs 4 separate fits (final L1 loss)",
+        rel < 0.05 and [a.iterations for a in together] == [b.iterations for b in alone],
+        f"largest relative difference {rel:.3%}; iterations "
+        f"{[a.iterations for a in together]} vs {[b.iterations for b in alone]}",
+    )
+    times = []
+    for k in (1, 2, 4) if smoke else (1, 4, 8, 16, 32):
+        ks = [ZSSRNet(1, width, 8) for _ in range(k)]
+        step = BatchedStep(StackedNets.from_nets(ks).to(dev), 1e-3, cuda_graph=True)
+        xk = torch.rand(1, k, crop, crop, device=dev)
+        n = 5 if smoke else 100
+        for i in range(n + 10):
+            if i == 10:
+                _sync(dev)
+                t0 = time.perf_counter()
+            step(xk, xk)
+        _sync(dev)
+        per_step = (time.perf_counter() - t0) / n
+        times.append(f"K={k}: {1e3 * per_step:.2f} ms ({1e3 * per_step / k:.2f} ms/network)")
+    _row(f"batched step time, crop {crop}, width {width}", True, "; ".join(times))
+
+
+CHECKS = (check_syncs, check_iteration_time, check_cpu_agreement, check_tiling, check_api)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cuda", help="a CUDA device (default: cuda)")
+    names = [c.__name__ for c in (*CHECKS, check_batched)]
+    p.add_argument("--checks", default=",".join(names), help="comma-separated subset")
+    p.add_argument("--smoke", action="store_true", help="tiny sizes (check_batched only)")
     args = p.parse_args(argv)
     dev = torch.device(args.device)
+    chosen = [c for c in (*CHECKS, check_batched) if c.__name__ in args.checks.split(",")]
+    if dev.type == "cpu" and args.smoke and chosen == [check_batched]:
+        check_batched(dev, smoke=True)
+        return 0 if all(ok for _, ok, _ in ROWS) else 1
     if dev.type != "cuda" or not torch.cuda.is_available():
         print("gpu_check.py needs a CUDA device", file=sys.stderr)
         return 2
@@ -221,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         f"TF32 matmul {torch.backends.cuda.matmul.allow_tf32}",
         flush=True,
     )
-    for check in (check_syncs, check_iteration_time, check_cpu_agreement, check_tiling, check_api):
+    for check in chosen:
         try:
             check(dev)
         except Exception as exc:  # report and go on: one broken check must not hide the rest

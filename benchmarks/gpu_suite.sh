@@ -9,6 +9,10 @@
 # run most important first; one that would start with under 20 s of the budget left
 # (GPU_SUITE_SECONDS, default 520) is skipped, and a step is stopped when the budget ends.
 # DEVICE (default cuda) selects the torch device; GPU_SUITE_STEPS names the steps to run.
+# The targets of networks trained together (about 6 minutes on an H200, by estimate):
+#   GPU_SUITE_STEPS=batch bash benchmarks/gpu_suite.sh ../shared/data gpu-results
+# GPU_SUITE_SMOKE=1 runs the batch steps at tiny sizes (DEVICE=cpu works): a test of the
+# scripts, not a measurement.
 set -u
 DATA=${1:-../shared/data}
 LOGS=${2:-gpu-results}
@@ -40,7 +44,20 @@ natural() {
 }
 
 EXTRA=("$@")
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+SMOKE=()
+CHECK_SMOKE=()
+if [ -n "${GPU_SUITE_SMOKE:-}" ]; then
+    SMOKE=(--smoke --threads 1)
+    CHECK_SMOKE=(--smoke)
+fi
+
+batch() {
+    local name=$1
+    shift
+    step "$name" python3 benchmarks/batch_bench.py --data "$DATA" --device "$DEVICE" \
+        --json "$LOGS/$name.json" "${SMOKE[@]}" "$@"
+}
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || true
 python3 -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda)"
 
 run_step() {
@@ -71,6 +88,21 @@ run_step() {
         natural set5-x2-native --sets set5 --scale 2 --set native_prob=0.5 --set affine_prob=1.0
         natural set5-x2-sizeprop --sets set5 --scale 2 --set size_proportional_sampling=True
         natural set5-x2-long --sets set5 --scale 2 --max-iters 6000 --set min_iters=1000
+        ;;
+    # networks trained together (issue targets): the batched step, per-plane stack speed
+    # and quality (batch 1 vs auto, default/fp32/bf16), 20 BSD100 x2 images as one batch
+    batch-check)
+        step batch-check python3 benchmarks/gpu_check.py --device "$DEVICE" \
+            --checks check_batched "${CHECK_SMOKE[@]}"
+        ;;
+    batch-stack) batch batch-stack --parts stack ;;
+    batch-quality) batch batch-quality --parts quality ;;
+    batch-bsd100) batch batch-bsd100 --parts bsd100 ;;
+    batch)
+        run_step batch-check
+        run_step batch-stack
+        run_step batch-quality
+        run_step batch-bsd100
         ;;
     *) echo "unknown step $1" ;;
     esac

@@ -189,9 +189,12 @@ def test_estimated_noise(viewer, qtbot):
     img = (_texture((36, 40)) + rng.normal(0.0, 0.05, (36, 40))).astype(np.float32)
     viewer.add_image(img, name="noisy")
     widget = _open_widget(viewer)
-    assert _shown(widget.noise_auto) and widget.noise.enabled
+    # estimated by default: the estimate replaces the number
+    assert _shown(widget.noise_auto) and widget.noise_auto.value and not widget.noise.enabled
+    widget.noise_auto.value = False
+    assert widget.noise.enabled
     widget.noise_auto.value = True
-    assert not widget.noise.enabled  # the estimate replaces the number
+    assert not widget.noise.enabled
     _run(qtbot, widget)
     assert widget.last_status == "done"
     meta = _check_metadata(viewer.layers[-1], "noisy")

@@ -1,8 +1,8 @@
 """napari-zssr: zero-shot super-resolution (Shocher et al., CVPR 2018) for microscopy.
 
-``super_resolve`` imports torch on first use, so importing this package (as napari does
-when it scans plugins) stays cheap; ``estimate_resolution`` (NumPy only) is loaded on first
-use too.
+``super_resolve`` and ``super_resolve_many`` import torch on first use, so importing this
+package (as napari does when it scans plugins) stays cheap; ``estimate_resolution`` (NumPy
+only) is loaded on first use too.
 """
 
 from __future__ import annotations
@@ -23,10 +23,12 @@ __all__ = [
     "estimate_resolution",
     "resolve_config",
     "super_resolve",
+    "super_resolve_many",
 ]
 
 if TYPE_CHECKING:
     from .api import super_resolve
+    from .batch import super_resolve_many
     from .core.resolution import estimate_resolution
 
 
@@ -35,6 +37,10 @@ def __getattr__(name: str) -> Any:
         from .api import super_resolve
 
         return super_resolve
+    if name == "super_resolve_many":
+        from .batch import super_resolve_many
+
+        return super_resolve_many
     if name == "estimate_resolution":
         from .core.resolution import estimate_resolution
 

@@ -10,6 +10,7 @@ from typing import Any, Literal
 import numpy as np
 
 from . import __version__
+from .batch import auto_batch, check_batch, per_plane_batches
 from .core.config import MAX_NOISE_STD, PRESETS, ZSSRConfig, default_noise_std, resolve_config
 from .core.device import resolve_device
 from .core.engine import (
@@ -158,6 +159,7 @@ def super_resolve(
     stack_mode: StackMode = "shared",
     return_info: bool = False,
     maps: bool = False,
+    batch_planes: int | None = None,
 ) -> np.ndarray | tuple[np.ndarray, dict[str, Any]]:
     """Super-resolve an image with zero-shot super-resolution (ZSSR).
 
@@ -233,6 +235,11 @@ def super_resolve(
         ``residual_after_back_projection``) and ``info["resolution"]`` the decorrelation
         resolution of the input, its bicubic upscale and the output, in input pixels; the
         arrays make the info no longer JSON-able. See :mod:`napari_zssr.core.maps`.
+    batch_planes : int, optional
+        With ``stack_mode="per_plane"``: planes whose networks train together on the
+        device (each as it would alone, up to float rounding; see
+        :mod:`napari_zssr.batch`). None (default) chooses from the free GPU memory, and 1
+        on the CPU; 1 trains one plane after another. Unused in shared mode.
 
     Returns
     -------
@@ -264,6 +271,7 @@ def super_resolve(
         raise TypeError(f"maps must be True or False, got {maps!r}")
     if maps and not return_info:
         raise ValueError("maps=True needs return_info=True: the maps are returned in the info")
+    batch_planes = check_batch(batch_planes)
     layout = make_layout(arr.shape, channel_axis, bool(rgb))
     info = intensity_info(arr, layout)  # validates the dtype
     kernel_est = None
@@ -308,6 +316,9 @@ def super_resolve(
     shared = stack_mode == "shared" and layout.n_planes > 1
     rep = Reporter(callback, n_planes=layout.n_planes + (1 if shared else 0))
     collector = MapsCollector(out.shape, layout.canonical, info.spans(), sc, dk) if maps else None
+    n_batch = 1
+    if not shared and layout.n_planes > 1:
+        n_batch = batch_planes or auto_batch(dev, cfg, layout.n_planes)
 
     if shared:
         canon = layout.canonical(arr)
@@ -360,6 +371,21 @@ def super_resolve(
             out_canon[idx] = restore_plane(hr, info)
             if collector is not None and coll is not None:
                 collector.add(idx, plane, hr, coll)
+    elif n_batch > 1:
+        iterations, losses = per_plane_batches(
+            arr,
+            layout,
+            info,
+            scale=sc,
+            kernel=dk,
+            config=cfg,
+            device=dev,
+            seed=seed,
+            reporter=rep,
+            batch=n_batch,
+            out_canon=out_canon,
+            collector=collector,
+        )
     else:
         for k, (idx, plane_view) in enumerate(layout.planes(arr)):
             rep.plane = k
@@ -405,6 +431,7 @@ def super_resolve(
         "device_reason": reason,
         "stack_mode": stack_mode,
         "n_planes": layout.n_planes,
+        "batch_planes": n_batch,
         "seconds": time.perf_counter() - t0,
         "final_loss": float(np.mean(losses)) if losses else None,
         "iterations": iterations,

@@ -732,7 +732,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
             f"{_FORMAT_NAMES.get(fmt, fmt)}) "
             f"in {seconds:.1f} s on {device}"
         )
-        if info:
+        if "noise_std" in info:  # an upscale ran (not Z to isotropic alone)
             print(_noise_summary(info))
     return 0
 

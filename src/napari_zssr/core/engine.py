@@ -18,12 +18,12 @@ import torch
 
 from .config import ZSSRConfig, step_order, step_pair
 from .device import resolve_device
-from .inference import back_project, degrade, super_resolve_tensor
+from .inference import degrade, super_resolve_tensor
 from .kernels import DownscaleKernel, allowed_transforms, prepare_kernel
 from .lr_policy import LRPolicy
 from .network import ZSSRNet, preferred_memory_format
 from .progress import Cancelled, Progress, ProgressCallback
-from .resize import imresize, output_shape
+from .resize import imresize
 from .sampling import FatherSampler, FatherSource, crop_shape
 from .train_step import TrainStep
 
@@ -39,6 +39,8 @@ __all__ = [
 ]
 
 MAX_SCALE = 16.0
+#: Fractions of a step's progress for training (the first) and inference (the rest).
+INFER_START, INFER_SHARE = 0.9, 0.1
 #: Fewest iterations for which the training step is captured in a CUDA graph.
 GRAPH_MIN_ITERS = 100
 
@@ -96,6 +98,10 @@ class Reporter:
         self.plane = 0
         self.step = 0
         self.n_steps = 1
+        #: Planes the current unit of work covers (networks trained together), and which of
+        #: them is being inferred: the inference part of a step is shared out among them.
+        self.span = 1
+        self.member = 0
         self.start = time.perf_counter()
         self.last: Progress | None = None
 
@@ -104,8 +110,11 @@ class Reporter:
 
     def __call__(self, stage: str, within: float, **fields: object) -> None:
         """Report ``stage`` at fraction ``within`` of the current plane's current step."""
-        step_frac = (self.step + min(max(within, 0.0), 1.0)) / self.n_steps
-        fraction = (self.plane + step_frac) / self.n_planes
+        within = min(max(within, 0.0), 1.0)
+        if stage == "infer" and self.span > 1:
+            within = INFER_START + (within - INFER_START + INFER_SHARE * self.member) / self.span
+        step_frac = (self.step + within) / self.n_steps
+        fraction = (self.plane + self.span * step_frac) / self.n_planes
         prog = Progress(
             stage=stage,
             elapsed=self.elapsed(),
@@ -170,6 +179,99 @@ def _eval_region(img: torch.Tensor, side: int, scale: Sequence[float]) -> torch.
     return img[:, y0 : y0 + cy, x0 : x0 + cx]
 
 
+def add_son_noise(lr_son: torch.Tensor, noise_std: float, gen: torch.Generator) -> torch.Tensor:
+    """``lr_son`` plus N(0, noise_std) drawn from ``gen``, clipped at 0 (unchanged for 0)."""
+    if noise_std > 0:
+        return (lr_son + noise_std * _randn_like(lr_son, gen)).clamp(min=0.0)
+    return lr_son
+
+
+def make_policy(cfg: ZSSRConfig) -> LRPolicy:
+    """A fresh learning-rate policy with the configuration's parameters."""
+    return LRPolicy(
+        lr=cfg.learning_rate,
+        decay=cfg.lr_decay,
+        min_lr=cfg.min_learning_rate,
+        check_every=cfg.lr_check_every,
+        slope_window=cfg.lr_slope_window,
+        fit_points=cfg.lr_fit_points,
+        ratio=cfg.lr_slope_ratio,
+        min_iters=cfg.min_iters,
+    )
+
+
+@dataclass
+class PreparedRun:
+    """Everything one training run draws from: its model, fathers, policy and generators."""
+
+    model: TrainedModel
+    sampler: FatherSampler
+    policy: LRPolicy
+    noise_gen: torch.Generator
+    eval_hr: torch.Tensor
+    eval_in: torch.Tensor
+
+
+def prepare_run(
+    fathers: Sequence[np.ndarray | torch.Tensor],
+    sc: tuple[float, float],
+    *,
+    kernel: np.ndarray | DownscaleKernel | None,
+    config: ZSSRConfig,
+    device: torch.device,
+    device_reason: str = "",
+    seed: int = 0,
+    model: TrainedModel | None = None,
+    extra_sources: Sequence[FatherSource] = (),
+) -> PreparedRun:
+    """Set up one training run as :func:`fit` does (same seeds, same random streams).
+
+    A new network is initialised from ``seed`` unless ``model`` is continued; the father
+    sampler draws from ``seed``, the noise on the sons from ``seed + 1``.
+    """
+    cfg, dev = config, device
+    if not fathers:
+        raise ValueError("fit needs at least one father image")
+    srcs = [FatherSource(_as_tensor(f, dev)) for f in fathers]
+    channels = srcs[0].image.shape[0]
+    if any(s.image.shape[0] != channels for s in srcs):
+        raise ValueError("all father images must have the same number of channels")
+    min_h = min(s.image.shape[-2] for s in srcs)
+    min_w = min(s.image.shape[-1] for s in srcs)
+    if isinstance(kernel, DownscaleKernel):
+        dk = kernel
+    elif kernel is not None:
+        dk = prepare_kernel(kernel, sc, (min_h, min_w))
+    else:
+        dk = None
+    transforms = allowed_transforms(
+        None if dk is None else dk.weights, sc, rotations=cfg.rotations, flips=cfg.augment_flips
+    )
+    rng = np.random.default_rng(seed)
+    gen = _make_generator(dev, seed + 1)
+    if model is None:
+        init_gen = torch.Generator().manual_seed(int(seed))
+        net = ZSSRNet(channels, cfg.width, cfg.depth, generator=init_gen).to(
+            dev, memory_format=preferred_memory_format(dev)
+        )
+        model = TrainedModel(
+            net=net,
+            scale=sc,
+            kernel=dk,
+            transforms=transforms,
+            config=cfg,
+            device=dev,
+            device_reason=device_reason,
+        )
+    else:
+        model.scale, model.kernel, model.transforms, model.config = sc, dk, transforms, cfg
+    crop = crop_shape(cfg.crop_size, sc, (min_h, min_w))
+    sampler = FatherSampler(srcs + list(extra_sources), crop, cfg, transforms, rng)
+    eval_hr = _eval_region(srcs[0].image, cfg.eval_max_side, sc)
+    eval_in = imresize(degrade(eval_hr, sc, dk), sc, eval_hr.shape[-2:])
+    return PreparedRun(model, sampler, make_policy(cfg), gen, eval_hr, eval_in)
+
+
 def fit(
     fathers: Sequence[np.ndarray | torch.Tensor],
     scale: object,
@@ -219,64 +321,26 @@ def fit(
         (model.device, model.device_reason) if model is not None else resolve_device(device)
     )
     rep = reporter if reporter is not None else Reporter(callback)
-    if not fathers:
-        raise ValueError("fit needs at least one father image")
-    srcs = [FatherSource(_as_tensor(f, dev)) for f in fathers]
-    channels = srcs[0].image.shape[0]
-    if any(s.image.shape[0] != channels for s in srcs):
-        raise ValueError("all father images must have the same number of channels")
-    min_h = min(s.image.shape[-2] for s in srcs)
-    min_w = min(s.image.shape[-1] for s in srcs)
-    if isinstance(kernel, DownscaleKernel):
-        dk = kernel
-    elif kernel is not None:
-        dk = prepare_kernel(kernel, sc, (min_h, min_w))
-    else:
-        dk = None
-    transforms = allowed_transforms(
-        None if dk is None else dk.weights, sc, rotations=cfg.rotations, flips=cfg.augment_flips
+    run = prepare_run(
+        fathers,
+        sc,
+        kernel=kernel,
+        config=cfg,
+        device=dev,
+        device_reason=reason,
+        seed=seed,
+        model=model,
+        extra_sources=extra_sources,
     )
-    rng = np.random.default_rng(seed)
-    gen = _make_generator(dev, seed + 1)
-    if model is None:
-        init_gen = torch.Generator().manual_seed(int(seed))
-        net = ZSSRNet(channels, cfg.width, cfg.depth, generator=init_gen).to(
-            dev, memory_format=preferred_memory_format(dev)
-        )
-        model = TrainedModel(
-            net=net,
-            scale=sc,
-            kernel=dk,
-            transforms=transforms,
-            config=cfg,
-            device=dev,
-            device_reason=reason,
-        )
-    else:
-        model.scale, model.kernel, model.transforms, model.config = sc, dk, transforms, cfg
+    model, sampler, policy, gen = run.model, run.sampler, run.policy, run.noise_gen
+    dk, eval_hr, eval_in = model.kernel, run.eval_hr, run.eval_in
     net = model.net
-    crop = crop_shape(cfg.crop_size, sc, (min_h, min_w))
-    sampler = FatherSampler(srcs + list(extra_sources), crop, cfg, transforms, rng)
-    eval_hr = _eval_region(srcs[0].image, cfg.eval_max_side, sc)
-    eval_lr = degrade(eval_hr, sc, dk)
-    eval_in = imresize(eval_lr, sc, eval_hr.shape[-2:])
-
     step = TrainStep(
         net,
         cfg.learning_rate,
         mixed_precision=cfg.mixed_precision,
         # a capture pays off over many iterations, not over a short fine-tuning
         cuda_graph=cfg.cuda_graphs and cfg.max_iters >= GRAPH_MIN_ITERS,
-    )
-    policy = LRPolicy(
-        lr=cfg.learning_rate,
-        decay=cfg.lr_decay,
-        min_lr=cfg.min_learning_rate,
-        check_every=cfg.lr_check_every,
-        slope_window=cfg.lr_slope_window,
-        fit_points=cfg.lr_fit_points,
-        ratio=cfg.lr_slope_ratio,
-        min_iters=cfg.min_iters,
     )
     t0 = time.perf_counter()
     loss_sum = torch.zeros((), device=dev)
@@ -287,9 +351,7 @@ def fit(
     rep("train", 0.0, iteration=0, max_iterations=cfg.max_iters, lr=policy.lr, message="training")
     for it in range(1, cfg.max_iters + 1):
         hr = sampler.sample(cfg.batch_size)
-        lr_son = degrade(hr, sc, dk)
-        if cfg.noise_std > 0:
-            lr_son = (lr_son + cfg.noise_std * _randn_like(lr_son, gen)).clamp(min=0.0)
+        lr_son = add_son_noise(degrade(hr, sc, dk), cfg.noise_std, gen)
         inp = imresize(lr_son, sc, hr.shape[-2:])
         loss_sum += step(inp, hr)
         n_sum += 1
@@ -309,7 +371,7 @@ def fit(
             n_sum = 0
             rep(
                 "train",
-                0.9 * it / cfg.max_iters,
+                INFER_START * it / cfg.max_iters,
                 iteration=it,
                 max_iterations=cfg.max_iters,
                 loss=last_loss,
@@ -361,7 +423,7 @@ def predict(
     def on_member(i: int, n: int) -> None:
         rep(
             "infer",
-            0.9 + 0.1 * i / n,
+            INFER_START + INFER_SHARE * i / n,
             iteration=i,
             max_iterations=n,
             loss=model.final_loss,
@@ -448,72 +510,17 @@ def upscale_plane(
     and are skipped when a kernel is given. ``collect`` (a dict) receives the last step's
     ensemble spread and output before back-projection (see :func:`predict`).
     """
-    cfg = config if config is not None else ZSSRConfig()
-    sc = normalise_scale(scale)
-    rep = reporter if reporter is not None else Reporter(callback)
-    plan = (
-        _gradual_plan(
-            sc,
-            cfg.gradual_scales,
-            cfg.gradual_back_projection_iters,
-            cfg.back_projection_iters,
-            cfg.gradual_above,
-        )
-        if kernel is None
-        else [(sc, cfg.back_projection_iters)]
+    from .batched import upscale_planes  # it builds on this module
+
+    outs, models = upscale_planes(
+        [image],
+        scale,
+        kernel=kernel,
+        configs=[config if config is not None else ZSSRConfig()],
+        device=device,
+        seed=seed,
+        reporter=reporter if reporter is not None else Reporter(callback),
+        vmax=vmax,
+        collects=[collect],
     )
-    rep.n_steps = len(plan)
-    img = np.asarray(image, dtype=np.float32)
-    if img.ndim == 2:
-        img = img[None]
-    final_shape = output_shape(img.shape[-2:], sc)
-    from_input = cfg.gradual_from_input
-    current: np.ndarray | torch.Tensor = img
-    prev = (1.0, 1.0)
-    model: TrainedModel | None = None
-    extra: list[FatherSource] = []
-    # a final factor beyond every step goes on from the largest step's output
-    chain_last = len(plan) > 1 and sc[0] > plan[-2][0][0] and sc[1] > plan[-2][0][1]
-    for k, (st, n_bp) in enumerate(plan):
-        rep.step = k
-        last = k == len(plan) - 1
-        chained = not from_input or (last and chain_last)
-        step_cfg = (
-            cfg if n_bp == cfg.back_projection_iters else cfg.replace(back_projection_iters=n_bp)
-        )
-        model = fit(
-            [img],
-            (st[0] / prev[0], st[1] / prev[1]) if chained else st,
-            kernel=kernel,
-            config=step_cfg,
-            device=device,
-            seed=seed + k,
-            model=model,
-            reporter=rep,
-            extra_sources=extra,
-        )
-        shape = final_shape if last else output_shape(img.shape[-2:], st)
-        # stays on the device: it is one of the next step's fathers (and maybe its input)
-        src = current if chained else img
-        out = predict(
-            model,
-            src,
-            out_shape=shape,
-            reporter=rep,
-            vmax=vmax,
-            as_numpy=False,
-            collect=collect if last else None,
-        )
-        if not last:
-            # a normal tensor (not an inference-mode one): training crops it
-            extra.append(FatherSource(out.float().clone(), base=st))
-            current = out
-            prev = st
-    assert model is not None
-    n_bp = effective_back_projection(cfg)
-    if len(plan) > 1 and n_bp and chained:  # the last step upscaled an earlier output
-        # The last step back-projected onto the previous step's output; the result must
-        # also reproduce the input itself through the whole factor.
-        with torch.inference_mode():
-            out = back_project(out, _as_tensor(img, model.device), sc, None, n_bp, vmax)
-    return out.float().cpu().numpy(), model
+    return outs[0], models[0]

@@ -11,6 +11,7 @@ lives in a device tensor, so that the policy can change it without a new capture
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -30,7 +31,7 @@ class TrainStep:
     net : nn.Module
         The network, already on its device.
     lr : float
-        Initial learning rate.
+        Initial learning rate (one per network for :class:`~napari_zssr.core.batched.BatchedStep`).
     mixed_precision : bool
         Run the forward pass under bfloat16 autocast (CUDA only).
     cuda_graph : bool
@@ -38,32 +39,40 @@ class TrainStep:
     """
 
     def __init__(
-        self, net: nn.Module, lr: float, *, mixed_precision: bool = False, cuda_graph: bool = True
+        self,
+        net: nn.Module,
+        lr: float | Sequence[float],
+        *,
+        mixed_precision: bool = False,
+        cuda_graph: bool = True,
     ) -> None:
         self.net = net
         self.device = next(net.parameters()).device
         cuda = self.device.type == "cuda"
         self.amp = mixed_precision and cuda
         self.use_graph = cuda_graph and cuda
-        if self.use_graph:
-            # capturable Adam keeps its step count on the device; a tensor learning rate can
-            # be changed in place between replays.
-            self.opt = torch.optim.Adam(
-                net.parameters(),
-                lr=torch.tensor(lr, device=self.device),
-                fused=True,
-                capturable=True,
-            )
-        else:
-            # fused Adam is one kernel on CUDA; the CPU keeps the default implementation
-            # (and its bit-exact reproducibility).
-            self.opt = torch.optim.Adam(net.parameters(), lr=lr, fused=cuda)
+        self.opt = self._make_optimizer(lr)
         self.graph: torch.cuda.CUDAGraph | None = None
         self.calls = 0
         self._inp: torch.Tensor | None = None
         self._target: torch.Tensor | None = None
         self._loss: torch.Tensor | None = None
         self._stream: torch.cuda.Stream | None = None
+
+    def _make_optimizer(self, lr: float) -> torch.optim.Optimizer:
+        cuda = self.device.type == "cuda"
+        if self.use_graph:
+            # capturable Adam keeps its step count on the device; a tensor learning rate can
+            # be changed in place between replays.
+            return torch.optim.Adam(
+                self.net.parameters(),
+                lr=torch.tensor(lr, device=self.device),
+                fused=True,
+                capturable=True,
+            )
+        # fused Adam is one kernel on CUDA; the CPU keeps the default implementation
+        # (and its bit-exact reproducibility).
+        return torch.optim.Adam(self.net.parameters(), lr=lr, fused=cuda)
 
     @property
     def graphed(self) -> bool:
@@ -78,7 +87,7 @@ class TrainStep:
             else:
                 group["lr"] = lr
 
-    def _loss_and_update(self, inp: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def _predict(self, inp: torch.Tensor) -> torch.Tensor:
         # cache_enabled=False: autocast's weight cache is not allowed in a captured graph.
         with torch.autocast(
             device_type=self.device.type,
@@ -86,7 +95,10 @@ class TrainStep:
             enabled=self.amp,
             cache_enabled=False,
         ):
-            pred = self.net(inp)
+            return self.net(inp)
+
+    def _loss_and_update(self, inp: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        pred = self._predict(inp)
         loss = (pred.float() - target).abs().mean()
         loss.backward()
         self.opt.step()

@@ -310,11 +310,12 @@ NOISY_WITHOUT_KERNEL = 0.015
 
 #: Estimates below these count as a noise-free image under ``noise_std="auto"`` (no noise on
 #: the sons, back-projection kept). Without a kernel: the clean Set5, Set14 and DIV2KRK inputs
-#: read 0.001 to 0.011 (fine texture, compression) and adding that much cost Set5 x2 `fast`
-#: up to 0.5 dB (bird 41.09 -> 40.64, butterfly 31.59 -> 31.07 dB), mostly through the loss
-#: of back-projection; the microscopy benchmark's noisy images read 0.012 and more. With a
-#: PSF kernel, which amplifies any noise the sons lack, only the level of 8-bit quantisation
-#: and clean renders (DIV2KRK with its true kernels: at most 0.0023) counts as clean.
+#: read 0.001 to 0.011 (fine texture, compression), and adding that much cost Set5 x2 `fast`
+#: up to 0.4 dB (bird 41.00 -> 40.64, butterfly 31.32 -> 31.07 dB, 1 thread) through the loss
+#: of back-projection (butterfly with the noise and back-projection kept: 31.64 dB); the
+#: microscopy benchmark's noisy images read 0.012 and more. With a PSF kernel, which amplifies
+#: any noise the sons lack, only the level of 8-bit quantisation and clean renders (DIV2KRK
+#: with its true kernels: at most 0.0023) counts as clean.
 CLEAN_BELOW_WITHOUT_KERNEL = 0.01
 CLEAN_BELOW_WITH_KERNEL = 0.003
 

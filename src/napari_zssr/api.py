@@ -143,6 +143,44 @@ def _noise_on_sons(
     }
 
 
+def _estimate_kernel(
+    kernel: str, arr: np.ndarray, layout: Any, info: Any, scale: tuple[float, float]
+) -> Any:
+    """``kernel="estimate"``: fit the kernel to the image (channel mean, up to 4 planes)."""
+    from .core.kernel_estimate import MAX_PLANES, estimate_kernel
+
+    if kernel.strip().lower() != "estimate":
+        raise ValueError(f"kernel must be an array, None or 'estimate', got {kernel!r}")
+    canon = layout.canonical(arr)
+    planes = [
+        normalise_plane(canon[idx], info).mean(axis=0) for idx in _father_planes(layout, MAX_PLANES)
+    ]
+    return estimate_kernel(planes, scale)
+
+
+def _fallback(kernel_est: Any) -> str | None:
+    """The warning of an estimated kernel that was not used, or None."""
+    if kernel_est is None or kernel_est.reliable:
+        return None
+    return kernel_est.fallback_message()
+
+
+def _resolve_kernel(
+    kernel: Any, arr: np.ndarray, layout: Any, info: Any, scale: tuple[float, float]
+) -> tuple[Any, Any]:
+    """``kernel`` as given, or for ``"estimate"`` the estimated one (None, with a warning, when
+    the estimate is not reliable: the bicubic kernel is used), and the estimate itself."""
+    if not isinstance(kernel, str):
+        return kernel, None
+    kernel_est = _estimate_kernel(kernel, arr, layout, info, scale)
+    fallback = _fallback(kernel_est)
+    if fallback is not None:
+        warnings.warn(fallback, UserWarning, stacklevel=3)
+        return None, kernel_est
+    # from here on, used exactly like a given kernel
+    return kernel_est.kernel, kernel_est
+
+
 def _father_planes(layout: Any, limit: int = MAX_FATHER_PLANES) -> list[tuple[int, ...]]:
     """Stack indices of up to ``limit`` planes spread evenly over the stack."""
     indices = list(np.ndindex(*layout.stack_shape))
@@ -153,7 +191,7 @@ def super_resolve(
     image: np.ndarray,
     scale: float | tuple[float, float],
     *,
-    kernel: np.ndarray | None = None,
+    kernel: np.ndarray | str | None = None,
     noise_std: float | str | None = None,
     preset: str = "balanced",
     config: ZSSRConfig | None = None,
@@ -185,6 +223,15 @@ def super_resolve(
     kernel : ndarray, optional
         2-D downscaling kernel on the HR grid (the PSF sampled at pixel / scale, including
         pixel integration). Normalised and centred here. None: MATLAB's antialiased bicubic.
+        ``"estimate"``: estimated from the image itself (an anisotropic Gaussian with the LR
+        pixel's box, fitted by cross-scale patch recurrence on the channel mean of up to 4
+        planes; see :mod:`napari_zssr.core.kernel_estimate`), then used like a given kernel;
+        the kernel (list of lists, HR grid) and its parameters are in
+        ``info["kernel_estimate"]`` (None otherwise). When the fit runs to the narrowest
+        kernel of the family (``"reliable": False``: the image's fine texture does not recur
+        across scales) the bicubic kernel is used instead, with a warning. Planes smaller than
+        :func:`~napari_zssr.core.kernel_estimate.min_estimate_size` or flat images raise
+        ValueError.
     noise_std : float or "auto", optional
         Gaussian noise added to the LR sons only, in units of the normalised [0, 1]
         intensity: the network learns to ignore noise, which does not recur across scales.
@@ -258,9 +305,11 @@ def super_resolve(
     batch_planes = check_batch(batch_planes)
     layout = make_layout(arr.shape, channel_axis, bool(rgb))
     info = intensity_info(arr, layout)  # validates the dtype
+    kernel, kernel_est = _resolve_kernel(kernel, arr, layout, info, sc)
     if kernel is not None:
         validate_kernel(kernel, layout.plane_shape)
     noise_info = _noise_on_sons(arr, layout, info, noise, preset, config, kernel is not None)
+    noise_info["warnings"] += [m for m in [_fallback(kernel_est)] if m is not None]
     cfg = cfg.replace(noise_std=noise_info.pop("noise_std"))
     dev, reason = resolve_device(device)
     _warn_ignored_gradual(kernel, cfg, preset, sc)
@@ -288,6 +337,7 @@ def super_resolve(
         "config": cfg.to_dict(),
         "scale": [sc[0], sc[1]],
         "kernel": dk.summary() if dk is not None else "MATLAB bicubic (antialiased, a=-0.5)",
+        "kernel_estimate": kernel_est.to_dict() if kernel_est is not None else None,
         "noise_std": cfg.noise_std,
         "noise_std_estimated": noise_info["noise_std_source"] == "auto",
         **noise_info,

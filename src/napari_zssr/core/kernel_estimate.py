@@ -1,0 +1,372 @@
+"""Blind estimation of the downscaling kernel from the image's own cross-scale recurrence.
+
+Principle (KernelGAN: Bell-Kligler, Shocher and Irani, "Blind Super-Resolution Kernel
+Estimation using an Internal-GAN", NeurIPS 2019): small patches of a natural or microscopy
+image recur across its scales, so the kernel that degrades the image by the SR factor is the
+one under which the image's downscaled copy ``I * k, subsampled`` has the same patch
+distribution as ``I`` itself. KernelGAN fits a free-form kernel (a deep linear generator)
+against a patch discriminator. Here the same criterion fits a constrained family instead:
+
+* family: an anisotropic Gaussian (two widths and an angle, in HR pixels) integrated over each
+  HR tap and, with ``pixel_box=True``, convolved with the box of one LR pixel (camera pixel
+  integration). Three parameters cannot produce the off-centre, ringing or noise-fitted
+  kernels a free-form generator can, and every candidate is a valid blur.
+* criterion: the second moment of all mean-free 5 x 5 patches (the local autocorrelation up
+  to 4 pixels in every direction), divided by its trace, of ``I`` and of its downscaled copy;
+  the kernel minimises the squared difference, summed over the planes. A too-narrow kernel
+  leaves an aliased copy whose patches decorrelate faster than those of ``I``; a too-wide one
+  the opposite; an anisotropic blur shows as an elongated correlation. The distance is
+  computed for a coarse grid of widths and angles, then refined by Nelder-Mead: no training,
+  no random samples, the same result on every run.
+
+Why this and not a GAN or other distances (measured, x2, 8 BSD100 HR crops of 320 px, each
+degraded by a random anisotropic Gaussian, widths 0.6-3 HR px; normalised correlation of the
+estimate with the true kernel, mean / worst): this criterion 0.944 / 0.84 in about 3 s per
+image on one CPU thread; a sliced Wasserstein distance between the patch sets (64 directions,
+full distributions as a discriminator would compare them) 0.930 / 0.83 in 6 s, with a bias
+towards needle-thin kernels; the untrace-normalised second moment 0.865 / 0.67 (too wide: the
+contrast of real images changes across scales); a symmetric nearest-neighbour patch distance
+chose kernels about twice too wide on three DIV2KRK images. On a scale-invariant synthetic
+scene (dead leaves) isotropic widths of 1, 1.6 and 3 HR px come out within 10%, a 2.5 x 0.8 px
+kernel at 60 degrees as 2.03 x 1.02 px at 59 degrees (correlation 0.975 to 0.999).
+Images whose fine texture does not recur across scales can make it collapse to the pixel box
+alone (DIV2KRK image 6: correlation 0.75); such fits are marked not ``reliable`` and
+``super_resolve`` then falls back to the bicubic kernel with a warning.
+
+The kernel fitted this way is the one ZSSR's sons need by construction: the sons must relate
+to the image as the image relates to the unseen HR scene.
+Measured: see ``docs/benchmarks.md`` ("Blind kernel estimation").
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .kernels import downscale, prepare_kernel
+
+__all__ = [
+    "KernelEstimate",
+    "estimate_kernel",
+    "gaussian_kernel",
+    "min_estimate_size",
+]
+
+PATCH = 5  # patch side, in pixels of the image (and of its downscaled copy)
+MIN_COPY = 24  # the downscaled copy needs at least this many pixels per axis
+MAX_SIDE = 192  # larger planes: the most textured crop of this size is used
+MIN_STD = 1e-3  # normalised units: a plane flatter than this carries no scale information
+SIGMAS = tuple(float(v) for v in np.geomspace(0.3, 6.0, 8))  # HR pixels, the coarse grid
+ANGLES = tuple(float(v) for v in np.arange(4) * math.pi / 4)
+MAX_PLANES = 4
+REFINE_ITERS = 40
+
+
+@dataclass(frozen=True)
+class KernelEstimate:
+    """The fitted kernel and its parameters.
+
+    Attributes
+    ----------
+    kernel : np.ndarray
+        float64 kernel on the HR (output) grid, sum 1.
+    sigma_major, sigma_minor : float
+        Gaussian standard deviations along and across ``angle``, in HR pixels (before the
+        pixel box).
+    angle : float
+        Direction of the major axis, radians from the X axis towards Y, in [0, pi).
+    pixel_box : bool
+        Whether the LR pixel's box is part of the kernel.
+    score : float
+        The criterion at the optimum (mean squared patch distance, normalised units).
+    planes : int
+        Number of planes the estimate was made from.
+    seconds : float
+        Time the estimate took.
+    """
+
+    kernel: np.ndarray
+    sigma_major: float
+    sigma_minor: float
+    angle: float
+    pixel_box: bool
+    score: float
+    planes: int
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-able record: the kernel as a list of lists and the fitted parameters."""
+        return {
+            "kernel": self.kernel.tolist(),
+            "sigma_major_hr_px": self.sigma_major,
+            "sigma_minor_hr_px": self.sigma_minor,
+            "angle_rad": self.angle,
+            "pixel_box": self.pixel_box,
+            "score": self.score,
+            "planes": self.planes,
+            "seconds": self.seconds,
+            "method": "anisotropic Gaussian fitted by cross-scale patch recurrence",
+            "reliable": self.reliable,
+        }
+
+    @property
+    def reliable(self) -> bool:
+        """False when the fit ran to the narrowest kernels of the family.
+
+        The image's patches then decorrelate faster than those of even the sharpest copy:
+        its fine texture does not recur across scales (or it is barely blurred), the
+        criterion decreases all the way to the pixel box and the fitted width says nothing
+        about the blur (measured on DIV2KRK images 2 and 6, whose true kernels are about 1 HR
+        px wide: ZSSR with the estimate lost 0.3 dB to the bicubic assumption on image 2).
+        """
+        return self.sigma_major >= SIGMAS[0]
+
+    def fallback_message(self) -> str:
+        """Why an unreliable estimate is not used."""
+        return (
+            f"kernel='estimate': the fit ran to the narrowest kernel of its family (Gaussian "
+            f"width {self.sigma_major:.2f} HR px, below {SIGMAS[0]:.2f}): the image's fine "
+            "texture does not recur across scales, so its kernel cannot be estimated; the "
+            "bicubic kernel (kernel=None) is used instead"
+        )
+
+
+def min_estimate_size(scale: Sequence[float]) -> tuple[int, int]:
+    """Smallest plane (Y, X) the estimate accepts: a copy of ``MIN_COPY`` px per axis."""
+    return tuple(math.ceil(MIN_COPY * float(s)) for s in scale[:2])  # type: ignore[return-value]
+
+
+def _support(sigma: float, s: float, pixel_box: bool) -> int:
+    """Taps per axis: 3 sigma (box included) each side, parity matching the factor's phase."""
+    half = 3.0 * math.sqrt(sigma**2 + (s * s / 12.0 if pixel_box else 0.0)) + 1.0
+    n = 2 * math.ceil(half) + 1
+    if abs(s - round(s)) < 1e-6 and round(s) % 2 == 0:
+        n += 1  # even factors need the centre between two taps
+    return n
+
+
+def gaussian_kernel(
+    sigma_major: float,
+    sigma_minor: float,
+    angle: float,
+    scale: Sequence[float],
+    *,
+    pixel_box: bool = True,
+    oversample: int = 3,
+) -> np.ndarray:
+    """Anisotropic Gaussian on the HR grid, integrated over each tap (and the LR pixel).
+
+    Parameters
+    ----------
+    sigma_major, sigma_minor : float
+        Standard deviations in HR pixels along ``angle`` and across it (> 0).
+    angle : float
+        Major-axis direction, radians from X towards Y.
+    scale : (float, float)
+        SR factor (s_y, s_x): sets the box width (``s`` HR pixels) and the tap parity.
+    pixel_box : bool
+        Convolve with the box of one LR pixel (camera pixel integration).
+    oversample : int
+        Sub-samples per tap and axis for the integration.
+
+    Returns
+    -------
+    np.ndarray
+        float64, sum 1, centre of mass at the array centre.
+    """
+    sy, sx = float(scale[0]), float(scale[1])
+    big = max(sigma_major, sigma_minor)
+    ny, nx = _support(big, sy, pixel_box), _support(big, sx, pixel_box)
+    sub = (np.arange(oversample) + 0.5) / oversample - 0.5
+    offs_y, offs_x = sub, sub
+    if pixel_box:  # integrate over the LR pixel too: a finer set of offsets spanning s taps
+        offs_y = _box_offsets(sy, oversample)
+        offs_x = _box_offsets(sx, oversample)
+    y = np.arange(ny) - (ny - 1) / 2.0
+    x = np.arange(nx) - (nx - 1) / 2.0
+    yy = y[:, None, None, None] + offs_y[None, None, :, None]
+    xx = x[None, :, None, None] + offs_x[None, None, None, :]
+    c, s = math.cos(angle), math.sin(angle)
+    u = xx * c + yy * s
+    v = -xx * s + yy * c
+    g = np.exp(-0.5 * ((u / sigma_major) ** 2 + (v / sigma_minor) ** 2))
+    k = g.sum(axis=(2, 3))
+    return k / k.sum()
+
+
+def _box_offsets(s: float, oversample: int) -> np.ndarray:
+    """Sample offsets covering a tap (width 1) convolved with a box of width ``s``."""
+    tap = (np.arange(oversample) + 0.5) / oversample - 0.5
+    n_box = max(1, round(s * oversample))
+    box = ((np.arange(n_box) + 0.5) / n_box - 0.5) * s
+    return (tap[:, None] + box[None, :]).ravel()
+
+
+def _patch_correlation(img: torch.Tensor) -> torch.Tensor:
+    """Second moment of all mean-free PATCH x PATCH patches of a (Y, X) tensor, trace 1.
+
+    The matrix holds the image's local autocorrelation up to ``PATCH - 1`` pixels in every
+    direction, so it carries the blur's width, anisotropy and angle; dividing by the trace
+    removes the contrast, which is not scale-invariant in real images.
+    """
+    p = F.unfold(img[None, None], PATCH)[0]  # (PATCH**2, positions)
+    p = p - p.mean(dim=0, keepdim=True)
+    c = p @ p.T / p.shape[1]
+    return c / c.trace().clamp_min(1e-20)
+
+
+def _textured_crop(plane: np.ndarray, side: int) -> np.ndarray:
+    """The crop of at most ``side`` px per axis with the highest gradient energy."""
+    h, w = plane.shape
+    ch, cw = min(h, side), min(w, side)
+    if (ch, cw) == (h, w):
+        return plane
+    gy, gx = np.gradient(plane.astype(np.float64))
+    energy = np.pad(np.cumsum(np.cumsum(gy * gy + gx * gx, 0), 1), ((1, 0), (1, 0)))
+    best, pos = -1.0, (0, 0)
+    for y0 in np.linspace(0, h - ch, 5).astype(int):
+        for x0 in np.linspace(0, w - cw, 5).astype(int):
+            e = (
+                energy[y0 + ch, x0 + cw]
+                - energy[y0, x0 + cw]
+                - energy[y0 + ch, x0]
+                + energy[y0, x0]
+            )
+            if e > best:
+                best, pos = e, (y0, x0)
+    return plane[pos[0] : pos[0] + ch, pos[1] : pos[1] + cw]
+
+
+def _check_planes(planes: Sequence[np.ndarray], scale: tuple[float, float]) -> list[np.ndarray]:
+    if len(planes) == 0:
+        raise ValueError("estimate_kernel needs at least one plane")
+    need = min_estimate_size(scale)
+    out = []
+    for p in planes:
+        a = np.asarray(p, dtype=np.float64)
+        if a.ndim != 2:
+            raise ValueError(f"estimate_kernel needs 2-D planes, got shape {a.shape}")
+        if a.shape[0] < need[0] or a.shape[1] < need[1]:
+            raise ValueError(
+                f"image plane {a.shape} is too small to estimate the kernel from at scale "
+                f"{scale}: at least {need[0]} x {need[1]} pixels are needed (pass a kernel, "
+                "or kernel=None for the bicubic assumption)"
+            )
+        out.append(_textured_crop(a, MAX_SIDE))
+    if max(float(np.std(a)) for a in out) < MIN_STD:
+        raise ValueError(
+            f"image is too flat to estimate the kernel from (standard deviation below "
+            f"{MIN_STD} of its range): pass a kernel, or kernel=None for the bicubic assumption"
+        )
+    return out
+
+
+class _Criterion:
+    """Patch-recurrence distance of a kernel: how far the downscaled copies' patch
+    correlations are from the planes' own (squared Frobenius norm, summed over planes)."""
+
+    def __init__(self, planes: list[np.ndarray], scale: tuple[float, float]) -> None:
+        self.scale = scale
+        self.planes = [torch.from_numpy(np.ascontiguousarray(p, dtype=np.float32)) for p in planes]
+        self.reference = [_patch_correlation(p) for p in self.planes]
+
+    def __call__(self, kernel: np.ndarray) -> float:
+        dk = prepare_kernel(kernel, self.scale)
+        total = 0.0
+        for plane, ref in zip(self.planes, self.reference):
+            total += float((_patch_correlation(downscale(plane, dk)) - ref).square().sum())
+        return total / len(self.planes)
+
+
+def _params_kernel(params: np.ndarray, scale: tuple[float, float], pixel_box: bool) -> np.ndarray:
+    """Kernel of ``(log sigma_a, log sigma_b, angle)``; the widths are clipped to the grid."""
+    lo, hi = math.log(SIGMAS[0]) - 1.0, math.log(SIGMAS[-1]) + 0.5
+    sa, sb = (math.exp(min(max(float(v), lo), hi)) for v in params[:2])
+    return gaussian_kernel(sa, sb, float(params[2]), scale, pixel_box=pixel_box)
+
+
+def _grid_search(crit: _Criterion, scale: tuple[float, float], pixel_box: bool) -> np.ndarray:
+    """Best ``(log sigma_a, log sigma_b, angle)`` of the coarse grid."""
+    best, best_p = math.inf, np.zeros(3)
+    for i, sa in enumerate(SIGMAS):
+        for sb in SIGMAS[: i + 1]:
+            for angle in ANGLES if sb < sa else ANGLES[:1]:
+                p = np.array([math.log(sa), math.log(sb), angle])
+                v = crit(_params_kernel(p, scale, pixel_box))
+                if v < best:
+                    best, best_p = v, p
+    return best_p
+
+
+def _refine(
+    crit: _Criterion, start: np.ndarray, scale: tuple[float, float], pixel_box: bool
+) -> tuple[np.ndarray, float]:
+    """Nelder-Mead around the grid optimum (the criterion is piecewise smooth)."""
+    from scipy.optimize import minimize
+
+    step = math.log(SIGMAS[1] / SIGMAS[0])
+    simplex = start + np.vstack([np.zeros(3), np.diag([step / 2, step / 2, math.pi / 8])])
+    res = minimize(
+        lambda p: crit(_params_kernel(p, scale, pixel_box)),
+        start,
+        method="Nelder-Mead",
+        options={"initial_simplex": simplex, "maxfev": REFINE_ITERS, "xatol": 0.02, "fatol": 0.0},
+    )
+    return res.x, float(res.fun)
+
+
+def estimate_kernel(
+    planes: Sequence[np.ndarray],
+    scale: Sequence[float],
+    *,
+    pixel_box: bool = True,
+) -> KernelEstimate:
+    """Estimate the HR-grid downscaling kernel of an image from its own patch recurrence.
+
+    Parameters
+    ----------
+    planes : sequence of (Y, X) arrays
+        One or more planes of the image (normalised intensity, e.g. [0, 1]); several planes of a
+        stack give one estimate (at most ``MAX_PLANES`` are used, spread over the sequence).
+        Not modified.
+    scale : (float, float)
+        The SR factor (s_y, s_x) the kernel is for.
+    pixel_box : bool
+        Include the LR pixel's box (camera pixel integration) in the kernel family.
+    Returns
+    -------
+    KernelEstimate
+
+    Raises
+    ------
+    ValueError
+        If a plane is smaller than :func:`min_estimate_size` or the image is flat.
+    """
+    t0 = time.perf_counter()
+    sc = (float(scale[0]), float(scale[1]))
+    picks = np.unique(np.linspace(0, len(planes) - 1, min(len(planes), MAX_PLANES)).round())
+    used = _check_planes([planes[int(i)] for i in picks] if len(planes) else [], sc)
+    crit = _Criterion(used, sc)
+    start = _grid_search(crit, sc, pixel_box)
+    best, score = _refine(crit, start, sc, pixel_box)
+    kernel = _params_kernel(best, sc, pixel_box)
+    sa, sb = (math.exp(float(v)) for v in best[:2])
+    angle = float(best[2])
+    if sb > sa:  # report the major axis first
+        sa, sb, angle = sb, sa, angle + math.pi / 2
+    return KernelEstimate(
+        kernel=kernel,
+        sigma_major=sa,
+        sigma_minor=sb,
+        angle=angle % math.pi,
+        pixel_box=pixel_box,
+        score=score,
+        planes=len(used),
+        seconds=time.perf_counter() - t0,
+    )

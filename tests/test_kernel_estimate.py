@@ -1,0 +1,161 @@
+"""Blind kernel estimation: known kernels recovered from synthetic images, bad input, the API."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from napari_zssr import super_resolve
+from napari_zssr.core.config import ZSSRConfig
+from napari_zssr.core.kernel_estimate import estimate_kernel, gaussian_kernel, min_estimate_size
+from napari_zssr.core.kernels import downscale, prepare_kernel
+
+
+def dead_leaves(size: int, seed: int) -> np.ndarray:
+    """Occluding discs with power-law radii: a scale-invariant scene, in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    img = np.full((size, size), 0.5)
+    yy, xx = np.mgrid[:size, :size]
+    for _ in range(600):
+        r = min(size / 4, 2.0 / math.sqrt(rng.uniform(1 / 400.0, 1.0)) ** 1.0)
+        cy, cx = rng.uniform(0, size, 2)
+        img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.uniform(0.1, 0.9)
+    return img
+
+
+def degrade(hr: np.ndarray, kernel: np.ndarray, scale: int = 2) -> np.ndarray:
+    dk = prepare_kernel(kernel, (scale, scale))
+    return downscale(torch.from_numpy(hr), dk).numpy()
+
+
+def ncc(a: np.ndarray, b: np.ndarray) -> float:
+    """Normalised correlation of two kernels, each centred on its centre of mass."""
+    from scipy import ndimage
+
+    n = max(a.shape + b.shape) + 4
+
+    def embed(k: np.ndarray) -> np.ndarray:
+        c = np.zeros((n, n))
+        c[: k.shape[0], : k.shape[1]] = k / k.sum()
+        com = ndimage.center_of_mass(c)
+        return ndimage.shift(c, (n / 2 - com[0], n / 2 - com[1]), order=1)
+
+    ea, eb = embed(a), embed(b)
+    return float((ea * eb).sum() / math.sqrt((ea * ea).sum() * (eb * eb).sum()))
+
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def scene() -> np.ndarray:
+    return dead_leaves(384, seed=3)
+
+
+def test_gaussian_kernel_is_normalised_centred_and_rotates() -> None:
+    k = gaussian_kernel(3.0, 1.0, 0.0, (2, 2), pixel_box=False)
+    assert k.sum() == pytest.approx(1.0) and k.shape[0] % 2 == 0  # x2: centre between taps
+    ys, xs = np.indices(k.shape)
+    assert (k * xs).sum() == pytest.approx((k.shape[1] - 1) / 2)
+    var_x = (k * (xs - (k.shape[1] - 1) / 2) ** 2).sum()
+    var_y = (k * (ys - (k.shape[0] - 1) / 2) ** 2).sum()
+    assert var_x == pytest.approx(9.0 + 1 / 12, rel=0.02)  # tap integration adds 1/12
+    assert var_y == pytest.approx(1.0 + 1 / 12, rel=0.02)
+    turned = gaussian_kernel(3.0, 1.0, math.pi / 2, (2, 2), pixel_box=False)
+    np.testing.assert_allclose(turned, k.T, atol=1e-12)
+    boxed = gaussian_kernel(1.0, 1.0, 0.0, (2, 2), pixel_box=True)
+    vb = (boxed * (xs[: boxed.shape[0], : boxed.shape[1]] - (boxed.shape[1] - 1) / 2) ** 2).sum()
+    assert vb == pytest.approx(1.0 + 1 / 12 + 4 / 12, rel=0.03)  # the LR pixel's box: s^2/12
+
+
+def test_isotropic_gaussian_recovered(scene: np.ndarray) -> None:
+    true = gaussian_kernel(1.6, 1.6, 0.0, (2, 2), pixel_box=False)
+    lr = degrade(scene, true)
+    before = lr.copy()
+    est = estimate_kernel([lr], (2, 2))
+    np.testing.assert_array_equal(lr, before)  # input never modified
+    assert ncc(est.kernel, true) >= 0.9
+    assert est.sigma_major / est.sigma_minor < 1.3  # no invented anisotropy
+
+
+def test_rotated_anisotropic_gaussian_recovered(scene: np.ndarray) -> None:
+    true = gaussian_kernel(2.5, 0.8, math.pi / 3, (2, 2), pixel_box=False)
+    lr = degrade(scene, true)
+    est = estimate_kernel([lr], (2, 2))
+    assert ncc(est.kernel, true) >= 0.9
+    assert est.sigma_major / est.sigma_minor > 1.5
+    diff = abs((est.angle - math.pi / 3 + math.pi / 2) % math.pi - math.pi / 2)
+    assert diff < math.radians(25)
+
+
+def test_stack_gives_one_estimate_from_several_planes(scene: np.ndarray) -> None:
+    true = gaussian_kernel(2.0, 2.0, 0.0, (2, 2), pixel_box=False)
+    planes = [degrade(scene[o : o + 320, o : o + 320], true) for o in (0, 32, 64)]
+    est = estimate_kernel(planes, (2, 2))
+    assert est.planes == 3
+    assert ncc(est.kernel, true) >= 0.9
+
+
+def test_too_small_image_names_the_minimum_size() -> None:
+    need = min_estimate_size((2, 2))
+    small = np.random.default_rng(0).random((need[0] - 1, 64))
+    with pytest.raises(ValueError, match=rf"at least {need[0]} x {need[1]} pixels"):
+        estimate_kernel([small], (2, 2))
+
+
+def test_flat_image_is_refused() -> None:
+    with pytest.raises(ValueError, match="too flat"):
+        estimate_kernel([np.full((96, 96), 0.4)], (2, 2))
+
+
+TINY = ZSSRConfig(
+    max_iters=4, crop_size=16, width=8, self_ensemble=False, back_projection_iters=1, eval_every=2
+)
+
+
+def test_api_estimate_records_the_kernel(scene: np.ndarray) -> None:
+    lr = (degrade(scene, gaussian_kernel(1.5, 1.5, 0.0, (2, 2)))[:96, :96] * 255).astype(np.uint8)
+    before = lr.copy()
+    out, info = super_resolve(lr, 2, kernel="estimate", config=TINY, return_info=True)
+    np.testing.assert_array_equal(lr, before)
+    assert out.shape == (192, 192) and out.dtype == np.uint8
+    rec = info["kernel_estimate"]
+    k = np.array(rec["kernel"])
+    assert k.ndim == 2 and k.sum() == pytest.approx(1.0)
+    assert rec["sigma_major_hr_px"] >= rec["sigma_minor_hr_px"] > 0
+    assert rec["reliable"] is True and info["warnings"] == []
+    assert "FWHM" in info["kernel"]  # the summary string, as for a given kernel
+    again = super_resolve(lr, 2, kernel=k, config=TINY, noise_std=info["noise_std"])
+    np.testing.assert_array_equal(out, again)  # used exactly like a given kernel
+
+
+def test_api_estimate_errors() -> None:
+    with pytest.raises(ValueError, match="'estimate'"):
+        super_resolve(np.zeros((64, 64)), 2, kernel="guess", config=TINY)
+    with pytest.raises(ValueError, match="too small"):
+        super_resolve(np.random.default_rng(0).random((20, 20)), 2, kernel="estimate", config=TINY)
+
+
+def test_api_without_estimate_records_none() -> None:
+    _, info = super_resolve(
+        np.random.default_rng(0).random((24, 24)), 2, config=TINY, return_info=True
+    )
+    assert info["kernel_estimate"] is None
+
+
+def test_image_without_cross_scale_recurrence_falls_back_with_a_warning() -> None:
+    """White noise: every copy is as sharp as the image, the fit runs to the pixel box."""
+    noise = np.random.default_rng(1).random((96, 96))
+    est = estimate_kernel([noise], (2, 2))
+    assert not est.reliable and est.to_dict()["reliable"] is False
+    img = (noise * 255).astype(np.uint8)
+    with pytest.warns(UserWarning, match="narrowest kernel.*bicubic kernel"):
+        out, info = super_resolve(img, 2, kernel="estimate", config=TINY, return_info=True)
+    assert "bicubic" in info["kernel"].lower()
+    assert info["kernel_estimate"]["reliable"] is False
+    assert any("narrowest kernel" in w for w in info["warnings"])
+    plain = super_resolve(img, 2, config=TINY, noise_std=info["noise_std"])
+    np.testing.assert_array_equal(out, plain)

@@ -318,3 +318,18 @@ def test_run_returns_the_quality_maps_as_an_extra_output():
     assert all(np.shape(m) == result.output.shape for m in maps.values())
     assert "maps" not in result.info and "maps" not in result.record["run"]
     assert run(RunRequest(source=image, scale=2, **FAST)).extra == {}
+
+
+def test_describe_noise_names_the_value_and_its_source() -> None:
+    from napari_zssr.pipeline import describe_noise
+
+    auto = {"noise_std": 0.0183, "noise_std_source": "auto", "noise_estimate": 0.0183}
+    assert describe_noise(auto) == "0.0183 (estimated from the image)"
+    clean = {"noise_std": 0.0, "noise_std_source": "auto", "noise_estimate": 0.0036}
+    assert describe_noise(clean) == (
+        "none (the image's estimated noise, 0.0036, counts as noise-free)"
+    )
+    zero = {"noise_std": 0.0, "noise_std_source": "set", "noise_estimate": 0.05}
+    assert describe_noise(zero) == "0 (set; the image's estimated noise is 0.0500)"
+    paper = {"noise_std": 0.0, "noise_std_source": "preset", "noise_estimate": 0.02}
+    assert "the preset's" in describe_noise(paper)

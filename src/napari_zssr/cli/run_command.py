@@ -14,7 +14,14 @@ from typing import Any
 
 from ..core.progress import Progress
 from ..io import check_writable, read_tiff, write_tiff
-from ..pipeline import OpticsSpec, PSFFileSpec, RunRequest, RunResult, psf_voxel
+from ..pipeline import (
+    OpticsSpec,
+    PSFFileSpec,
+    RunRequest,
+    RunResult,
+    describe_noise,
+    psf_voxel,
+)
 from .parser import UsageError
 
 __all__ = ["CLI_LABELS", "progress_bar", "request_from_args", "run_command"]
@@ -239,20 +246,8 @@ def run_command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     if not args.quiet:
         print(_summary(out, result, fmt))
         if request.scale is not None and "noise_estimate" in result.info:
-            print(_noise_summary(result.info))
+            print(f"noise on the training inputs: {describe_noise(result.info)}")
     return 0
-
-
-def _noise_summary(info: dict[str, Any]) -> str:
-    """One line: the noise added to the sons, where it came from, and the image's estimate."""
-    used, estimate = float(info["noise_std"]), float(info["noise_estimate"])
-    if info.get("noise_std_source") == "auto":
-        return f"noise on the training inputs: {used:.4f} (estimated from the image)"
-    origin = "set" if info.get("noise_std_source") == "set" else "the preset's"
-    return (
-        f"noise on the training inputs: {used:.4g} ({origin}; the image's estimated noise "
-        f"is {estimate:.4f})"
-    )
 
 
 def _summary(out: Path, result: RunResult, fmt: str) -> str:

@@ -29,7 +29,7 @@ from .request import (
     RunPlan,
     RunRequest,
 )
-from .run import RunResult, read_source, run
+from .run import RunResult, describe_noise, read_source, run
 
 __all__ = [
     "MODALITIES",
@@ -46,6 +46,7 @@ __all__ = [
     "arrange",
     "check_axes",
     "default_axes",
+    "describe_noise",
     "kernel_for",
     "psf_voxel",
     "read_psf",

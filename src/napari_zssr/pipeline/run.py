@@ -248,3 +248,18 @@ def _parameters(plan: RunPlan, arranged: Arranged, psf: dict[str, Any]) -> dict[
         z_ratio=plan.z_ratio,
     )
     return params
+
+
+def describe_noise(info: dict[str, Any]) -> str:
+    """The noise a run added to the sons and where it came from, for a status line or summary.
+
+    ``info`` is the engine's run information (``noise_std``, ``noise_std_source``,
+    ``noise_estimate``), e.g. ``"0.0183 (estimated from the image)"``.
+    """
+    used, estimate = float(info["noise_std"]), float(info["noise_estimate"])
+    if info.get("noise_std_source") == "auto":
+        if used == 0:
+            return f"none (the image's estimated noise, {estimate:.4f}, counts as noise-free)"
+        return f"{used:.4f} (estimated from the image)"
+    origin = "set" if info.get("noise_std_source") == "set" else "the preset's"
+    return f"{used:.4g} ({origin}; the image's estimated noise is {estimate:.4f})"

@@ -14,6 +14,7 @@ from ...core.config import (
     default_noise_std,
     resolve_config,
 )
+from ...pipeline import describe_noise
 
 __all__ = ["DEVICES", "PRESET_NAMES", "TrainingPanel"]
 
@@ -132,13 +133,9 @@ class TrainingPanel(Container):
         """Put a run's noise on the sons into the field; return the status note and warnings."""
         if "noise_std" not in info or "noise_estimate" not in info:
             return "", []  # Z to isotropic: the field's own value
-        used = float(info["noise_std"])
         if info.get("noise_std_source") == "auto":
-            self.noise.value = round(used, 4)
-            note = f"noise {used:.4f} (estimated)"
-        else:
-            note = f"noise {used:.4g} (image's estimate {float(info['noise_estimate']):.4f})"
-        return note, list(info.get("warnings", []))
+            self.noise.value = round(float(info["noise_std"]), 4)
+        return f"noise {describe_noise(info)}", list(info.get("warnings", []))
 
     def noise_std(self, iso: bool) -> float | str:
         """The noise level, or ``"auto"`` to estimate it."""

@@ -516,6 +516,6 @@ class ZSSRWidget(Container):
         status = self.last_status or ("stopped" if self._stop.is_set() else "error")
         self.last_status = status
         notes = [n for n in (self._noise_note, self._level_note) if n]
-        self.run_panel.finished(status, self._stop_reason, "; ".join(notes))
+        self.run_panel.finished(status, self._stop_reason, " · ".join(notes))
         if status == "stopped" and self._stop_reason:
             show_warning(f"ZSSR run stopped: {self._stop_reason}")

@@ -89,7 +89,7 @@ class RunPanel(Container):
         if status == "done":
             self.progress.value = STEPS
             done = f"done in {fmt_seconds(time.monotonic() - self._t0)}"
-            self.status.value = f"{done} ({note})" if note else done
+            self.status.value = f"{done} · {note}" if note else done
         elif status == "stopped":
             self.progress.value = 0
             self.status.value = f"stopped: {reason}" if reason else "stopped"

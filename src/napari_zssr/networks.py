@@ -105,7 +105,7 @@ class SavedRun:
                 "kernel: a saved network brings the kernel it was trained for; "
                 "leave kernel unset when model is given"
             )
-        check_model_scale(net, scale, source)
+        check_model_scale(net.scale, scale, source)
         return cls(model=net, source=source, finetune=n_ft, keep=bool(keep))
 
     def kernel(self) -> np.ndarray | None:

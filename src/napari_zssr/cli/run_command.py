@@ -23,6 +23,7 @@ from ..pipeline import (
     psf_voxel,
 )
 from .parser import UsageError
+from .train_command import describe_network
 
 __all__ = ["CLI_LABELS", "progress_bar", "request_from_args", "run_command"]
 
@@ -47,6 +48,8 @@ CLI_LABELS = {
     "seed": "--seed",
     "device": "--device",
     "axes": "--axes",
+    "model": "--model",
+    "finetune": "--finetune",
 }
 """How the command line names each request parameter in error messages."""
 
@@ -173,6 +176,8 @@ def request_from_args(args: argparse.Namespace) -> RunRequest:
         device=args.device,
         seed=args.seed,
         stack_mode=args.stack_mode,
+        model=getattr(args, "model", None),  # run only: 'train' makes a network
+        finetune=getattr(args, "finetune", 0),
         labels=CLI_LABELS,
     )
 
@@ -247,6 +252,8 @@ def run_command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         print(_summary(out, result, fmt))
         if request.scale is not None and "noise_estimate" in result.info:
             print(f"noise on the training inputs: {describe_noise(result.info)}")
+        if result.info.get("saved_network"):
+            print(describe_network(result.info["saved_network"]))
     return 0
 
 

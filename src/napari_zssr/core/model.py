@@ -134,19 +134,21 @@ def snapshot(trained: TrainedModel, **facts: Any) -> ZSSRModel:
     )
 
 
-def check_model_scale(model: ZSSRModel, scale: tuple[float, float], where: str = "") -> None:
-    """Refuse a run at another factor than the one the network learned.
+def check_model_scale(
+    learned: tuple[float, float], scale: tuple[float, float], where: str = ""
+) -> None:
+    """Refuse a run at ``scale`` with a network that learned another factor (``learned``).
 
     Raises
     ------
     ValueError
         Naming both factors (and ``where`` the network comes from).
     """
-    if any(abs(a - b) > SCALE_TOL for a, b in zip(model.scale, scale)):
+    if any(abs(a - b) > SCALE_TOL for a, b in zip(learned, scale)):
         origin = f" ({where})" if where else ""
         raise ValueError(
             f"scale {scale[0]:g}, {scale[1]:g} does not match the saved network{origin}, which "
-            f"learned x{model.scale[0]:g}, {model.scale[1]:g}: a network learns one factor; "
+            f"learned x{learned[0]:g}, {learned[1]:g}: a network learns one factor; "
             "use that scale or train a network for this one"
         )
 

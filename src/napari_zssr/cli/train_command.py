@@ -38,10 +38,8 @@ def _check_output(inp: Path, out: Path, overwrite: bool) -> None:
 
 def train_command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     """The ``train`` subcommand: check, read, train (in one jump), save the network."""
-    from ..io import read_tiff
     from ..io.model_file import save_model
-    from ..pipeline import run
-    from .run_command import _pixel_size, progress_bar, request_from_args
+    from .run_command import read_and_run, request_from_args
 
     if args.z_isotropic or args.axial_fwhm is not None:
         raise UsageError(
@@ -56,18 +54,7 @@ def train_command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     for warning in request.warnings():
         print(f"warning: {warning}", file=sys.stderr)
     _check_output(inp, out, args.overwrite)
-    image, meta = read_tiff(inp)
-    request = request.replace(
-        source=image,
-        axes=args.axes or meta.axes,
-        pixel_size=_pixel_size(meta.pixel_size, args.pixel_size),
-    )
-    request.validate()
-    update, close = progress_bar(args.quiet, "ZSSR")
-    try:
-        result = run(request, update)
-    finally:
-        close()
+    _, _, result = read_and_run(args, request, inp)
     model = result.extra.get("model")
     if model is None:  # only a per-plane stack keeps none: refused before training
         raise ValueError(result.info.get("model_note") or "the run kept no network")

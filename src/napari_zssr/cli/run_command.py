@@ -22,6 +22,7 @@ from ..pipeline import (
     describe_noise,
     psf_voxel,
 )
+from .maps_output import check_map_paths, remove_quietly, resolution_line, write_maps
 from .parser import UsageError
 
 __all__ = ["CLI_LABELS", "progress_bar", "request_from_args", "run_command"]
@@ -47,6 +48,7 @@ CLI_LABELS = {
     "seed": "--seed",
     "device": "--device",
     "axes": "--axes",
+    "maps": "--maps",
 }
 """How the command line names each request parameter in error messages."""
 
@@ -173,6 +175,7 @@ def request_from_args(args: argparse.Namespace) -> RunRequest:
         device=args.device,
         seed=args.seed,
         stack_mode=args.stack_mode,
+        maps=bool(args.maps),
         labels=CLI_LABELS,
     )
 
@@ -219,6 +222,7 @@ def run_command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     check_paths(inp, out, args.overwrite)
     check_writable(out)  # before reading and training: a read-only folder fails at once
+    maps = check_map_paths(out, lambda path: check_paths(inp, path, args.overwrite), args.maps)
     image, meta = read_tiff(inp)
     request = request.replace(
         source=image,
@@ -243,10 +247,18 @@ def run_command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         metadata=metadata,
         extra=carried_fields(meta.extra, same_planes),
     )
+    try:
+        written = write_maps(maps, result, out, metadata["command"]) if maps else []
+    except BaseException:  # all files or none
+        remove_quietly([out])
+        raise
     if not args.quiet:
         print(_summary(out, result, fmt))
         if request.scale is not None and "noise_estimate" in result.info:
             print(f"noise on the training inputs: {describe_noise(result.info)}")
+        if written:
+            print(f"quality maps: {', '.join(str(path) for path in written)}")
+            print(resolution_line(result, request.pixel_size))
     return 0
 
 

@@ -60,6 +60,8 @@ def test_maps_are_layers_over_the_result_and_reruns_replace_them(viewer, qtbot):
         assert layer.metadata["zssr_map"]["source_layer"] == "cells"
         assert "zssr" not in layer.metadata  # not taken for a result when one is replaced
         assert not layer.visible  # the result stays in view
+        assert layer.blending == "additive"  # over the result, black (0) adds nothing
+        np.testing.assert_allclose(layer.colormap.map(np.array([0.0]))[0, :3], 0.0, atol=0.02)
         low, high = layer.contrast_limits
         assert low == 0.0 and high > 0.0
     assert float(viewer.layers["cells ZSSR x2 added"].data.max()) > 0.0

@@ -28,8 +28,9 @@ __all__ = [
     "resolution_note",
 ]
 
-MAP_COLORMAPS = {"spread": "magma", "consistency": "inferno", "added": "viridis"}
-"""Sequential colormaps: every map is a non-negative magnitude, dark where all is well."""
+MAP_COLORMAPS = {"spread": "magma", "consistency": "bop orange", "added": "bop blue"}
+"""Sequential colormaps of distinct hues, black at zero: every map is a non-negative magnitude,
+and with additive blending a map shown over the result leaves it unchanged where all is well."""
 CONTRAST_PERCENTILE = 99.5
 """Upper contrast limit of a map layer: this percentile of the map, so a few hot pixels do not
 flatten the rest."""

@@ -127,3 +127,37 @@ def test_maps_option_is_hidden_for_z_to_isotropic(viewer):
     assert not widget.quality_maps.native.isHidden()
     widget.mode.value = _widget.MODE_ISO
     assert widget.quality_maps.native.isHidden()
+
+
+@pytest.mark.parametrize(
+    ("layer_kwargs", "pixel_size", "factors", "expected"),
+    [
+        ({"scale": (100.0, 100.0), "units": ("nm", "nm")}, (None, None, None), (2.0, 2.0),
+         "resolution 312 nm -> 241 nm (bicubic upscale 250 nm; decorrelation)"),
+        ({"scale": (0.5, 0.5), "units": ("um", "um")}, (None, 0.5, 0.5), (2.0, 2.0),
+         "resolution 1.56 um -> 1.21 um (bicubic upscale 1.25 um; decorrelation)"),
+        ({"scale": (0.1, 0.1)}, (None, 0.1, 0.1), (2.0, 2.0),
+         "resolution 312 nm -> 241 nm (bicubic upscale 250 nm; decorrelation)"),
+        ({}, (None, None, None), (2.0, 2.0),
+         "resolution 3.12 px -> 2.41 px (bicubic upscale 2.5 px; decorrelation)"),
+        # level 1 of a pyramid (half the pixels): level-0 pixels are half as large
+        ({}, (None, None, None), (1.0, 1.0),
+         "resolution 6.24 px -> 4.82 px (bicubic upscale 5 px; decorrelation)"),
+    ],
+)  # fmt: skip
+def test_resolution_note_units(layer_kwargs, pixel_size, factors, expected):
+    from napari.layers import Image
+
+    from napari_zssr.napari.maps_layers import resolution_note
+    from napari_zssr.napari.worker import Job
+    from napari_zssr.pipeline import RunRequest, RunResult
+
+    layer = Image(np.zeros((8, 8), np.float32), **layer_kwargs)
+    job = Job(
+        RunRequest(pixel_size=pixel_size, scale=2.0), layer, "x", "x ZSSR x2", "upscale",
+        (0.0, 0.0), factors, record={"scale": [2.0, 2.0]},
+    )  # fmt: skip
+    info = {"resolution": {"input": 3.12, "bicubic": 2.5, "output": 2.41, "unit": "px"}}
+    result = RunResult(np.zeros((16, 16)), "YX", pixel_size, info, {}, extra={"maps": {}})
+    assert resolution_note(job, result) == expected
+    assert resolution_note(job, RunResult(np.zeros((16, 16)), "YX", pixel_size, info, {})) == ""

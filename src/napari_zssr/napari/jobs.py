@@ -59,6 +59,7 @@ def request_for(
         device=str(w.training.device.value),
         seed=int(w.training.seed.value),
         stack_mode=STACK_MODES[str(w.inputs.stack_mode.value)],  # type: ignore[arg-type]
+        maps=bool(w.quality_maps.value) and not preview and not iso,
         labels=w.labels,
         # a saved network to apply, or keep this run's (one plane)
         **w.model_panel.request_fields(int(layer.ndim) == 2 and not preview, iso),

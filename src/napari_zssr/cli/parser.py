@@ -211,7 +211,9 @@ def _add_psf_arguments(psf: Any) -> None:
     psf.add_argument(
         "--psf",
         metavar="FILE",
-        help="PSF (.tif, .npy: 2D or a 3D bead stack; .mat) used as the downscaling kernel",
+        help="PSF (.tif, .npy: 2D or a 3D bead stack; .mat) used as the downscaling kernel, "
+        "or 'estimate': the kernel estimated from the image itself (no PSF or pixel size "
+        "needed; recorded in the output's metadata)",
     )
     psf.add_argument(
         "--psf-pixel-size",

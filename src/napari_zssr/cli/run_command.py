@@ -15,6 +15,7 @@ from typing import Any
 from ..core.progress import Progress
 from ..io import check_writable, read_tiff, write_tiff
 from ..pipeline import (
+    EstimateSpec,
     OpticsSpec,
     PSFFileSpec,
     RunRequest,
@@ -138,14 +139,17 @@ def _scale(args: argparse.Namespace) -> tuple[float, float] | None:
     return (1.0 if sy is None else sy), (1.0 if sx is None else sx)
 
 
-def _psf_spec(args: argparse.Namespace) -> PSFFileSpec | OpticsSpec | None:
+def _psf_spec(args: argparse.Namespace) -> PSFFileSpec | OpticsSpec | EstimateSpec | None:
     """The PSF options as a specification; flags without the option they qualify are refused."""
-    if args.psf is None and (args.psf_pixel_size is not None or args.psf_is_kernel):
+    estimate = args.psf is not None and args.psf.strip().lower() == "estimate"
+    if (args.psf is None or estimate) and (args.psf_pixel_size is not None or args.psf_is_kernel):
         raise UsageError("--psf-pixel-size and --psf-is-kernel need --psf FILE")
     if (args.na is None) != (args.emission is None):
         raise UsageError("a model PSF needs both --na and --emission")
     if args.na is not None and args.psf is not None:
-        raise UsageError("give either --psf FILE or --na/--emission, not both")
+        raise UsageError("give either --psf FILE (or estimate) or --na/--emission, not both")
+    if estimate:
+        return EstimateSpec()
     if args.psf is not None:
         return PSFFileSpec(args.psf, args.psf_pixel_size, bool(args.psf_is_kernel))
     if args.na is not None:
@@ -247,6 +251,8 @@ def run_command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         print(_summary(out, result, fmt))
         if request.scale is not None and "noise_estimate" in result.info:
             print(f"noise on the training inputs: {describe_noise(result.info)}")
+        if isinstance(request.psf, EstimateSpec):
+            print(f"kernel: {result.psf['description']}")
     return 0
 
 

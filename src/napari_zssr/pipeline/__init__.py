@@ -20,6 +20,7 @@ from .layout import arrange, check_axes, default_axes
 from .request import (
     MODALITIES,
     STACK_MODES,
+    EstimateSpec,
     KernelSpec,
     OpticsSpec,
     PSFArraySpec,
@@ -34,6 +35,7 @@ from .run import RunResult, describe_noise, read_source, run
 __all__ = [
     "MODALITIES",
     "STACK_MODES",
+    "EstimateSpec",
     "KernelSpec",
     "OpticsSpec",
     "PSFArraySpec",

@@ -25,6 +25,7 @@ from .layout import check_axes, default_axes
 __all__ = [
     "MODALITIES",
     "STACK_MODES",
+    "EstimateSpec",
     "KernelSpec",
     "OpticsSpec",
     "PSFArraySpec",
@@ -132,7 +133,21 @@ class OpticsSpec:
     modality: str = "widefield"
 
 
-PSFSpec = KernelSpec | PSFArraySpec | PSFFileSpec | OpticsSpec
+@dataclass(frozen=True)
+class EstimateSpec:
+    """The kernel estimated from the image itself when the run starts (``kernel="estimate"``
+    of :func:`napari_zssr.super_resolve`): no PSF and no pixel size needed.
+
+    Attributes
+    ----------
+    origin : str
+        For the run record.
+    """
+
+    origin: str = "estimated from the image"
+
+
+PSFSpec = KernelSpec | PSFArraySpec | PSFFileSpec | OpticsSpec | EstimateSpec
 
 
 # --------------------------------------------------------------------------------- request
@@ -408,14 +423,14 @@ def _check_psf(req: RunRequest, scale: tuple[float, float] | None) -> None:
                 f"{ndim} dimensions",
                 "psf",
             )
-    elif not isinstance(psf, KernelSpec):
+    elif not isinstance(psf, (KernelSpec, EstimateSpec)):
         raise RequestError(f"unknown PSF specification {type(psf).__name__}", "psf")
 
 
 def _check_psf_pixel(req: RunRequest) -> None:
     """A PSF meets the image on its pixel size: known, never guessed."""
     psf = req.psf
-    if psf is None or isinstance(psf, KernelSpec):
+    if psf is None or isinstance(psf, (KernelSpec, EstimateSpec)):
         return
     if isinstance(psf, PSFFileSpec) and (psf.is_kernel or psf.pixel_size is None):
         return  # the file may hold its pixel size: checked once it is read
@@ -532,6 +547,8 @@ def _psf_record(psf: PSFSpec | None) -> dict[str, Any] | None:
         return {"kind": "array", "origin": psf.origin, "pixel_size": list(psf.pixel_size)}
     if isinstance(psf, OpticsSpec):
         return {"kind": "optics", **dataclasses.asdict(psf)}
+    if isinstance(psf, EstimateSpec):
+        return {"kind": "estimate", "origin": psf.origin}
     return {"kind": "kernel", "origin": psf.origin}
 
 

@@ -17,9 +17,9 @@ import numpy as np
 
 from .. import __version__
 from ..core.progress import Progress, ProgressCallback
-from .kernel import kernel_for
+from .kernel import estimated_kernel, kernel_for
 from .layout import Arranged, arrange, volumes
-from .request import RequestError, RunPlan, RunRequest
+from .request import EstimateSpec, RequestError, RunPlan, RunRequest
 
 __all__ = ["RunResult", "run"]
 
@@ -106,6 +106,8 @@ def run(
     out, info, extra = arranged.image, {}, {}
     if plan.scale is not None:
         out, info = _upscale(plan, arranged, kernel, _relay(callback, 0.0, share))
+        if isinstance(request.psf, EstimateSpec):  # known once the run has made it
+            kernel, psf = estimated_kernel(info)
         if "maps" in info:  # arrays: an output of their own, not part of the record
             extra["maps"] = info.pop("maps")
     iso_info = None
@@ -147,7 +149,7 @@ def _upscale(
     return api.super_resolve(
         arranged.image,
         plan.scale,
-        kernel=kernel,
+        kernel="estimate" if isinstance(req.psf, EstimateSpec) else kernel,
         noise_std=req.noise_std,
         preset=req.preset,
         config=plan.config,

@@ -3,10 +3,15 @@
 Run from the repository root (under ``xvfb-run -a`` without a display)::
 
     python docs/make_screenshot.py [docs/images/widget.png]
+    python docs/make_screenshot.py docs/images/widget-estimate.png --psf estimate
+
+``--psf estimate`` chooses "estimate from the image" as the PSF source (the kernel row then
+shows the estimated kernel); ``--max-iters N`` caps the fast preset's iterations.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -17,13 +22,19 @@ from qtpy.QtWidgets import QApplication
 from napari_zssr._sample_data import make_sample_data
 
 
-def main(out: Path) -> int:
+def main(out: Path, psf: str = "none", max_iters: int | None = None) -> int:
     viewer = napari.Viewer(show=True)
     viewer.window._qt_window.resize(1400, 900)
     data, kwargs, _ = make_sample_data()[0]
     viewer.add_image(data, **kwargs)
     _, widget = viewer.window.add_plugin_dock_widget("napari-zssr", "ZSSR super-resolution")
     widget.preset.value = "fast"
+    if max_iters is not None:
+        widget.max_iters.value = max_iters
+    if psf == "estimate":
+        from napari_zssr._widget import PSF_ESTIMATE
+
+        widget.psf_source.value = PSF_ESTIMATE
     widget.run()
     deadline = time.monotonic() + 1800  # a fast run takes minutes on a busy CPU
     while widget.busy and time.monotonic() < deadline:
@@ -45,4 +56,9 @@ def main(out: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/images/widget.png")))
+    parser = argparse.ArgumentParser(description="README screenshot of the widget after a run")
+    parser.add_argument("out", nargs="?", default="docs/images/widget.png", type=Path)
+    parser.add_argument("--psf", choices=("none", "estimate"), default="none")
+    parser.add_argument("--max-iters", type=int, default=None)
+    args = parser.parse_args()
+    sys.exit(main(args.out, psf=args.psf, max_iters=args.max_iters))

@@ -154,6 +154,11 @@ def test_widget_estimate_source_shows_the_estimated_kernel(make_napari_viewer, q
     meta = viewer.layers[-1].metadata["zssr"]
     assert meta["psf"]["source"] == "estimate"
     assert meta["psf"]["description"] == widget.kernel_text
-    assert widget.kernel_text.startswith("estimated from the image")
+    assert widget.kernel_text.startswith("estimated from the image: Gaussian")
     assert not widget._kernel_thumb.isHidden()  # the estimated kernel's thumbnail
+    qtbot.wait(500)  # the new layer refreshes the form: the estimate stays on show
+    assert widget.kernel_text == meta["psf"]["description"]
+    assert not widget._kernel_thumb.isHidden()
+    widget.scale.value = 3.0  # another factor: the estimate is to be made again
+    qtbot.waitUntil(lambda: "when the run starts" in widget.kernel_text, timeout=30_000)
     assert np.array(meta["kernel_estimate"]["kernel"]).sum() == pytest.approx(1.0)

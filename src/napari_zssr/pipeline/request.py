@@ -19,7 +19,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..core.config import MAX_NOISE_STD, MAX_SCALE, PRESETS, ZSSRConfig, resolve_config
+from ..core.config import (
+    MAX_NOISE_STD,
+    MAX_SCALE,
+    NOISE_MODELS,
+    PRESETS,
+    ZSSRConfig,
+    resolve_config,
+)
 from .layout import check_axes, default_axes
 
 __all__ = [
@@ -192,6 +199,8 @@ class RunRequest:
         As in :func:`napari_zssr.super_resolve`.
     maps : bool
         Also compute the quality maps of the upscaling (``RunResult.extra["maps"]``).
+    noise_model : {"gaussian", "poisson-gaussian"}
+        Shape of the noise on the LR sons (see :func:`napari_zssr.super_resolve`).
     labels : mapping
         How the front end names each parameter in error messages (default: the field names).
     """
@@ -214,6 +223,7 @@ class RunRequest:
     seed: int = 0
     stack_mode: Literal["shared", "per_plane"] = "shared"
     maps: bool = False
+    noise_model: str = "gaussian"
     labels: Mapping[str, str] = field(default_factory=dict)
 
     def name(self, param: str) -> str:
@@ -281,6 +291,7 @@ class RunRequest:
             "immersion_index": psf.immersion_index if isinstance(psf, OpticsSpec) else None,
             "modality": psf.modality if isinstance(psf, OpticsSpec) else None,
             "noise_std": self.noise_std if self.noise_std is not None else "default",
+            "noise_model": self.noise_model,
             "preset": self.preset,
             "overrides": _jsonable(overrides),
             "max_iters": overrides.get("max_iters"),
@@ -463,6 +474,12 @@ def _check_training(req: RunRequest) -> ZSSRConfig:
                 f"intensity range) or 'auto', got {noise!r}",
                 "noise_std",
             )
+    if req.noise_model not in NOISE_MODELS:
+        raise RequestError(
+            f"{req.name('noise_model')} must be one of {', '.join(NOISE_MODELS)}, got "
+            f"{req.noise_model!r}",
+            "noise_model",
+        )
     if req.stack_mode not in STACK_MODES:
         raise RequestError(
             f"{req.name('stack_mode')} must be one of {', '.join(STACK_MODES)}, got "

@@ -161,6 +161,7 @@ def _upscale(
         stack_mode=req.stack_mode,
         return_info=True,
         maps=bool(req.maps),
+        noise_model=req.noise_model,
     )
 
 
@@ -258,6 +259,14 @@ def describe_noise(info: dict[str, Any]) -> str:
     ``info`` is the engine's run information (``noise_std``, ``noise_std_source``,
     ``noise_estimate``), e.g. ``"0.0183 (estimated from the image)"``.
     """
+    text = _describe_level(info)
+    if info.get("noise_model") == "poisson-gaussian" and float(info["noise_std"]) > 0:
+        a, b = float(info["noise_gain"]), float(info["noise_offset"])
+        text += f"; Poisson-Gaussian, variance {a:.3g} x intensity + {b:.3g}"
+    return text
+
+
+def _describe_level(info: dict[str, Any]) -> str:
     used, estimate = float(info["noise_std"]), float(info["noise_estimate"])
     if info.get("noise_std_source") == "auto":
         if used == 0:

@@ -73,6 +73,7 @@ class PSFPanel(Container):
         self.margins = (0, 0, 0, 0)
         self._file_cache: dict[tuple[str, float], tuple[np.ndarray, Any]] = {}
         self._preview_generation = 0
+        self._estimates: dict[tuple[int, tuple[float, ...]], tuple[Any, dict[str, Any]]] = {}
         self._pending: Callable[[], Any] | None = None
         self.alive = True
         self.on_file_read: Callable[[], None] = lambda: None
@@ -383,6 +384,25 @@ class PSFPanel(Container):
             self._kernel_thumb.setVisible(False)
             return
         self.show_kernel(*outcome.value)
+
+    def show_result(
+        self, layer: Any, scale: Any, kernel: np.ndarray | None, record: dict[str, Any]
+    ) -> None:
+        """Show a run's kernel; an estimated one is kept for ``layer`` at ``scale``, so that
+        the kernel row goes on showing it (not "when the run starts") until they change."""
+        if record.get("source") == "estimate":
+            self._estimates = {(id(layer), tuple(float(v) for v in scale)): (kernel, record)}
+        self.show_known(kernel, record)
+
+    def known_estimate(self, layer: Any, scale: Any) -> tuple[Any, dict[str, Any]] | None:
+        """The kernel the last run estimated for ``layer`` at ``scale``, with its record."""
+        return self._estimates.get((id(layer), tuple(float(v) for v in scale)))
+
+    def show_known(self, kernel: np.ndarray | None, record: dict[str, Any]) -> None:
+        """Show a kernel known already (a pending preview is dropped)."""
+        self._preview_generation += 1
+        self._timer.stop()
+        self.show_kernel(kernel, record)
 
     def show_kernel(self, kernel: np.ndarray | None, record: dict[str, Any]) -> None:
         """Show a kernel and its description (None: bicubic)."""

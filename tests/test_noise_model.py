@@ -57,6 +57,9 @@ def test_son_noise_variance_follows_the_intensity():
     np.testing.assert_allclose((gaussian - son).std(dim=(1, 2, 3)).numpy(), 0.03, rtol=0.05)
     off = son_noise(son, cfg.replace(noise_std=0.0), torch.Generator().manual_seed(0))
     assert torch.equal(off, son)
+    unfitted = cfg.replace(noise_gain=0.0, noise_offset=0.0)  # never silently noise-free
+    flat = son_noise(son, unfitted, torch.Generator().manual_seed(0))
+    np.testing.assert_allclose((flat - son).std(dim=(1, 2, 3)).numpy(), 0.03, rtol=0.05)
 
 
 def test_super_resolve_records_the_fitted_model():

@@ -188,8 +188,10 @@ def add_son_noise(lr_son: torch.Tensor, noise_std: float, gen: torch.Generator) 
 def son_noise(lr_son: torch.Tensor, cfg: ZSSRConfig, gen: torch.Generator) -> torch.Tensor:
     """The configuration's noise on ``lr_son``: Gaussian (:func:`add_son_noise`), or
     Poisson-Gaussian, N(0, gain * I + offset) at the son's clean intensity I (clipped at 0),
-    clipped at 0; unchanged when ``noise_std`` is 0."""
-    if cfg.noise_model == "poisson-gaussian" and cfg.noise_std > 0:
+    clipped at 0; unchanged when ``noise_std`` is 0. A Poisson-Gaussian configuration without
+    a gain or offset (not fitted to an image) falls back to the Gaussian ``noise_std``."""
+    fitted = cfg.noise_gain > 0 or cfg.noise_offset > 0
+    if cfg.noise_model == "poisson-gaussian" and cfg.noise_std > 0 and fitted:
         std = (cfg.noise_gain * lr_son.clamp(min=0.0) + cfg.noise_offset).sqrt()
         return (lr_son + std * _randn_like(lr_son, gen)).clamp(min=0.0)
     return add_son_noise(lr_son, cfg.noise_std, gen)

@@ -7,7 +7,14 @@ choices of the form, kept here for scripts and tests that set them.
 from __future__ import annotations
 
 from .napari.panels.input import MODE_ISO, MODE_XY, PLANES_ALL, PLANES_CURRENT
-from .napari.panels.psf import PSF_CHOICES, PSF_FILE, PSF_LAYER, PSF_NONE, PSF_OPTICS
+from .napari.panels.psf import (
+    PSF_CHOICES,
+    PSF_ESTIMATE,
+    PSF_FILE,
+    PSF_LAYER,
+    PSF_NONE,
+    PSF_OPTICS,
+)
 from .napari.panels.training import DEVICES, PRESET_NAMES
 from .napari.widget import ZSSRWidget, describe_error
 
@@ -19,6 +26,7 @@ __all__ = [
     "PLANES_CURRENT",
     "PRESET_NAMES",
     "PSF_CHOICES",
+    "PSF_ESTIMATE",
     "PSF_FILE",
     "PSF_LAYER",
     "PSF_NONE",

@@ -15,6 +15,7 @@ from .batch import auto_batch, check_batch, per_plane_batches
 from .core.config import (
     MAX_FATHER_PLANES,
     MAX_NOISE_STD,
+    NOISE_MODELS,
     PRESETS,
     ZSSRConfig,
     default_noise_std,
@@ -143,6 +144,39 @@ def _noise_on_sons(
     }
 
 
+def _check_noise_model(noise_model: Any, cfg: ZSSRConfig) -> str:
+    """``noise_model`` as given, or the configuration's; refused when unknown."""
+    model = cfg.noise_model if noise_model is None else noise_model
+    if model not in NOISE_MODELS:
+        raise ValueError(f"noise_model must be one of {', '.join(NOISE_MODELS)}, got {model!r}")
+    return str(model)
+
+
+def _camera_noise(
+    arr: np.ndarray, layout: Any, info: Any, noise_std: float, model: str
+) -> dict[str, Any]:
+    """The sons' noise model: for ``"poisson-gaussian"`` the gain and offset fitted to the
+    image (median over channels and up to 16 planes, normalised units), scaled so that the
+    model's root-mean-square over the image is ``noise_std`` when that was set by hand (its
+    shape across intensities stays the image's); zero when the sons get no noise."""
+    from .core.noise import noise_profile
+
+    if model != "poisson-gaussian" or noise_std == 0:
+        return {"noise_model": model, "noise_gain": 0.0, "noise_offset": 0.0}
+    canon = layout.canonical(arr)
+    planes = [
+        normalise_plane(canon[idx], info)
+        for idx in _father_planes(layout, max(1, MAX_FATHER_PLANES // layout.channels))
+    ]
+    fits = [noise_profile(channel).poisson_gaussian_fit() for p in planes for channel in p]
+    gain, offset = (float(v) for v in np.median(np.asarray(fits), axis=0))
+    level = gain * float(np.mean([p.mean() for p in planes])) + offset  # the model's mean var
+    if level <= 0:  # no band above the noise floor: a flat variance at the level
+        gain, offset, level = 0.0, noise_std**2, noise_std**2
+    factor = noise_std**2 / level
+    return {"noise_model": model, "noise_gain": gain * factor, "noise_offset": offset * factor}
+
+
 def _estimate_kernel(
     kernel: str, arr: np.ndarray, layout: Any, info: Any, scale: tuple[float, float]
 ) -> Any:
@@ -207,6 +241,7 @@ def super_resolve(
     model: Any = None,
     finetune: int = 0,
     keep_model: bool = False,
+    noise_model: str | None = None,
 ) -> np.ndarray | tuple[np.ndarray, dict[str, Any]]:
     """Super-resolve an image with zero-shot super-resolution (ZSSR).
 
@@ -302,6 +337,15 @@ def super_resolve(
         :func:`~napari_zssr.save_model`; needs ``return_info=True``): for one plane its
         network, for a stack in shared mode the shared network (before each plane's
         fine-tuning). Kept only from a one-jump run (else None, with ``info["model_note"]``).
+    noise_model : {"gaussian", "poisson-gaussian"}, optional
+        Shape of the noise on the sons; None: the configuration's (``"gaussian"`` in every
+        preset). ``"poisson-gaussian"``: variance ``a * I + b`` at each son pixel's clean
+        intensity ``I`` (clipped at 0), with ``a`` and ``b`` fitted to the image's noise
+        across intensities (:meth:`~napari_zssr.core.noise.NoiseProfile.poisson_gaussian_fit`)
+        and scaled so that its root-mean-square over the image is the ``noise_std`` used
+        (estimated or set; 0: no noise, so a clean image is treated exactly as with the
+        Gaussian model). ``info["noise_gain"]`` and ``info["noise_offset"]`` hold ``a`` and
+        ``b`` (normalised units).
 
     Returns
     -------
@@ -319,6 +363,7 @@ def super_resolve(
     sc = normalise_scale(scale)
     cfg = resolve_config(preset, config)
     noise = _check_noise(noise_std)
+    noise_model = _check_noise_model(noise_model, cfg)
     _check_arguments(callback, rgb, stack_mode, seed, maps, return_info)
     batch_planes = check_batch(batch_planes)
     from .networks import SavedRun  # the network given to the run, or kept from it
@@ -336,6 +381,9 @@ def super_resolve(
     noise_info = _noise_on_sons(arr, layout, info, noise, preset, config, kernel is not None)
     noise_info["warnings"] += [m for m in [_fallback(kernel_est)] if m is not None]
     cfg = saved.config(cfg.replace(noise_std=noise_info.pop("noise_std")))
+    camera = _camera_noise(arr, layout, info, cfg.noise_std, noise_model)
+    cfg = cfg.replace(**camera)
+    noise_info.update(camera)
     dev, reason = resolve_device(device)
     _warn_ignored_gradual(kernel, cfg, preset, sc)
     dk = prepare_kernel(kernel, sc, layout.plane_shape) if kernel is not None else None

@@ -119,7 +119,7 @@ class _Item:
     """One image of :func:`super_resolve_many`, checked and ready to be upscaled."""
 
     def __init__(self, index: int, image: Any, ctx: dict[str, Any]) -> None:
-        from .api import _check_image, _estimate_noise, _resolve_noise
+        from .api import _camera_noise, _check_image, _estimate_noise, _resolve_noise
         from .core.kernels import validate_kernel
         from .core.resize import output_shape
         from .nd import intensity_info, make_layout
@@ -136,6 +136,11 @@ class _Item:
         )
         self.warning = None if msg is None else f"image {index}: {msg}"
         self.cfg = ctx["cfg"].replace(noise_std=self.noise)
+        # a configuration's Poisson-Gaussian model gets its gain and offset from the image
+        model = self.cfg.noise_model
+        self.cfg = self.cfg.replace(
+            **_camera_noise(self.arr, self.layout, self.info, self.noise, model)
+        )
         out_yx = output_shape(self.layout.plane_shape, ctx["scale"])
         self.out = np.empty(self.layout.output_shape(out_yx), dtype=self.arr.dtype)
         self.iterations = 0

@@ -8,7 +8,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from .. import __version__
-from ..core.config import MAX_NOISE_STD, MAX_SCALE, PRESETS
+from ..core.config import MAX_NOISE_STD, MAX_SCALE, NOISE_MODELS, PRESETS
 from ..pipeline.request import MODALITIES, STACK_MODES
 
 __all__ = ["UsageError", "build_parser"]
@@ -261,7 +261,9 @@ def _add_psf_arguments(psf: Any) -> None:
     psf.add_argument(
         "--psf",
         metavar="FILE",
-        help="PSF (.tif, .npy: 2D or a 3D bead stack; .mat) used as the downscaling kernel",
+        help="PSF (.tif, .npy: 2D or a 3D bead stack; .mat) used as the downscaling kernel, "
+        "or 'estimate': the kernel estimated from the image itself (no PSF or pixel size "
+        "needed; recorded in the output's metadata)",
     )
     psf.add_argument(
         "--psf-pixel-size",
@@ -308,6 +310,13 @@ def _add_training_arguments(train: Any) -> None:
         "the intensity range, or 'auto': the image's own noise level, estimated. Default: auto, "
         "except 0 with the paper presets (their published setting) and with --z-isotropic; "
         "0 turns it off",
+    )
+    train.add_argument(
+        "--noise-model",
+        choices=NOISE_MODELS,
+        default="gaussian",
+        help="shape of that noise: gaussian (one level everywhere) or poisson-gaussian "
+        "(variance a * intensity + b, a and b fitted to the image and recorded)",
     )
     train.add_argument("--max-iters", type=_positive_int, metavar="N", help="cap on iterations")
     train.add_argument(

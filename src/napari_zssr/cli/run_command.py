@@ -15,6 +15,7 @@ from typing import Any
 from ..core.progress import Progress
 from ..io import check_writable, read_tiff, write_tiff
 from ..pipeline import (
+    EstimateSpec,
     OpticsSpec,
     PSFFileSpec,
     RunRequest,
@@ -43,6 +44,7 @@ CLI_LABELS = {
     "immersion_index": "--immersion-index",
     "modality": "--modality",
     "noise_std": "--noise-std",
+    "noise_model": "--noise-model",
     "preset": "--preset",
     "max_iters": "--max-iters",
     "stack_mode": "--stack-mode",
@@ -143,14 +145,17 @@ def _scale(args: argparse.Namespace) -> tuple[float, float] | None:
     return (1.0 if sy is None else sy), (1.0 if sx is None else sx)
 
 
-def _psf_spec(args: argparse.Namespace) -> PSFFileSpec | OpticsSpec | None:
+def _psf_spec(args: argparse.Namespace) -> PSFFileSpec | OpticsSpec | EstimateSpec | None:
     """The PSF options as a specification; flags without the option they qualify are refused."""
-    if args.psf is None and (args.psf_pixel_size is not None or args.psf_is_kernel):
+    estimate = args.psf is not None and args.psf.strip().lower() == "estimate"
+    if (args.psf is None or estimate) and (args.psf_pixel_size is not None or args.psf_is_kernel):
         raise UsageError("--psf-pixel-size and --psf-is-kernel need --psf FILE")
     if (args.na is None) != (args.emission is None):
         raise UsageError("a model PSF needs both --na and --emission")
     if args.na is not None and args.psf is not None:
-        raise UsageError("give either --psf FILE or --na/--emission, not both")
+        raise UsageError("give either --psf FILE (or estimate) or --na/--emission, not both")
+    if estimate:
+        return EstimateSpec()
     if args.psf is not None:
         return PSFFileSpec(args.psf, args.psf_pixel_size, bool(args.psf_is_kernel))
     if args.na is not None:
@@ -175,6 +180,7 @@ def request_from_args(args: argparse.Namespace) -> RunRequest:
         preset=args.preset,
         overrides=overrides,
         noise_std=args.noise_std,
+        noise_model=args.noise_model,
         device=args.device,
         seed=args.seed,
         stack_mode=args.stack_mode,
@@ -253,6 +259,8 @@ def run_command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         if written:
             print(f"quality maps: {', '.join(str(path) for path in written)}")
             print(resolution_line(result, request.pixel_size))
+        if isinstance(request.psf, EstimateSpec):
+            print(f"kernel: {result.psf['description']}")
     return 0
 
 

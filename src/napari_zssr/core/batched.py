@@ -38,10 +38,10 @@ from .engine import (
     TrainedModel,
     _as_tensor,
     _gradual_plan,
-    add_son_noise,
     effective_back_projection,
     normalise_scale,
     prepare_run,
+    son_noise,
 )
 from .inference import back_project, degrade
 from .kernels import DownscaleKernel
@@ -317,8 +317,7 @@ def _batch_inputs(
     batch = hrs[0].shape[0]
     lr_all = degrade(torch.cat(hrs), sc, dk)
     sons = [
-        add_son_noise(son, r.model.config.noise_std, r.noise_gen)
-        for son, r in zip(lr_all.split(batch), runs)
+        son_noise(son, r.model.config, r.noise_gen) for son, r in zip(lr_all.split(batch), runs)
     ]
     inp = imresize(torch.cat(sons), sc, hrs[0].shape[-2:])
     # (K*B, C, h, w) -> (B, K*C, h, w): network k reads its own channel block

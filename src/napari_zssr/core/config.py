@@ -21,6 +21,7 @@ __all__ = [
     "MAX_NOISE_STD",
     "MAX_SCALE",
     "NOISE_FREE_PRESETS",
+    "NOISE_MODELS",
     "PRESETS",
     "REFERENCE_GRADUAL_X2",
     "ZSSRConfig",
@@ -31,6 +32,8 @@ __all__ = [
 
 #: Largest Gaussian noise on LR sons (``noise_std``), in units of the normalised [0, 1] range.
 MAX_NOISE_STD = 0.5
+#: Models of the noise added to the LR sons (``ZSSRConfig.noise_model``).
+NOISE_MODELS = ("gaussian", "poisson-gaussian")
 
 #: Largest scale factor on any axis (upscaling, the PSF kernels, Z to isotropic).
 MAX_SCALE = 16.0
@@ -130,6 +133,14 @@ class ZSSRConfig:
     """Standard deviation of the random log-anisotropy of the affine augmentation."""
     noise_std: float = 0.0
     """Gaussian noise added to LR sons only, in units of the normalised [0, 1] range."""
+    noise_model: str = "gaussian"
+    """Noise on the sons: ``"gaussian"`` (``noise_std`` everywhere) or ``"poisson-gaussian"``
+    (variance ``noise_gain * I + noise_offset`` at the son's clean intensity ``I``, clipped
+    at 0; ``noise_std`` is then the model's root-mean-square over the image)."""
+    noise_gain: float = 0.0
+    """Poisson-Gaussian model: noise variance per unit of normalised intensity."""
+    noise_offset: float = 0.0
+    """Poisson-Gaussian model: noise variance at zero intensity (normalised units squared)."""
 
     # --- gradual SR and inference -----------------------------------------------
     gradual_scales: tuple[float | tuple[float, float], ...] = ()
@@ -197,6 +208,11 @@ class ZSSRConfig:
             (0 <= self.affine_prob <= 1, "affine_prob must be in [0, 1]"),
             (0 <= self.native_prob <= 1, "native_prob must be in [0, 1]"),
             (self.noise_std >= 0, "noise_std must be >= 0"),
+            (
+                self.noise_model in NOISE_MODELS,
+                f"noise_model must be one of {', '.join(NOISE_MODELS)}",
+            ),
+            (self.noise_gain >= 0 and self.noise_offset >= 0, "noise_gain, noise_offset >= 0"),
             (self.back_projection_iters >= 0, "back_projection_iters must be >= 0"),
             (self.tile_size >= 32, "tile_size must be >= 32"),
             (self.tile_overlap >= 0, "tile_overlap must be >= 0"),

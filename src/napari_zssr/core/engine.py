@@ -185,6 +185,18 @@ def add_son_noise(lr_son: torch.Tensor, noise_std: float, gen: torch.Generator) 
     return lr_son
 
 
+def son_noise(lr_son: torch.Tensor, cfg: ZSSRConfig, gen: torch.Generator) -> torch.Tensor:
+    """The configuration's noise on ``lr_son``: Gaussian (:func:`add_son_noise`), or
+    Poisson-Gaussian, N(0, gain * I + offset) at the son's clean intensity I (clipped at 0),
+    clipped at 0; unchanged when ``noise_std`` is 0. A Poisson-Gaussian configuration without
+    a gain or offset (not fitted to an image) falls back to the Gaussian ``noise_std``."""
+    fitted = cfg.noise_gain > 0 or cfg.noise_offset > 0
+    if cfg.noise_model == "poisson-gaussian" and cfg.noise_std > 0 and fitted:
+        std = (cfg.noise_gain * lr_son.clamp(min=0.0) + cfg.noise_offset).sqrt()
+        return (lr_son + std * _randn_like(lr_son, gen)).clamp(min=0.0)
+    return add_son_noise(lr_son, cfg.noise_std, gen)
+
+
 def make_policy(cfg: ZSSRConfig) -> LRPolicy:
     """A fresh learning-rate policy with the configuration's parameters."""
     return LRPolicy(
@@ -360,7 +372,7 @@ def _train(run: PreparedRun, step: TrainStep, rep: Reporter) -> tuple[int, float
     rep("train", 0.0, iteration=0, max_iterations=cfg.max_iters, lr=policy.lr, message="training")
     for it in range(1, cfg.max_iters + 1):
         hr = sampler.sample(cfg.batch_size)
-        lr_son = add_son_noise(degrade(hr, sc, dk), cfg.noise_std, gen)
+        lr_son = son_noise(degrade(hr, sc, dk), cfg, gen)
         inp = imresize(lr_son, sc, hr.shape[-2:])
         loss_sum += step(inp, hr)
         n_sum += 1

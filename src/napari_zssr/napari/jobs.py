@@ -56,6 +56,7 @@ def request_for(
         preset=w.training.preset_name(preview),
         overrides=w.training.overrides(preview, spec),
         noise_std=w.training.noise_std(iso),
+        noise_model=w.training.noise_model_name(iso),
         device=str(w.training.device.value),
         seed=int(w.training.seed.value),
         stack_mode=STACK_MODES[str(w.inputs.stack_mode.value)],  # type: ignore[arg-type]

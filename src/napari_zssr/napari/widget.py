@@ -20,7 +20,7 @@ from qtpy.QtWidgets import QApplication
 from superqt import QCollapsible
 
 from ..core.config import ZSSRConfig
-from ..pipeline import kernel_for
+from ..pipeline import EstimateSpec, kernel_for
 from .jobs import build_jobs, request_for
 from .layers import image_layers, unwrap
 from .maps_layers import add_result_with_maps, maps_checkbox, resolution_note
@@ -96,6 +96,7 @@ _EXPOSED = {
         "noise",
         "noise_auto",
         "noise_hint",
+        "noise_model",
         "max_iters",
         "crop_size",
         "gradual",
@@ -370,6 +371,10 @@ class ZSSRWidget(Container):
         except (ValueError, TypeError) as exc:
             self.psf_panel.preview(None, problem=str(exc))
             return
+        known = self.psf_panel.known_estimate(layer, scale)
+        if isinstance(request.psf, EstimateSpec) and known is not None:
+            self.psf_panel.show_known(*known)  # the last run's estimate for this layer
+            return
         shape = tuple(request.source.shape[layer.ndim - 2 : layer.ndim])
         cached = self.psf_panel.cached_file()
         self.psf_panel.preview(lambda: preview_kernel(request, scale, shape, cached))
@@ -509,7 +514,8 @@ class ZSSRWidget(Container):
         for message in warnings:
             show_warning(f"ZSSR: {message}")
         if job.kind == "upscale" and job.source is self.image.value:
-            self.psf_panel.show_kernel(msg.result.kernel, msg.result.psf)
+            scale = job.record["scale"]
+            self.psf_panel.show_result(job.source, scale, msg.result.kernel, msg.result.psf)
         self.last_results.append(new)
         self.model_panel.on_result(new, job.source_name, msg.result)
 

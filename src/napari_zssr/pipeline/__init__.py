@@ -20,6 +20,7 @@ from .layout import arrange, check_axes, default_axes
 from .request import (
     MODALITIES,
     STACK_MODES,
+    EstimateSpec,
     KernelSpec,
     OpticsSpec,
     PSFArraySpec,
@@ -36,6 +37,7 @@ __all__ = [
     "MAP_MEANINGS",
     "MODALITIES",
     "STACK_MODES",
+    "EstimateSpec",
     "KernelSpec",
     "OpticsSpec",
     "PSFArraySpec",

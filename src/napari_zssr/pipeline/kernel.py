@@ -7,12 +7,14 @@ preview too, in a worker thread: reading a file and computing a model PSF take t
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .request import (
+    EstimateSpec,
     KernelSpec,
     OpticsSpec,
     PSFArraySpec,
@@ -22,10 +24,12 @@ from .request import (
     RunRequest,
 )
 
-__all__ = ["BICUBIC", "kernel_for", "psf_voxel", "read_psf"]
+__all__ = ["BICUBIC", "ESTIMATE_PENDING", "estimated_kernel", "kernel_for", "psf_voxel", "read_psf"]
 
 BICUBIC = "MATLAB bicubic (antialiased)"
 """Description of the default degradation model."""
+ESTIMATE_PENDING = "estimated from the image when the run starts"
+"""Description of an estimated kernel before the run."""
 
 
 def psf_voxel(given: Any) -> tuple[float | None, float, float] | None:
@@ -79,7 +83,8 @@ def kernel_for(
     Returns
     -------
     kernel : numpy.ndarray or None
-        None for the bicubic model.
+        None for the bicubic model, and for an :class:`EstimateSpec` (the estimate is made
+        by the run: :func:`estimated_kernel` reads it from the run's information).
     record : dict
         ``source`` (where the PSF came from), ``description`` and the parameters used.
 
@@ -91,6 +96,8 @@ def kernel_for(
     spec: PSFSpec | None = request.psf
     if spec is None:
         return None, _record("none", BICUBIC)
+    if isinstance(spec, EstimateSpec):
+        return None, _record("estimate", ESTIMATE_PENDING)
     if isinstance(spec, KernelSpec):
         kernel = np.asarray(spec.kernel, dtype=np.float64)
         note = f"kernel from {spec.origin} (used as given, HR grid)"
@@ -107,6 +114,44 @@ def kernel_for(
         array = np.asarray(spec.array)
         return _from_array(request, spec, array, psf_voxel(spec.pixel_size), scale, plane_shape)
     return _from_optics(request, spec, scale, plane_shape)
+
+
+def estimated_kernel(info: dict[str, Any]) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """The kernel a run estimated from the image and its record (what :func:`kernel_for`
+    gives for other PSFs), from the run's ``info["kernel_estimate"]``.
+
+    Returns
+    -------
+    kernel : numpy.ndarray or None
+        The estimated kernel on the output (HR) grid; None when the estimate was not reliable
+        and the run fell back to the bicubic model.
+    record : dict
+        ``source`` ``"estimate"``, ``description``, ``kernel_shape`` and ``details``: the
+        fitted parameters (widths in HR pixels, angle in degrees), ``reliable``, ``planes``.
+    """
+    est = info.get("kernel_estimate")
+    if not est:
+        return None, _record("estimate", f"no estimate in the run: {BICUBIC}")
+    params = {
+        "sigma_major_hr_px": round(float(est["sigma_major_hr_px"]), 4),
+        "sigma_minor_hr_px": round(float(est["sigma_minor_hr_px"]), 4),
+        "angle_deg": round(math.degrees(float(est["angle_rad"])), 2),
+        "pixel_box": bool(est["pixel_box"]),
+        "planes": int(est["planes"]),
+        "reliable": bool(est["reliable"]),
+        "seconds": round(float(est["seconds"]), 3),
+    }
+    if not est["reliable"]:
+        note = f"estimate from the image not usable (no cross-scale recurrence): {BICUBIC}"
+        return None, _record("estimate", note, details=params)
+    kernel = np.asarray(est["kernel"], dtype=np.float64)
+    box = ", LR pixel box" if est["pixel_box"] else ""
+    note = (
+        f"estimated from the image: Gaussian {params['sigma_major_hr_px']:.2f} x "
+        f"{params['sigma_minor_hr_px']:.2f} HR px at {params['angle_deg']:.0f} deg{box} "
+        f"({params['planes']} plane{'s' if params['planes'] > 1 else ''})"
+    )
+    return kernel, _record("estimate", note, kernel_shape=list(kernel.shape), details=params)
 
 
 def _image_pixel(request: RunRequest, what: str) -> tuple[float, float]:

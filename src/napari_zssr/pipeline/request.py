@@ -19,12 +19,20 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..core.config import MAX_NOISE_STD, MAX_SCALE, PRESETS, ZSSRConfig, resolve_config
+from ..core.config import (
+    MAX_NOISE_STD,
+    MAX_SCALE,
+    NOISE_MODELS,
+    PRESETS,
+    ZSSRConfig,
+    resolve_config,
+)
 from .layout import check_axes, default_axes
 
 __all__ = [
     "MODALITIES",
     "STACK_MODES",
+    "EstimateSpec",
     "KernelSpec",
     "OpticsSpec",
     "PSFArraySpec",
@@ -132,7 +140,21 @@ class OpticsSpec:
     modality: str = "widefield"
 
 
-PSFSpec = KernelSpec | PSFArraySpec | PSFFileSpec | OpticsSpec
+@dataclass(frozen=True)
+class EstimateSpec:
+    """The kernel estimated from the image itself when the run starts (``kernel="estimate"``
+    of :func:`napari_zssr.super_resolve`): no PSF and no pixel size needed.
+
+    Attributes
+    ----------
+    origin : str
+        For the run record.
+    """
+
+    origin: str = "estimated from the image"
+
+
+PSFSpec = KernelSpec | PSFArraySpec | PSFFileSpec | OpticsSpec | EstimateSpec
 
 
 # --------------------------------------------------------------------------------- request
@@ -184,6 +206,8 @@ class RunRequest:
         With ``model``: training iterations on each plane from the saved weights (0: none).
     keep_model : bool
         Keep the run's network (``RunResult.extra["model"]``), to save it.
+    noise_model : {"gaussian", "poisson-gaussian"}
+        Shape of the noise on the LR sons (see :func:`napari_zssr.super_resolve`).
     labels : mapping
         How the front end names each parameter in error messages (default: the field names).
     """
@@ -209,6 +233,7 @@ class RunRequest:
     model: Any = None
     finetune: int = 0
     keep_model: bool = False
+    noise_model: str = "gaussian"
     labels: Mapping[str, str] = field(default_factory=dict)
 
     def name(self, param: str) -> str:
@@ -277,6 +302,7 @@ class RunRequest:
             "immersion_index": psf.immersion_index if isinstance(psf, OpticsSpec) else None,
             "modality": psf.modality if isinstance(psf, OpticsSpec) else None,
             "noise_std": self.noise_std if self.noise_std is not None else "default",
+            "noise_model": self.noise_model,
             "preset": self.preset,
             "overrides": _jsonable(overrides),
             "max_iters": overrides.get("max_iters"),
@@ -428,14 +454,14 @@ def _check_psf(req: RunRequest, scale: tuple[float, float] | None) -> None:
                 f"{ndim} dimensions",
                 "psf",
             )
-    elif not isinstance(psf, KernelSpec):
+    elif not isinstance(psf, (KernelSpec, EstimateSpec)):
         raise RequestError(f"unknown PSF specification {type(psf).__name__}", "psf")
 
 
 def _check_psf_pixel(req: RunRequest) -> None:
     """A PSF meets the image on its pixel size: known, never guessed."""
     psf = req.psf
-    if psf is None or isinstance(psf, KernelSpec):
+    if psf is None or isinstance(psf, (KernelSpec, EstimateSpec)):
         return
     if isinstance(psf, PSFFileSpec) and (psf.is_kernel or psf.pixel_size is None):
         return  # the file may hold its pixel size: checked once it is read
@@ -468,6 +494,12 @@ def _check_training(req: RunRequest) -> ZSSRConfig:
                 f"intensity range) or 'auto', got {noise!r}",
                 "noise_std",
             )
+    if req.noise_model not in NOISE_MODELS:
+        raise RequestError(
+            f"{req.name('noise_model')} must be one of {', '.join(NOISE_MODELS)}, got "
+            f"{req.noise_model!r}",
+            "noise_model",
+        )
     if req.stack_mode not in STACK_MODES:
         raise RequestError(
             f"{req.name('stack_mode')} must be one of {', '.join(STACK_MODES)}, got "
@@ -592,6 +624,8 @@ def _psf_record(psf: PSFSpec | None) -> dict[str, Any] | None:
         return {"kind": "array", "origin": psf.origin, "pixel_size": list(psf.pixel_size)}
     if isinstance(psf, OpticsSpec):
         return {"kind": "optics", **dataclasses.asdict(psf)}
+    if isinstance(psf, EstimateSpec):
+        return {"kind": "estimate", "origin": psf.origin}
     return {"kind": "kernel", "origin": psf.origin}
 
 

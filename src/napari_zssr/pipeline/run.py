@@ -17,9 +17,9 @@ import numpy as np
 
 from .. import __version__
 from ..core.progress import Progress, ProgressCallback
-from .kernel import kernel_for
+from .kernel import estimated_kernel, kernel_for
 from .layout import Arranged, arrange, volumes
-from .request import RequestError, RunPlan, RunRequest
+from .request import EstimateSpec, RequestError, RunPlan, RunRequest
 
 __all__ = ["RunResult", "run"]
 
@@ -107,6 +107,8 @@ def run(
     out, info, extra = arranged.image, {}, {}
     if plan.scale is not None:
         out, info = _upscale(plan, arranged, kernel, _relay(callback, 0.0, share))
+        if isinstance(request.psf, EstimateSpec):  # known once the run has made it
+            kernel, psf = estimated_kernel(info)
         if "maps" in info:  # arrays: an output of their own, not part of the record
             extra["maps"] = info.pop("maps")
         if "model" in info:  # a kept network: an output too
@@ -150,7 +152,7 @@ def _upscale(
     return api.super_resolve(
         arranged.image,
         plan.scale,
-        kernel=kernel,
+        kernel="estimate" if isinstance(req.psf, EstimateSpec) else kernel,
         noise_std=req.noise_std,
         preset=req.preset,
         config=plan.config,
@@ -163,6 +165,7 @@ def _upscale(
         return_info=True,
         maps=bool(req.maps),
         **_network_args(req),
+        noise_model=req.noise_model,
     )
 
 
@@ -270,6 +273,14 @@ def describe_noise(info: dict[str, Any]) -> str:
     ``info`` is the engine's run information (``noise_std``, ``noise_std_source``,
     ``noise_estimate``), e.g. ``"0.0183 (estimated from the image)"``.
     """
+    text = _describe_level(info)
+    if info.get("noise_model") == "poisson-gaussian" and float(info["noise_std"]) > 0:
+        a, b = float(info["noise_gain"]), float(info["noise_offset"])
+        text += f"; Poisson-Gaussian, variance {a:.3g} x intensity + {b:.3g}"
+    return text
+
+
+def _describe_level(info: dict[str, Any]) -> str:
     used, estimate = float(info["noise_std"]), float(info["noise_estimate"])
     if info.get("noise_std_source") == "auto":
         if used == 0:

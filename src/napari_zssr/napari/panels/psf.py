@@ -21,17 +21,33 @@ from napari.utils.notifications import show_error
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import QLabel
 
-from ...pipeline import MODALITIES, OpticsSpec, PSFArraySpec, PSFFileSpec, PSFSpec
+from ...pipeline import (
+    MODALITIES,
+    EstimateSpec,
+    OpticsSpec,
+    PSFArraySpec,
+    PSFFileSpec,
+    PSFSpec,
+)
 from ..qt_parts import kernel_pixmap
 from ..worker import Outcome, read_psf_file
 
-__all__ = ["PSF_CHOICES", "PSF_FILE", "PSF_LAYER", "PSF_NONE", "PSF_OPTICS", "PSFPanel"]
+__all__ = [
+    "PSF_CHOICES",
+    "PSF_ESTIMATE",
+    "PSF_FILE",
+    "PSF_LAYER",
+    "PSF_NONE",
+    "PSF_OPTICS",
+    "PSFPanel",
+]
 
 PSF_NONE = "none (bicubic)"
 PSF_LAYER = "image layer"
 PSF_FILE = "file"
 PSF_OPTICS = "optics (NA, wavelength)"
-PSF_CHOICES = (PSF_NONE, PSF_LAYER, PSF_FILE, PSF_OPTICS)
+PSF_ESTIMATE = "estimate from the image"
+PSF_CHOICES = (PSF_NONE, PSF_LAYER, PSF_FILE, PSF_OPTICS, PSF_ESTIMATE)
 BICUBIC_TEXT = "bicubic (MATLAB, antialiased)"
 KERNEL_TEXT_WIDTH = 42
 """Characters per line of the kernel summary."""
@@ -57,6 +73,7 @@ class PSFPanel(Container):
         self.margins = (0, 0, 0, 0)
         self._file_cache: dict[tuple[str, float], tuple[np.ndarray, Any]] = {}
         self._preview_generation = 0
+        self._estimates: dict[tuple[int, tuple[float, ...]], tuple[Any, dict[str, Any]]] = {}
         self._pending: Callable[[], Any] | None = None
         self.alive = True
         self.on_file_read: Callable[[], None] = lambda: None
@@ -85,8 +102,8 @@ class PSFPanel(Container):
             label="PSF",
             choices=list(PSF_CHOICES),
             value=PSF_NONE,
-            tooltip="Degradation model: bicubic, or the microscope's PSF as the downscaling "
-            "kernel.",
+            tooltip="Degradation model: bicubic, the microscope's PSF as the downscaling "
+            "kernel, or a kernel estimated from the image itself when the run starts.",
         )
         self.psf_layer = ComboBox(
             label="PSF layer",
@@ -218,6 +235,8 @@ class PSFPanel(Container):
         source = self.psf_source.value
         if source == PSF_NONE:
             return None
+        if source == PSF_ESTIMATE:
+            return EstimateSpec()
         if source == PSF_OPTICS:
             return OpticsSpec(
                 float(self.na.value),
@@ -328,7 +347,7 @@ class PSFPanel(Container):
         self.psf_z.visible = sized and self.psf_is_3d()
         for w in (self.na, self.wavelength, self.immersion, self.modality):
             w.visible = on and source == PSF_OPTICS
-        self.image_pixel.visible = on and unit_scale
+        self.image_pixel.visible = on and unit_scale and source != PSF_ESTIMATE
         self.kernel_row.visible = not iso
 
     def preview(self, compute: Callable[[], tuple[Any, ...]] | None, problem: str = "") -> None:
@@ -366,10 +385,30 @@ class PSFPanel(Container):
             return
         self.show_kernel(*outcome.value)
 
+    def show_result(
+        self, layer: Any, scale: Any, kernel: np.ndarray | None, record: dict[str, Any]
+    ) -> None:
+        """Show a run's kernel; an estimated one is kept for ``layer`` at ``scale``, so that
+        the kernel row goes on showing it (not "when the run starts") until they change."""
+        if record.get("source") == "estimate":
+            self._estimates = {(id(layer), tuple(float(v) for v in scale)): (kernel, record)}
+        self.show_known(kernel, record)
+
+    def known_estimate(self, layer: Any, scale: Any) -> tuple[Any, dict[str, Any]] | None:
+        """The kernel the last run estimated for ``layer`` at ``scale``, with its record."""
+        return self._estimates.get((id(layer), tuple(float(v) for v in scale)))
+
+    def show_known(self, kernel: np.ndarray | None, record: dict[str, Any]) -> None:
+        """Show a kernel known already (a pending preview is dropped)."""
+        self._preview_generation += 1
+        self._timer.stop()
+        self.show_kernel(kernel, record)
+
     def show_kernel(self, kernel: np.ndarray | None, record: dict[str, Any]) -> None:
         """Show a kernel and its description (None: bicubic)."""
-        if kernel is None:
-            self._set_text(BICUBIC_TEXT)
+        if kernel is None:  # bicubic; an estimate to come, or one that fell back to bicubic
+            estimate = record.get("source") == "estimate"
+            self._set_text(str(record.get("description")) if estimate else BICUBIC_TEXT)
             self._kernel_thumb.setVisible(False)
             return
         self._set_text(str(record.get("description", "")))

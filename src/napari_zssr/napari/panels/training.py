@@ -9,6 +9,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label,
 from ...core.config import (
     GRADUAL_SCALES,
     MAX_NOISE_STD,
+    NOISE_MODELS,
     PRESETS,
     ZSSRConfig,
     default_noise_std,
@@ -63,7 +64,15 @@ class TrainingPanel(Container):
         )
         self.noise_hint = Label(value="estimated by default; 0 only for noise-free images")
         self.noise_hint.tooltip = _NOISE_TIP
-        self.extend([self.preset, self.noise, self.noise_auto, self.noise_hint])
+        self.noise_model = ComboBox(
+            label="Noise model",
+            choices=list(NOISE_MODELS),
+            value="gaussian",
+            tooltip="gaussian: the same noise level at every intensity. poisson-gaussian: "
+            "variance a x intensity + b (photon and read noise), a and b fitted to the image "
+            "and recorded with the result; the noise level above sets its overall amount.",
+        )
+        self.extend([self.preset, self.noise, self.noise_auto, self.noise_hint, self.noise_model])
         self._build_advanced()
         self.preset.changed.connect(self.apply_preset)
         self.apply_preset(self.preset.value)
@@ -126,6 +135,7 @@ class TrainingPanel(Container):
     def refresh(self, iso: bool, psf_on: bool) -> None:
         """Noise estimation applies to upscaling; gradual steps to the bicubic model."""
         self.noise_auto.visible = not iso
+        self.noise_model.visible = not iso
         self.noise.enabled = iso or not self.noise_auto.value
         self.gradual.enabled = not psf_on
 
@@ -140,6 +150,10 @@ class TrainingPanel(Container):
     def noise_std(self, iso: bool) -> float | str:
         """The noise level, or ``"auto"`` to estimate it."""
         return "auto" if self.noise_auto.value and not iso else float(self.noise.value)
+
+    def noise_model_name(self, iso: bool) -> str:
+        """The shape of the noise on the sons (Gaussian for Z to isotropic, which has no other)."""
+        return "gaussian" if iso else str(self.noise_model.value)
 
     def preset_name(self, preview: bool) -> str:
         """The preset a run uses (the fast one for a preview)."""

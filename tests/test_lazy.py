@@ -178,3 +178,38 @@ def test_out_of_wrong_shape_or_with_maps_is_refused(stack, reference):
         super_resolve(stack, 2, out=np.empty((4, 40, 40), np.uint16), **KW)
     with pytest.raises(ValueError, match="maps"):
         super_resolve(stack, 2, out=np.empty_like(reference), maps=True, return_info=True, **KW)
+
+
+def test_pipeline_keeps_a_lazy_source_lazy(stack, reference):
+    """The widget and the command line go through the pipeline: a dask layer (or an
+    OME-Zarr input) reaches the engine unread, and gives the NumPy result."""
+    from napari_zssr.pipeline import RunRequest, read_source, run
+
+    src = da.from_array(stack, chunks=(1, 20, 22))
+    request = RunRequest(
+        source=src,
+        axes="ZYX",
+        scale=2,
+        preset="fast",
+        overrides={"max_iters": 6},
+        noise_std="auto",
+        device="cpu",
+    )
+    assert read_source(request) is src
+    assert read_source(request.replace(region=(slice(0, 2),))).__class__ is src.__class__
+    req = request.replace(overrides={"max_iters": 6, "min_iters": 6, "self_ensemble": False})
+    np.testing.assert_array_equal(run(req).output, reference)
+
+
+def test_pipeline_refuses_out_with_z_isotropic(stack):
+    from napari_zssr.pipeline import RequestError, RunRequest, run
+
+    request = RunRequest(
+        source=stack,
+        axes="ZYX",
+        pixel_size=(1.0, 0.5, 0.5),
+        z_isotropic=True,
+        out=np.empty((8, 20, 22), np.uint16),
+    )
+    with pytest.raises(RequestError, match="cannot write to out"):
+        run(request)

@@ -210,8 +210,11 @@ def command_line(argv: Sequence[str] | None) -> str:
 def run_command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     """The ``run`` subcommand: check, read, run, write."""
     from ..pipeline import run
+    from .batch_run import batch_command, is_batch
 
-    inp = Path(args.input)
+    if is_batch(args):  # several inputs, globs, OME-Zarr or a Dask cluster
+        return batch_command(args, argv)
+    inp = Path(args.input[0])
     out = Path(args.output) if args.output else default_output(inp)
     request = request_from_args(args)
     request.validate()  # the options, before reading a possibly large file
@@ -231,23 +234,40 @@ def run_command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         result = run(request, update)
     finally:
         close()
-    metadata = dict(result.record)
-    metadata["command"] = command_line(argv)
-    metadata["parameters"] = {"input": str(inp), "output": str(out), **metadata["parameters"]}
-    same_planes = result.axes == meta.axes and not request.z_isotropic
-    fmt = write_tiff(
-        out,
-        result.output,
-        axes=result.axes,
-        pixel_size=result.pixel_size,
-        metadata=metadata,
-        extra=carried_fields(meta.extra, same_planes),
-    )
+    fmt = write_result_tiff(inp, out, result, meta, request, argv)
     if not args.quiet:
         print(_summary(out, result, fmt))
         if request.scale is not None and "noise_estimate" in result.info:
             print(f"noise on the training inputs: {describe_noise(result.info)}")
     return 0
+
+
+def run_record(inp: Path, out: Path, result: RunResult, argv: Sequence[str] | None) -> dict:
+    """The run's record for the output's metadata: command, files, parameters, engine."""
+    metadata = dict(result.record)
+    metadata["command"] = command_line(argv)
+    metadata["parameters"] = {"input": str(inp), "output": str(out), **metadata["parameters"]}
+    return metadata
+
+
+def write_result_tiff(
+    inp: Path,
+    out: Path,
+    result: RunResult,
+    meta: Any,
+    request: RunRequest,
+    argv: Sequence[str] | None,
+) -> str:
+    """Write the result as a TIFF (atomically) with the run's record; returns its format."""
+    same_planes = result.axes == meta.axes and not request.z_isotropic
+    return write_tiff(
+        out,
+        result.output,
+        axes=result.axes,
+        pixel_size=result.pixel_size,
+        metadata=run_record(inp, out, result, argv),
+        extra=carried_fields(meta.extra, same_planes),
+    )
 
 
 def _summary(out: Path, result: RunResult, fmt: str) -> str:

@@ -64,7 +64,9 @@ def read_source(request: RunRequest) -> np.ndarray:
     if request.source is None:
         raise RequestError("there is no image to process", "source")
     data = request.source[request.region] if request.region is not None else request.source
-    return np.asarray(data)
+    from ..lazy import is_lazy
+
+    return data if is_lazy(data) else np.asarray(data)  # dask, zarr: read plane by plane
 
 
 def run(
@@ -98,6 +100,10 @@ def run(
     """
     t0 = time.perf_counter()
     plan = request.validate()
+    if request.out is not None and request.z_isotropic:
+        raise RequestError(
+            "a Z-isotropic run needs the whole volume: it cannot write to out", "out"
+        )
     arranged = arrange(read_source(request), plan.axes or "")
     kernel, psf = (None, {"source": "none", "description": "none"})
     if plan.scale is not None:
@@ -159,6 +165,8 @@ def _upscale(
         stack_mode=req.stack_mode,
         return_info=True,
         maps=bool(req.maps),
+        out=req.out,
+        batch_planes=req.batch_planes,
     )
 
 

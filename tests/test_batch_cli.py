@@ -139,7 +139,9 @@ def test_unreachable_scheduler_is_a_clear_error_within_seconds():
     from napari_zssr.cluster import connect
 
     t0 = time.monotonic()
-    with pytest.raises(ConnectionError, match=r"cannot reach the Dask scheduler at tcp://127\.0\.0"):
+    with pytest.raises(
+        ConnectionError, match=r"cannot reach the Dask scheduler at tcp://127\.0\.0"
+    ):
         connect(scheduler="tcp://127.0.0.1:9", timeout=2)
     assert time.monotonic() - t0 < 20  # the default wait of dask would be 30 s
 

@@ -24,6 +24,7 @@ from ..pipeline import kernel_for
 from .jobs import build_jobs, request_for
 from .layers import add_result, image_layers, unwrap
 from .panels.input import MODE_ISO, InputPanel
+from .panels.output import OutputPanel
 from .panels.psf import PSFPanel
 from .panels.run import RunPanel
 from .panels.training import TrainingPanel
@@ -180,6 +181,7 @@ class ZSSRWidget(Container):
         self.psf_panel = PSFPanel(self._psf_layer_choices)
         self.training = TrainingPanel()
         self.run_panel = RunPanel()
+        self.output_panel = OutputPanel()  # large results: OME-Zarr, shown lazily
         for panel, names in _EXPOSED.items():
             for name in names:
                 setattr(self, name, getattr(getattr(self, panel), name))
@@ -189,7 +191,8 @@ class ZSSRWidget(Container):
         self._collapsible.addWidget(advanced.native)
         holder = Container(labels=False)
         holder.native.layout().addWidget(self._collapsible)
-        parts = [self.inputs, self.training, self.psf_panel, stack, holder, self.run_panel]
+        parts = [self.inputs, self.training, self.psf_panel, stack, holder]
+        parts += [self.output_panel, self.run_panel]
         for part in (stack, holder):
             part.margins = (0, 0, 0, 0)
         # Everything scrolls vertically inside the dock (napari docks ``native``).
@@ -515,7 +518,7 @@ class ZSSRWidget(Container):
             return
         status = self.last_status or ("stopped" if self._stop.is_set() else "error")
         self.last_status = status
-        notes = [n for n in (self._noise_note, self._level_note) if n]
+        notes = [n for n in (self._noise_note, self._level_note, self.output_panel.note) if n]
         self.run_panel.finished(status, self._stop_reason, " · ".join(notes))
         if status == "stopped" and self._stop_reason:
             show_warning(f"ZSSR run stopped: {self._stop_reason}")

@@ -213,3 +213,11 @@ def test_pipeline_refuses_out_with_z_isotropic(stack):
     )
     with pytest.raises(RequestError, match="cannot write to out"):
         run(request)
+
+
+def test_missing_extra_is_a_clear_error(stack, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "zarr", None)  # as if the bigdata extra were absent
+    with pytest.raises(ImportError, match=r"pip install 'napari-zssr\[bigdata\]'"):
+        super_resolve(stack, 2, out=tmp_path / "o.ome.zarr", **KW)

@@ -22,13 +22,9 @@ CONNECT_TIMEOUT_S = 10
 
 
 def _distributed() -> Any:
-    try:
-        import distributed
-    except ImportError as exc:  # an extra: the core runs without it
-        raise ImportError(
-            "--workers and --scheduler need dask.distributed: pip install 'napari-zssr[bigdata]'"
-        ) from exc
-    return distributed
+    from ._extras import require
+
+    return require("distributed", "--workers and --scheduler (a Dask cluster)")
 
 
 def connect(

@@ -24,13 +24,9 @@ _ORDER = "TCZYX"  # the order OME-NGFF requires
 
 
 def _zarr() -> Any:
-    try:
-        import zarr
-    except ImportError as exc:  # an extra: the core runs without it
-        raise ImportError(
-            "OME-Zarr needs the zarr and ome-zarr packages: pip install 'napari-zssr[bigdata]'"
-        ) from exc
-    return zarr
+    from .._extras import require
+
+    return require("zarr", "OME-Zarr input and output")
 
 
 def is_zarr_path(path: str | os.PathLike[str]) -> bool:

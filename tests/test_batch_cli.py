@@ -191,3 +191,32 @@ def test_lost_tasks_are_retried_and_nothing_is_lost(folder, tmp_path):
     for job in jobs:
         ref = tmp_path / "ref" / job.output.name
         np.testing.assert_array_equal(_pixels(job.output), _pixels(ref))
+
+
+def _die_once(job, args, argv, threads):
+    """Ends its worker process on the first attempt at the second file (a lost worker)."""
+    import os
+
+    from napari_zssr.cluster import _task
+
+    marker = job.output.parent / ".died"
+    if job.input.name == "img1.tif" and not marker.exists():
+        marker.touch()
+        os._exit(1)
+    return _task(job, args, argv, threads)
+
+
+@pytest.mark.slow  # two worker processes start and import torch
+def test_a_killed_worker_process_loses_nothing(folder, tmp_path):
+    from napari_zssr.cli.batch_run import expand_inputs, plan_jobs, process_file
+    from napari_zssr.cli.parser import build_parser
+    from napari_zssr.cluster import run_jobs
+
+    argv = ["run", str(folder / "*.tif"), "-o", f"{tmp_path / 'out'}/", *FAST, "--workers", "2"]
+    args = build_parser().parse_args(argv)
+    jobs = plan_jobs(expand_inputs(args.input), args)
+    assert run_jobs(jobs, args, [], processes=True, task=_die_once) == ["wrote"] * 3
+    assert (tmp_path / "out" / ".died").exists()  # the worker really died
+    ref = tmp_path / "ref.tif"
+    process_file(type(jobs[1])(jobs[1].input, ref, "tiff"), args, [])
+    np.testing.assert_array_equal(_pixels(jobs[1].output), _pixels(ref))

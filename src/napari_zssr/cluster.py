@@ -90,7 +90,8 @@ def _task(job: Any, args: argparse.Namespace, argv: Sequence[str], threads: int)
 
     from .cli.batch_run import process_file
 
-    torch.set_num_threads(max(1, threads))
+    if threads > 0:  # a local cluster: the machine's cores shared out; else torch's default
+        torch.set_num_threads(threads)
     return process_file(job, args, argv, device=worker_device(args.device))
 
 
@@ -104,8 +105,9 @@ def run_jobs(
 ) -> list[str]:
     """Run ``jobs`` as tasks on the cluster the arguments name; their statuses, in order.
 
-    A task whose worker dies is rerun up to ``args.retries`` times; one that raises stops the
-    batch with its error (outputs already complete stay, and a rerun skips them).
+    A task whose worker dies is rescheduled by Dask on another worker; a task that fails is
+    rerun up to ``args.retries`` times, then stops the batch with its error (outputs already
+    complete stay, and a rerun of the command skips them).
     """
     client, cluster = connect(args.workers, args.scheduler, processes=processes)
     try:
@@ -116,7 +118,7 @@ def run_jobs(
             list(jobs),
             args=args,
             argv=list(argv),
-            threads=threads or (os.cpu_count() or 1),
+            threads=threads,
             retries=int(args.retries),
             pure=False,
         )

@@ -220,7 +220,8 @@ def super_resolve(
     image : ndarray
         ``(Y, X)``; or N-D with Y, X as the last two axes and stack axes (Z, T, ...) before
         them, processed plane by plane; or ``(..., Y, X, 3|4)`` with ``rgb=True``. uint8,
-        uint16, other integers, float32 and float64 are accepted. Not modified.
+        uint16, other integers, float32 and float64 are accepted. Not modified. Dask and
+        zarr arrays and memmaps are read one plane at a time, never whole.
     scale : float or (float, float)
         Upscaling factor in [1, 16] (non-integer allowed), or ``(scale_y, scale_x)``.
         Output Y/X sizes are ``ceil(n * s)``; other axes are unchanged.

@@ -56,7 +56,8 @@ def add_batch_arguments(group: Any) -> None:
         type=int,
         default=2,
         metavar="N",
-        help="with a Dask cluster: times a file is rerun after its worker was lost",
+        help="with a Dask cluster: times a failed file is rerun (a lost worker's files are "
+        "rescheduled by Dask)",
     )
 
 

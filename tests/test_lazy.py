@@ -221,3 +221,14 @@ def test_missing_extra_is_a_clear_error(stack, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "zarr", None)  # as if the bigdata extra were absent
     with pytest.raises(ImportError, match=r"pip install 'napari-zssr\[bigdata\]'"):
         super_resolve(stack, 2, out=tmp_path / "o.ome.zarr", **KW)
+
+
+def test_saved_network_on_a_lazy_input_into_a_store(stack, tmp_path):
+    _, info = super_resolve(stack[:1], 2, return_info=True, keep_model=True, **KW)
+    model = info["model"]
+    assert model is not None
+    ref = super_resolve(stack, 2, model=model, finetune=2, **KW)
+    lazy = da.from_array(stack, chunks=(1, 20, 22))
+    got = super_resolve(lazy, 2, model=model, finetune=2, out=tmp_path / "o.ome.zarr", **KW)
+    np.testing.assert_array_equal(got[:], ref)
+    assert got.attrs["napari_zssr"]["complete"] is True

@@ -145,11 +145,17 @@ def _name(target: Any) -> str:
 def _fingerprint_parts(arr: Any, layout: Any, sc: tuple, parts: tuple) -> dict[str, Any]:
     """What decides the output: the input (shape, dtype, range, first and last planes) and
     every parameter of the run."""
-    version, cfg, seed, stack_mode, dk, info = parts
+    version, cfg, seed, stack_mode, dk, info, saved = parts
     stack = list(np.ndindex(*layout.stack_shape))
     digest = hashlib.sha256()
     for idx in {stack[0], stack[-1]}:
         digest.update(np.ascontiguousarray(layout.plane(arr, idx)).tobytes())
+    network = None  # a saved network applied instead of training: its weights decide too
+    if saved is not None and getattr(saved, "model", None) is not None:
+        net = hashlib.sha256()
+        for name in sorted(saved.model.weights):
+            net.update(name.encode() + np.ascontiguousarray(saved.model.weights[name]).tobytes())
+        network = [net.hexdigest(), int(saved.finetune)]
     return {
         "version": version,
         "input_shape": list(arr.shape),
@@ -161,6 +167,7 @@ def _fingerprint_parts(arr: Any, layout: Any, sc: tuple, parts: tuple) -> dict[s
         "stack_mode": stack_mode,
         "kernel": None if dk is None else np.asarray(dk.weights).tolist(),
         "intensity": info.to_dict(),
+        "saved_network": network,
     }
 
 
@@ -196,7 +203,8 @@ def prepare_output(
 ) -> PlaneOutput:
     """The :class:`PlaneOutput` of ``super_resolve(..., out=out)``, checked before training.
 
-    ``parts`` is ``(version, config, seed, stack_mode, kernel, intensity info)``.
+    ``parts`` is ``(version, config, seed, stack_mode, kernel, intensity info, saved run)``
+    (the last: a :class:`napari_zssr.networks.SavedRun` or None).
 
     Raises
     ------

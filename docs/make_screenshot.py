@@ -3,10 +3,15 @@
 Run from the repository root (under ``xvfb-run -a`` without a display)::
 
     python docs/make_screenshot.py [docs/images/widget.png]
+    python docs/make_screenshot.py --maps docs/images/widget_maps.png
+
+With ``--maps`` the run has the "quality maps" option on, and the maps are shown beside the
+source and the result (they come in hidden).
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -17,13 +22,14 @@ from qtpy.QtWidgets import QApplication
 from napari_zssr._sample_data import make_sample_data
 
 
-def main(out: Path) -> int:
+def main(out: Path, maps: bool = False) -> int:
     viewer = napari.Viewer(show=True)
     viewer.window._qt_window.resize(1400, 900)
     data, kwargs, _ = make_sample_data()[0]
     viewer.add_image(data, **kwargs)
     _, widget = viewer.window.add_plugin_dock_widget("napari-zssr", "ZSSR super-resolution")
     widget.preset.value = "fast"
+    widget.quality_maps.value = maps
     widget.run()
     deadline = time.monotonic() + 1800  # a fast run takes minutes on a busy CPU
     while widget.busy and time.monotonic() < deadline:
@@ -33,6 +39,10 @@ def main(out: Path) -> int:
         print(f"run did not finish: {widget.last_status}", file=sys.stderr)
         return 1
     viewer.grid.shape = (2, 1)  # one layer per row: the result above, the source below
+    if maps:  # the source, the result and the three maps: a 3 x 2 grid
+        for layer in viewer.layers:
+            layer.visible = True
+        viewer.grid.shape = (3, 2)
     viewer.grid.enabled = True
     viewer.reset_view()
     for _ in range(20):
@@ -45,4 +55,8 @@ def main(out: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/images/widget.png")))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", nargs="?", default="docs/images/widget.png", type=Path)
+    parser.add_argument("--maps", action="store_true", help="with the quality maps")
+    args = parser.parse_args()
+    sys.exit(main(args.out, args.maps))

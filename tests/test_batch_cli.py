@@ -220,3 +220,9 @@ def test_a_killed_worker_process_loses_nothing(folder, tmp_path):
     ref = tmp_path / "ref.tif"
     process_file(type(jobs[1])(jobs[1].input, ref, "tiff"), args, [])
     np.testing.assert_array_equal(_pixels(jobs[1].output), _pixels(ref))
+
+
+def test_maps_need_a_single_tiff_output(folder, tmp_path, capsys):
+    args = ["run", str(folder / "*.tif"), "-o", f"{tmp_path / 'o'}/", "--maps", *FAST]
+    assert main(args) == 2
+    assert "--maps works with one input and a TIFF output" in _error(capsys)

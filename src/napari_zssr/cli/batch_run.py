@@ -177,6 +177,8 @@ def batch_command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
 
     if args.workers is not None and args.scheduler is not None:
         raise UsageError("give either --workers or --scheduler, not both")
+    if getattr(args, "maps", False):
+        raise UsageError("--maps works with one input and a TIFF output")
     if args.retries < 0:
         raise UsageError(f"--retries must be >= 0, got {args.retries}")
     request = request_from_args(args)

@@ -175,6 +175,7 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
     _add_psf_arguments(run.add_argument_group("point-spread function"))
     _add_training_arguments(run.add_argument_group("training"))
     _add_network_arguments(run.add_argument_group("saved network"))
+    _add_quality_arguments(run.add_argument_group("quality"))
     from .batch_run import add_batch_arguments
 
     add_batch_arguments(run.add_argument_group("batches, OME-Zarr and clusters"))
@@ -334,3 +335,14 @@ def _add_training_arguments(train: Any) -> None:
     )
     train.add_argument("--device", default="auto", metavar="DEVICE", help=_DEVICE_HELP)
     train.add_argument("--seed", type=int, default=0, metavar="N", help="random seed")
+
+
+def _add_quality_arguments(quality: Any) -> None:
+    quality.add_argument(
+        "--maps",
+        action="store_true",
+        help="also write the quality maps of the run beside OUTPUT: OUTPUT_spread.tif (where "
+        "the network is unsure), OUTPUT_consistency.tif (where it disagrees with the input) "
+        "and OUTPUT_added.tif (what it added beyond bicubic), and print the decorrelation "
+        "resolution before and after; not with --z-isotropic",
+    )

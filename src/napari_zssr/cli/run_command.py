@@ -22,6 +22,7 @@ from ..pipeline import (
     describe_noise,
     psf_voxel,
 )
+from .maps_output import check_map_paths, remove_quietly, resolution_line, write_maps
 from .parser import UsageError
 from .train_command import describe_network
 
@@ -50,6 +51,7 @@ CLI_LABELS = {
     "axes": "--axes",
     "model": "--model",
     "finetune": "--finetune",
+    "maps": "--maps",
 }
 """How the command line names each request parameter in error messages."""
 
@@ -178,6 +180,7 @@ def request_from_args(args: argparse.Namespace) -> RunRequest:
         stack_mode=args.stack_mode,
         model=getattr(args, "model", None),  # run only: 'train' makes a network
         finetune=getattr(args, "finetune", 0),
+        maps=bool(getattr(args, "maps", False)),  # run only
         labels=CLI_LABELS,
     )
 
@@ -226,14 +229,23 @@ def run_command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     check_paths(inp, out, args.overwrite)
     check_writable(out)  # before reading and training: a read-only folder fails at once
+    maps = check_map_paths(out, lambda path: check_paths(inp, path, args.overwrite), args.maps)
     request, meta, result = read_and_run(args, request, inp)
     fmt = write_result_tiff(inp, out, result, meta, request, argv)
+    try:
+        written = write_maps(maps, result, out, command_line(argv)) if maps else []
+    except BaseException:  # all files or none
+        remove_quietly([out])
+        raise
     if not args.quiet:
         print(_summary(out, result, fmt))
         if request.scale is not None and "noise_estimate" in result.info:
             print(f"noise on the training inputs: {describe_noise(result.info)}")
         if result.info.get("saved_network"):
             print(describe_network(result.info["saved_network"]))
+        if written:
+            print(f"quality maps: {', '.join(str(path) for path in written)}")
+            print(resolution_line(result, request.pixel_size))
     return 0
 
 

@@ -59,6 +59,7 @@ def request_for(
         device=str(w.training.device.value),
         seed=int(w.training.seed.value),
         stack_mode=STACK_MODES[str(w.inputs.stack_mode.value)],  # type: ignore[arg-type]
+        maps=bool(w.quality_maps.value) and not preview and not iso,
         labels=w.labels,
         # a saved network to apply, or keep this run's (one plane)
         **w.model_panel.request_fields(int(layer.ndim) == 2 and not preview, iso),
@@ -151,8 +152,12 @@ def _job(w: ZSSRWidget, layer: Image, preview: bool, iso: bool) -> Job:
 
 
 def _result_store(w: ZSSRWidget, layer: Image, request: RunRequest, plan: Any) -> Any:
-    """The output panel's OME-Zarr store for this result, or None (kept in memory)."""
+    """The output panel's OME-Zarr store for this result, or None (kept in memory; also with
+    quality maps, which are computed in memory)."""
     from ..core.resize import output_shape
+
+    if request.maps:
+        return None
 
     region = request.region if request.region is not None else ()
     shape = np.shape(request.source)

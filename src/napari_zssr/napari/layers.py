@@ -10,11 +10,18 @@ from typing import Any
 import numpy as np
 from napari.layers import Image
 
-from .._placement import upscaled_placement, visible_data_box
+from .._placement import Placement, upscaled_placement, visible_data_box
 from ..pipeline import RunResult
 from .worker import Job
 
-__all__ = ["add_result", "find_previous", "plane_index", "unwrap", "visible_box"]
+__all__ = [
+    "add_result",
+    "find_previous",
+    "plane_index",
+    "result_placement",
+    "unwrap",
+    "visible_box",
+]
 
 PREVIEW_MAX_SIDE = 256
 """Largest side, in input pixels, of the region a preview processes."""
@@ -119,6 +126,20 @@ def _record(job: Job, result: RunResult) -> dict[str, Any]:
     return record
 
 
+def result_placement(job: Job) -> Placement:
+    """Where a job's result (and each of its quality maps) lies: exactly over its source."""
+    src = job.source
+    return upscaled_placement(
+        job.factors,
+        scale=src.scale,
+        translate=src.translate,
+        rotate=src.rotate,
+        shear=src.shear,
+        affine=src.affine.affine_matrix,
+        offset=job.offset,
+    )
+
+
 def add_result(viewer: Any, job: Job, result: RunResult, preview_layer: Image | None) -> Image:
     """Add (or swap in) the layer of a job's result, placed over its source.
 
@@ -128,16 +149,9 @@ def add_result(viewer: Any, job: Job, result: RunResult, preview_layer: Image | 
         The new layer.
     """
     src = job.source
-    placement = upscaled_placement(
-        job.factors,
-        scale=src.scale,
-        translate=src.translate,
-        rotate=src.rotate,
-        shear=src.shear,
-        affine=src.affine.affine_matrix,
-        offset=job.offset,
-    )
-    metadata = {k: v for k, v in dict(src.metadata).items() if k != "zssr"}
+    placement = result_placement(job)
+    # the run's own records, not those of a source that is itself a result or a map
+    metadata = {k: v for k, v in dict(src.metadata).items() if k not in ("zssr", "zssr_map")}
     metadata["zssr"] = _record(job, result)
     kwargs: dict[str, Any] = {
         "name": job.result_name,

@@ -22,7 +22,8 @@ from superqt import QCollapsible
 from ..core.config import ZSSRConfig
 from ..pipeline import kernel_for
 from .jobs import build_jobs, request_for
-from .layers import add_result, image_layers, unwrap
+from .layers import image_layers, unwrap
+from .maps_layers import add_result_with_maps, maps_checkbox, resolution_note
 from .panels.input import MODE_ISO, InputPanel
 from .panels.model import ModelPanel
 from .panels.output import OutputPanel
@@ -163,6 +164,7 @@ class ZSSRWidget(Container):
         self._device_probed = False
         self._level_note = ""
         self._noise_note = ""
+        self._maps_note = ""
         self._changed_sources: set[int] = set()
         self._alive = True
         self.last_results: list[Image] = []
@@ -183,11 +185,12 @@ class ZSSRWidget(Container):
         self.training = TrainingPanel()
         self.run_panel = RunPanel()
         self.model_panel = ModelPanel(self._viewer)  # saved networks: use one, save one
+        self.quality_maps = maps_checkbox()
         self.output_panel = OutputPanel()  # large results: OME-Zarr, shown lazily
         for panel, names in _EXPOSED.items():
             for name in names:
                 setattr(self, name, getattr(getattr(self, panel), name))
-        stack = Container(widgets=self.inputs.stack_widgets, labels=True)
+        stack = Container(widgets=[*self.inputs.stack_widgets, self.quality_maps], labels=True)
         advanced = Container(widgets=self.inputs.advanced + self.training.advanced, labels=True)
         self._collapsible = QCollapsible("Advanced")
         self._collapsible.addWidget(advanced.native)
@@ -341,6 +344,7 @@ class ZSSRWidget(Container):
         self.inputs.refresh(self.iso_offered(), iso, stacked)
         self.psf_panel.refresh(iso, unit)
         self.training.refresh(iso, self.psf_panel.active and not iso)
+        self.quality_maps.visible = not iso
         self._preview_kernel(None if iso or not candidates else self.image.value)
 
     # ------------------------------------------------------------------------- kernel
@@ -439,7 +443,7 @@ class ZSSRWidget(Container):
         what = "ZSSR preview" if preview else f"ZSSR {jobs[0].result_name}"
         self.run_panel.started(what)
         self._level_note = _level_note(jobs)
-        self._noise_note = ""
+        self._noise_note = self._maps_note = ""
         if self._level_note:
             show_info(f"ZSSR processes {self._level_note}")
         worker = create_worker(run_jobs, jobs, self._stop, self._threads, _start_thread=False)
@@ -494,7 +498,7 @@ class ZSSRWidget(Container):
                 )
             )
         try:
-            new = add_result(self._viewer, job, msg.result, self._preview_layer)
+            new, _maps = add_result_with_maps(self._viewer, job, msg.result, self._preview_layer)
         except Exception as exc:  # a layer napari refuses: tell, do not crash the run
             show_error(describe_error(exc))
             self.last_status = "error"
@@ -503,6 +507,7 @@ class ZSSRWidget(Container):
             self._preview_layer = new
         note, warnings = self.training.show_noise(msg.result.info)
         self._noise_note = note
+        self._maps_note = resolution_note(job, msg.result) or self._maps_note
         for message in warnings:
             show_warning(f"ZSSR: {message}")
         if job.kind == "upscale" and job.source is self.image.value:
@@ -521,7 +526,8 @@ class ZSSRWidget(Container):
             return
         status = self.last_status or ("stopped" if self._stop.is_set() else "error")
         self.last_status = status
-        notes = [n for n in (self._noise_note, self._level_note, self.output_panel.note) if n]
+        notes = [self._noise_note, self._maps_note, self._level_note, self.output_panel.note]
+        notes = [n for n in notes if n]
         self.run_panel.finished(status, self._stop_reason, " · ".join(notes))
         if status == "stopped" and self._stop_reason:
             show_warning(f"ZSSR run stopped: {self._stop_reason}")

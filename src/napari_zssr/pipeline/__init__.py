@@ -30,8 +30,10 @@ from .request import (
     RunRequest,
 )
 from .run import RunResult, describe_noise, read_source, run
+from .trust import MAP_MEANINGS, describe_resolution, format_length
 
 __all__ = [
+    "MAP_MEANINGS",
     "MODALITIES",
     "STACK_MODES",
     "KernelSpec",
@@ -47,6 +49,8 @@ __all__ = [
     "check_axes",
     "default_axes",
     "describe_noise",
+    "describe_resolution",
+    "format_length",
     "kernel_for",
     "psf_voxel",
     "read_psf",

@@ -378,6 +378,12 @@ def _check_mode(req: RunRequest, scale: tuple[float, float] | None) -> None:
                     f"{req.name(param)} applies to {req.name('z_isotropic')} only", param
                 )
         return
+    if req.maps:  # the maps are on the lateral grid, which Z to isotropic then resamples
+        raise RequestError(
+            f"{req.name('maps')} applies to the lateral upscaling only, not with "
+            f"{req.name('z_isotropic')}",
+            "maps",
+        )
     if req.axial_fwhm_um is not None and req.axial_fwhm_px is not None:
         raise RequestError("give the axial FWHM in micrometres or in pixels, not both", "axial")
     if req.axial_fwhm_um is not None:

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from magicgui.widgets import Container, Label, ProgressBar, PushButton
+from qtpy.QtWidgets import QSizePolicy
 
 from ...core.progress import Progress
 from ..qt_parts import LossPlot
@@ -56,6 +57,8 @@ class RunPanel(Container):
         self.status.native.setWordWrap(True)
         self.device_used = Label(value="device: -")
         self.device_used.native.setWordWrap(True)
+        for label in (self.status, self.device_used):  # the dock's width, as many lines as needed
+            label.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum)
         self.loss_plot = LossPlot()
         self.extend([buttons, self.progress, self.status, self.device_used])
         self.native.layout().addWidget(self.loss_plot)

@@ -36,7 +36,9 @@ from .core.kernels import prepare_kernel, validate_kernel
 from .core.maps import MapsCollector
 from .core.progress import ProgressCallback
 from .core.resize import output_shape
+from .lazy import check_lazy, is_lazy
 from .nd import intensity_info, make_layout, normalise_plane, restore_plane
+from .planes_out import PlaneOutput, prepare_output
 
 __all__ = ["super_resolve"]
 
@@ -45,6 +47,8 @@ SHARED_ITERS_FACTOR = 2
 
 
 def _check_image(image: Any) -> np.ndarray:
+    if is_lazy(image):  # dask, zarr, memmap: read plane by plane, never whole
+        return check_lazy(image)
     if isinstance(image, (list, tuple)) or not hasattr(image, "shape"):
         raise TypeError(
             f"image must be a NumPy array (or array-like with a shape), got {type(image).__name__}"
@@ -90,12 +94,11 @@ def _estimate_noise(arr: np.ndarray, layout: Any, info: Any) -> float:
     """Median noise estimate over channels and up to 16 planes, in normalised units."""
     from .core.noise import estimate_noise_std
 
-    canon = layout.canonical(arr)
     # at most 16 plane-channels: about 0.1 s each on a 1024 x 1024 plane
     values = [
         estimate_noise_std(channel)
         for idx in _father_planes(layout, max(1, MAX_FATHER_PLANES // layout.channels))
-        for channel in normalise_plane(canon[idx], info)
+        for channel in normalise_plane(layout.plane(arr, idx), info)
     ]
     return float(min(max(np.median(values), 0.0), MAX_NOISE_STD))
 
@@ -185,9 +188,9 @@ def _estimate_kernel(
 
     if kernel.strip().lower() != "estimate":
         raise ValueError(f"kernel must be an array, None or 'estimate', got {kernel!r}")
-    canon = layout.canonical(arr)
     planes = [
-        normalise_plane(canon[idx], info).mean(axis=0) for idx in _father_planes(layout, MAX_PLANES)
+        normalise_plane(layout.plane(arr, idx), info).mean(axis=0)
+        for idx in _father_planes(layout, MAX_PLANES)
     ]
     return estimate_kernel(planes, scale)
 
@@ -242,6 +245,7 @@ def super_resolve(
     finetune: int = 0,
     keep_model: bool = False,
     noise_model: str | None = None,
+    out: Any = None,
 ) -> np.ndarray | tuple[np.ndarray, dict[str, Any]]:
     """Super-resolve an image with zero-shot super-resolution (ZSSR).
 
@@ -254,7 +258,8 @@ def super_resolve(
     image : ndarray
         ``(Y, X)``; or N-D with Y, X as the last two axes and stack axes (Z, T, ...) before
         them, processed plane by plane; or ``(..., Y, X, 3|4)`` with ``rgb=True``. uint8,
-        uint16, other integers, float32 and float64 are accepted. Not modified.
+        uint16, other integers, float32 and float64 are accepted. Not modified. Dask and
+        zarr arrays and memmaps are read one plane at a time, never whole.
     scale : float or (float, float)
         Upscaling factor in [1, 16] (non-integer allowed), or ``(scale_y, scale_x)``.
         Output Y/X sizes are ``ceil(n * s)``; other axes are unchanged.
@@ -346,6 +351,16 @@ def super_resolve(
         (estimated or set; 0: no noise, so a clean image is treated exactly as with the
         Gaussian model). ``info["noise_gain"]`` and ``info["noise_offset"]`` hold ``a`` and
         ``b`` (normalised units).
+    out : array-like or path, optional
+        Where to write the output, plane by plane, instead of a new NumPy array: a writable
+        array of the output's shape and dtype (a zarr array, a memmap), or the path of an
+        OME-Zarr store to create (or reopen; its pixel size is ``1 / scale`` input pixels on
+        Y and X; needs the ``zarr`` extra). With a zarr target the run is resumable: the
+        finished planes are recorded in its attributes (``"napari_zssr"``) and a rerun with
+        the same input and parameters skips them; the ``"complete"`` flag is written last.
+        The target is returned. Not with ``maps=True``. Dask and zarr inputs and memmaps
+        are read plane by plane whether or not ``out`` is given (see
+        :mod:`napari_zssr.lazy`).
 
     Returns
     -------
@@ -389,17 +404,21 @@ def super_resolve(
     dk = prepare_kernel(kernel, sc, layout.plane_shape) if kernel is not None else None
 
     out_yx = output_shape(layout.plane_shape, sc)
-    out = np.empty(layout.output_shape(out_yx), dtype=arr.dtype)
+    writer = prepare_output(
+        out, arr, layout, out_yx, sc, maps, (__version__, cfg, seed, stack_mode, dk, info, saved)
+    )
     t0 = time.perf_counter()
     shared = stack_mode == "shared" and layout.n_planes > 1 and saved.model is None
     rep = Reporter(callback, n_planes=layout.n_planes + (1 if shared else 0))
+    out = writer.target
     collector = MapsCollector(out.shape, layout.canonical, info.spans(), sc, dk) if maps else None
-    job = _Planes(arr, layout, info, sc, dk, cfg, int(seed), rep, layout.canonical(out), collector)
+    job = _Planes(arr, layout, info, sc, dk, cfg, int(seed), rep, writer, collector)
     job.saved = saved
     n_batch = 1
     if not shared and layout.n_planes > 1:
         n_batch = batch_planes or auto_batch(dev, cfg, layout.n_planes)
     iterations, losses = _run_planes(job, dev, shared, n_batch)
+    writer.finish()  # the completion flag, last
     rep.plane = rep.n_planes - 1
     rep.step = rep.n_steps - 1
     rep("done", 1.0, loss=losses[-1] if losses else None, message="done")
@@ -508,7 +527,7 @@ class _Planes:
     cfg: ZSSRConfig
     seed: int
     rep: Reporter
-    out_canon: np.ndarray
+    out_canon: PlaneOutput
     collector: MapsCollector | None = None
     saved: Any = None  # napari_zssr.networks.SavedRun: a network given to or kept from the run
 
@@ -526,8 +545,12 @@ class _Planes:
 def _train_shared(job: _Planes, dev: Any) -> tuple[int, list[float]]:
     """One network trained on up to 16 planes, then fine-tuned briefly on each plane."""
     cfg, rep = job.cfg, job.rep
-    canon = job.layout.canonical(job.arr)
-    fathers = [normalise_plane(canon[idx], job.info) for idx in _father_planes(job.layout)]
+    if job.out_canon.all_done:  # a resumed run that had finished every plane
+        return 0, []
+    fathers = [
+        normalise_plane(job.layout.plane(job.arr, idx), job.info)
+        for idx in _father_planes(job.layout)
+    ]
     model = fit(
         fathers,
         job.sc,
@@ -558,7 +581,9 @@ def _train_shared(job: _Planes, dev: Any) -> tuple[int, list[float]]:
     out_yx = job.out_canon.shape[-2:]
     for k, idx in enumerate(np.ndindex(*job.layout.stack_shape)):
         rep.plane = k + 1
-        plane = normalise_plane(canon[idx], job.info)
+        if job.out_canon.done(idx):  # finished by an earlier run
+            continue
+        plane = normalise_plane(job.layout.plane(job.arr, idx), job.info)
         if ft_cfg is not None and shared_state is not None:
             model.net.load_state_dict(shared_state)
             model = fit(
@@ -580,9 +605,11 @@ def _train_shared(job: _Planes, dev: Any) -> tuple[int, list[float]]:
 def _train_per_plane(job: _Planes, dev: Any) -> tuple[int, list[float]]:
     """A network trained from scratch for every plane."""
     iterations, losses = 0, []
-    for k, (idx, plane_view) in enumerate(job.layout.planes(job.arr)):
+    for k, idx in enumerate(np.ndindex(*job.layout.stack_shape)):
         job.rep.plane = k
-        plane = normalise_plane(plane_view, job.info)
+        if job.out_canon.done(idx):  # finished by an earlier run
+            continue
+        plane = normalise_plane(job.layout.plane(job.arr, idx), job.info)
         coll = job.collect()
         hr, model = upscale_plane(
             plane,

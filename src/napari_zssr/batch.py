@@ -87,10 +87,13 @@ def per_plane_batches(
     from .core.batched import upscale_planes
     from .nd import normalise_plane, restore_plane
 
-    planes = list(layout.planes(arr))
+    # stack indices only: a lazy input is read one batch at a time; planes an earlier run
+    # finished (a resumable output) are left out
+    done = getattr(out_canon, "done", None)
+    planes = [idx for idx in np.ndindex(*layout.stack_shape) if done is None or not done(idx)]
     iterations, losses = 0, []
     for start in range(0, len(planes), batch):
-        group = planes[start : start + batch]
+        group = [(idx, layout.plane(arr, idx)) for idx in planes[start : start + batch]]
         reporter.plane = start
         imgs = [normalise_plane(view, info) for _, view in group]
         colls: list[dict | None] = [{} if collector is not None else None for _ in group]

@@ -87,10 +87,19 @@ class Layout:
         return np.moveaxis(arr, src, list(range(len(src))))
 
     def planes(self, arr: np.ndarray) -> Iterator[tuple[tuple[int, ...], np.ndarray]]:
-        """Yield ``(stack index, (C, Y, X) view)`` for every plane."""
-        canon = self.canonical(arr)
+        """Yield ``(stack index, (C, Y, X) view)`` for every plane (read one at a time from
+        a lazy array)."""
         for idx in np.ndindex(*self.stack_shape):
-            yield idx, canon[idx]
+            yield idx, self.plane(arr, idx)
+
+    def plane(self, arr: Any, idx: tuple[int, ...]) -> np.ndarray:
+        """The ``(C, Y, X)`` plane at stack index ``idx``: a view of a NumPy array, or read
+        from a lazy one (dask, zarr, memmap; see :mod:`napari_zssr.lazy`)."""
+        from .lazy import is_lazy, read_plane
+
+        if is_lazy(arr):
+            return read_plane(self, arr, idx)
+        return self.canonical(arr)[idx]
 
     def output_shape(self, out_yx: tuple[int, int]) -> tuple[int, ...]:
         shape = list(self.shape)
@@ -236,14 +245,20 @@ def _sample(view: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def _channel_range(view: np.ndarray, rng: np.random.Generator) -> tuple[Any, Any, float]:
-    """Exact minimum, exact ``max - min`` and the robust span of one channel.
+    """Exact minimum, exact ``max - min`` and the robust span of one channel."""
+    integer = view.dtype.kind in "ui"
+    vmin = int(np.min(view)) if integer else float(np.min(view))
+    vmax = int(np.max(view)) if integer else float(np.max(view))
+    return _range_from(vmin, vmax, _sample(view, rng), integer)
+
+
+def _range_from(vmin: Any, vmax: Any, sample: np.ndarray, integer: bool) -> tuple[Any, Any, float]:
+    """Exact minimum, exact ``max - min`` and the robust span, from the exact extremes and
+    the values (or a sample of them) of one channel.
 
     The span is the distance from the minimum to the 99.99th percentile when a few outliers
     stretch the range more than twice, else to the maximum; 1.0 for a constant channel.
     """
-    integer = view.dtype.kind in "ui"
-    vmin = int(np.min(view)) if integer else float(np.min(view))
-    vmax = int(np.max(view)) if integer else float(np.max(view))
     top_delta = vmax - vmin
     full = float(top_delta) if integer else vmax - vmin  # Python floats: inf, no warning
     if not math.isfinite(full):
@@ -251,7 +266,7 @@ def _channel_range(view: np.ndarray, rng: np.random.Generator) -> tuple[Any, Any
             f"the image's intensity range ({vmin:g} to {vmax:g}) is too wide to compute with "
             "(it overflows float64); rescale the data before super-resolving"
         )
-    robust = float(np.percentile(_delta(_sample(view, rng), vmin), _ROBUST_PERCENTILE))
+    robust = float(np.percentile(_delta(sample, vmin), _ROBUST_PERCENTILE))
     span = robust if (robust > 0 and full > 2 * robust) else full
     if span <= 0:
         return vmin, top_delta, 1.0
@@ -275,6 +290,10 @@ def intensity_info(arr: np.ndarray, layout: Layout) -> IntensityInfo:
         When the range cannot be represented: wider than float64 or so narrow that float64
         has no precision left in it.
     """
+    from .lazy import is_lazy, lazy_intensity_info
+
+    if is_lazy(arr):  # one pass over the planes, never the whole array in memory
+        return lazy_intensity_info(arr, layout)
     dtype = np.dtype(arr.dtype)
     _check_dtype(dtype)
     c = layout.channels
@@ -283,15 +302,16 @@ def intensity_info(arr: np.ndarray, layout: Layout) -> IntensityInfo:
         return IntensityInfo(dtype, lo, hi, 1.0)
     canon = layout.canonical(arr)
     rng = np.random.default_rng(0)
-    offsets, deltas, spans = [], [], []
-    for ch in range(c):
-        vmin, top_delta, span = _channel_range(canon[..., ch, :, :], rng)
-        offsets.append(vmin)
-        deltas.append(top_delta)
-        spans.append(span)
+    return info_from_ranges(dtype, [_channel_range(canon[..., ch, :, :], rng) for ch in range(c)])
+
+
+def info_from_ranges(dtype: np.dtype, ranges: list[tuple[Any, Any, float]]) -> IntensityInfo:
+    """The :class:`IntensityInfo` of per-channel ``(minimum, max - min, span)``."""
+    offsets = [r[0] for r in ranges]
+    deltas = [r[1] for r in ranges]
     lo = np.array([float(v) for v in offsets])
-    span_arr = np.array(spans)
-    vmax = max(1.0, *(float(d) / s for d, s in zip(deltas, spans)))
+    span_arr = np.array([r[2] for r in ranges])
+    vmax = max(1.0, *(float(d) / s for d, s in zip(deltas, span_arr)))
     tops = np.array([float(v) + float(d) for v, d in zip(offsets, deltas)])
     return IntensityInfo(
         dtype, lo, lo + span_arr, float(vmax), tops, tuple(offsets), tuple(deltas), span_arr

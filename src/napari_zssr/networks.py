@@ -165,12 +165,13 @@ class SavedRun:
         trained = to_trained(self.model, device=dev, config=job.cfg)
         n_ft = self.finetune
         ft_cfg = job.cfg.replace(max_iters=n_ft, min_iters=n_ft) if n_ft else None
-        canon = job.layout.canonical(job.arr)
         iterations, losses = 0, []
         out_yx = job.out_canon.shape[-2:]
         for k, idx in enumerate(np.ndindex(*job.layout.stack_shape)):
             job.rep.plane = k
-            plane = normalise_plane(canon[idx], job.info)
+            if job.out_canon.done(idx):  # finished by an earlier run (a resumable output)
+                continue
+            plane = normalise_plane(job.layout.plane(job.arr, idx), job.info)  # lazy: one plane
             if ft_cfg is not None:
                 if k:
                     restore_weights(trained, self.model)

@@ -155,12 +155,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_run_arguments(run: argparse.ArgumentParser) -> None:
     """The options of ``napari-zssr run``: files, then one group per topic."""
-    run.add_argument("input", metavar="INPUT", help="input TIFF file")
+    run.add_argument(
+        "input",
+        metavar="INPUT",
+        nargs="+",
+        help="input TIFF file(s) or OME-Zarr store(s) (.zarr); quoted globs such as "
+        "'data/*.tif' are expanded",
+    )
     run.add_argument(
         "-o",
         "--output",
         metavar="OUTPUT",
-        help="output TIFF file (default: INPUT_zssr.tif beside the input)",
+        help="output TIFF file or OME-Zarr store (.zarr), or with several inputs a folder "
+        "(default: INPUT_zssr.tif beside each input)",
     )
     run.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
     _add_scale_arguments(run.add_argument_group("scale"))
@@ -169,6 +176,9 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
     _add_training_arguments(run.add_argument_group("training"))
     _add_network_arguments(run.add_argument_group("saved network"))
     _add_quality_arguments(run.add_argument_group("quality"))
+    from .batch_run import add_batch_arguments
+
+    add_batch_arguments(run.add_argument_group("batches, OME-Zarr and clusters"))
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
 
 

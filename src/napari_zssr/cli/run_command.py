@@ -223,7 +223,11 @@ def command_line(argv: Sequence[str] | None) -> str:
 
 def run_command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     """The ``run`` subcommand: check, read, run, write."""
-    inp = Path(args.input)
+    from .batch_run import batch_command, is_batch
+
+    if is_batch(args):  # several inputs, globs, OME-Zarr or a Dask cluster
+        return batch_command(args, argv)
+    inp = Path(args.input[0])
     out = Path(args.output) if args.output else default_output(inp)
     request = request_from_args(args)
     request.validate()  # the options, before reading a possibly large file
@@ -233,20 +237,9 @@ def run_command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     check_writable(out)  # before reading and training: a read-only folder fails at once
     maps = check_map_paths(out, lambda path: check_paths(inp, path, args.overwrite), args.maps)
     request, meta, result = read_and_run(args, request, inp)
-    metadata = dict(result.record)
-    metadata["command"] = command_line(argv)
-    metadata["parameters"] = {"input": str(inp), "output": str(out), **metadata["parameters"]}
-    same_planes = result.axes == meta.axes and not request.z_isotropic
-    fmt = write_tiff(
-        out,
-        result.output,
-        axes=result.axes,
-        pixel_size=result.pixel_size,
-        metadata=metadata,
-        extra=carried_fields(meta.extra, same_planes),
-    )
+    fmt = write_result_tiff(inp, out, result, meta, request, argv)
     try:
-        written = write_maps(maps, result, out, metadata["command"]) if maps else []
+        written = write_maps(maps, result, out, command_line(argv)) if maps else []
     except BaseException:  # all files or none
         remove_quietly([out])
         raise
@@ -262,6 +255,34 @@ def run_command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         if isinstance(request.psf, EstimateSpec):
             print(f"kernel: {result.psf['description']}")
     return 0
+
+
+def run_record(inp: Path, out: Path, result: RunResult, argv: Sequence[str] | None) -> dict:
+    """The run's record for the output's metadata: command, files, parameters, engine."""
+    metadata = dict(result.record)
+    metadata["command"] = command_line(argv)
+    metadata["parameters"] = {"input": str(inp), "output": str(out), **metadata["parameters"]}
+    return metadata
+
+
+def write_result_tiff(
+    inp: Path,
+    out: Path,
+    result: RunResult,
+    meta: Any,
+    request: RunRequest,
+    argv: Sequence[str] | None,
+) -> str:
+    """Write the result as a TIFF (atomically) with the run's record; returns its format."""
+    same_planes = result.axes == meta.axes and not request.z_isotropic
+    return write_tiff(
+        out,
+        result.output,
+        axes=result.axes,
+        pixel_size=result.pixel_size,
+        metadata=run_record(inp, out, result, argv),
+        extra=carried_fields(meta.extra, same_planes),
+    )
 
 
 def read_and_run(

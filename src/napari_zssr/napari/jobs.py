@@ -7,7 +7,7 @@ checks run here, in the main thread, so that a bad setting is refused before any
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from napari.layers import Image
@@ -99,6 +99,8 @@ def _job(w: ZSSRWidget, layer: Image, preview: bool, iso: bool) -> Job:
     if snapshot:  # a private copy, so that edits during the run cannot leak into the result
         request = request.replace(source=np.array(read_source(request), copy=True), region=None)
     z_ratio = float(w.inputs.z_ratio.value)
+    if not (preview or iso):  # a large result goes to an OME-Zarr store (created here)
+        request = request.replace(out=_result_store(w, layer, request, plan))
     factors = axis_factors(nd, 1.0, z_factor=z_ratio) if iso else axis_factors(nd, plan.scale)
     level = w.inputs.chosen_level(layer)
     down = np.asarray(level_data(layer, 0).shape[:nd], float) / np.asarray(shape[:nd], float)
@@ -150,10 +152,30 @@ def _job(w: ZSSRWidget, layer: Image, preview: bool, iso: bool) -> Job:
     )
 
 
+def _result_store(w: ZSSRWidget, layer: Image, request: RunRequest, plan: Any) -> Any:
+    """The output panel's OME-Zarr store for this result, or None (kept in memory; also with
+    quality maps, which are computed in memory)."""
+    from ..core.resize import output_shape
+
+    if request.maps:
+        return None
+
+    region = request.region if request.region is not None else ()
+    shape = np.shape(request.source)
+    out = list(np.broadcast_to(np.zeros((), np.uint8), shape)[region].shape)  # no data read
+    out[-2:] = output_shape(out[-2:], plan.scale)
+    _, py, px = request.pixel_size
+    pixel = (None, py / plan.scale[0] if py else None, px / plan.scale[1] if px else None)
+    name = result_name(layer, False, plan.scale, 1.0)
+    axes = request.axes or ""
+    return w.output_panel.store_for(name, tuple(out), request.source.dtype, axes, pixel)
+
+
 def build_jobs(w: ZSSRWidget, preview: bool) -> list[Job]:
     """One job per layer to process (one for a preview); raises ValueError on a bad setting."""
     layers = w.layers_to_process()
     if preview:
         layers = layers[:1]
     iso = not preview and w.iso_mode()
+    w.output_panel.note = ""
     return [_job(w, layer, preview, iso) for layer in layers]

@@ -168,7 +168,9 @@ def add_result(viewer: Any, job: Job, result: RunResult, preview_layer: Image | 
     for attr in ("units", "axis_labels"):
         if hasattr(src, attr):
             kwargs[attr] = getattr(src, attr)
-    new = Image(result.output, **kwargs)
+    from .panels.output import lazy_layer_data
+
+    new = Image(lazy_layer_data(result.output), **kwargs)  # an OME-Zarr result: lazily
     previous = find_previous(viewer, job, preview_layer)
     layers = viewer.layers
     if previous is not None:

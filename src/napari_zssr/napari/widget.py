@@ -26,6 +26,7 @@ from .layers import image_layers, unwrap
 from .maps_layers import add_result_with_maps, maps_checkbox, resolution_note
 from .panels.input import MODE_ISO, InputPanel
 from .panels.model import ModelPanel
+from .panels.output import OutputPanel
 from .panels.psf import PSFPanel
 from .panels.run import RunPanel
 from .panels.training import TrainingPanel
@@ -186,6 +187,7 @@ class ZSSRWidget(Container):
         self.run_panel = RunPanel()
         self.model_panel = ModelPanel(self._viewer)  # saved networks: use one, save one
         self.quality_maps = maps_checkbox()
+        self.output_panel = OutputPanel()  # large results: OME-Zarr, shown lazily
         for panel, names in _EXPOSED.items():
             for name in names:
                 setattr(self, name, getattr(getattr(self, panel), name))
@@ -196,7 +198,7 @@ class ZSSRWidget(Container):
         holder = Container(labels=False)
         holder.native.layout().addWidget(self._collapsible)
         parts = [self.inputs, self.training, self.psf_panel, stack, holder, self.model_panel]
-        parts.append(self.run_panel)
+        parts += [self.output_panel, self.run_panel]
         for part in (stack, holder):
             part.margins = (0, 0, 0, 0)
         # Everything scrolls vertically inside the dock (napari docks ``native``).
@@ -530,7 +532,8 @@ class ZSSRWidget(Container):
             return
         status = self.last_status or ("stopped" if self._stop.is_set() else "error")
         self.last_status = status
-        notes = [n for n in (self._noise_note, self._maps_note, self._level_note) if n]
+        notes = [self._noise_note, self._maps_note, self._level_note, self.output_panel.note]
+        notes = [n for n in notes if n]
         self.run_panel.finished(status, self._stop_reason, " · ".join(notes))
         if status == "stopped" and self._stop_reason:
             show_warning(f"ZSSR run stopped: {self._stop_reason}")

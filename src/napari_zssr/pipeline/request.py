@@ -210,6 +210,11 @@ class RunRequest:
         Shape of the noise on the LR sons (see :func:`napari_zssr.super_resolve`).
     labels : mapping
         How the front end names each parameter in error messages (default: the field names).
+    out : array-like or path, optional
+        Where the upscaled planes go (``super_resolve``'s ``out``: a zarr array or an
+        OME-Zarr path), written plane by plane and resumable; None: a NumPy array.
+    batch_planes : int, optional
+        ``super_resolve``'s ``batch_planes`` (per-plane networks trained together).
     """
 
     source: Any = None
@@ -235,6 +240,8 @@ class RunRequest:
     keep_model: bool = False
     noise_model: str = "gaussian"
     labels: Mapping[str, str] = field(default_factory=dict)
+    out: Any = None
+    batch_planes: int | None = None
 
     def name(self, param: str) -> str:
         """How the front end calls ``param`` (for messages)."""

@@ -65,7 +65,9 @@ def read_source(request: RunRequest) -> np.ndarray:
     if request.source is None:
         raise RequestError("there is no image to process", "source")
     data = request.source[request.region] if request.region is not None else request.source
-    return np.asarray(data)
+    from ..lazy import is_lazy
+
+    return data if is_lazy(data) else np.asarray(data)  # dask, zarr: read plane by plane
 
 
 def run(
@@ -99,6 +101,10 @@ def run(
     """
     t0 = time.perf_counter()
     plan = request.validate()
+    if request.out is not None and request.z_isotropic:
+        raise RequestError(
+            "a Z-isotropic run needs the whole volume: it cannot write to out", "out"
+        )
     arranged = arrange(read_source(request), plan.axes or "")
     kernel, psf = (None, {"source": "none", "description": "none"})
     if plan.scale is not None:
@@ -166,6 +172,8 @@ def _upscale(
         maps=bool(req.maps),
         **_network_args(req),
         noise_model=req.noise_model,
+        out=req.out,
+        batch_planes=req.batch_planes,
     )
 
 

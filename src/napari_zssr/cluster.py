@@ -1,0 +1,129 @@
+"""Running the files of a batch on a Dask cluster (``dask.distributed``).
+
+``--workers N`` starts a :class:`distributed.LocalCluster`; ``--scheduler ADDRESS`` connects
+to a running one (for instance a ``dask_jobqueue.SLURMCluster``). Each file is one task
+(``client.map`` with ``retries``): it reads its input, trains, and writes its own output, so
+a task that is rerun after its worker was lost gives the same file (a TIFF is replaced
+whole, an OME-Zarr store continues from its finished planes). On a machine with GPUs each
+worker takes the GPU of its rank.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["CONNECT_TIMEOUT_S", "connect", "run_jobs", "worker_device"]
+
+#: Seconds to wait for a scheduler before giving up with an error.
+CONNECT_TIMEOUT_S = 10
+
+
+def _distributed() -> Any:
+    from ._extras import require
+
+    return require("distributed", "--workers and --scheduler (a Dask cluster)")
+
+
+def connect(
+    workers: int | None = None,
+    scheduler: str | None = None,
+    *,
+    processes: bool = True,
+    timeout: float | None = None,
+) -> tuple[Any, Any]:
+    """A client of a new local cluster of ``workers`` (one thread each), or of ``scheduler``.
+
+    Returns ``(client, cluster)``; ``cluster`` is None for an existing scheduler.
+    ``timeout`` defaults to :data:`CONNECT_TIMEOUT_S` seconds.
+
+    Raises
+    ------
+    ConnectionError
+        When the scheduler cannot be reached within ``timeout`` seconds.
+    """
+    distributed = _distributed()
+    timeout = CONNECT_TIMEOUT_S if timeout is None else timeout
+    if scheduler is not None:
+        try:
+            client = distributed.Client(scheduler, timeout=f"{timeout}s")
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise ConnectionError(
+                f"cannot reach the Dask scheduler at {scheduler} within {timeout:g} s "
+                f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); is it running, "
+                "and is the address (tcp://host:port) right?"
+            ) from None
+        return client, None
+    cluster = distributed.LocalCluster(
+        n_workers=int(workers or 1),
+        threads_per_worker=1,
+        processes=processes,
+        dashboard_address=None,
+    )
+    return distributed.Client(cluster), cluster
+
+
+def worker_device(requested: str) -> str:
+    """The device of the task's worker: with ``"auto"`` and CUDA, the GPU of the worker's
+    rank (its name on a local cluster) modulo the GPUs it sees; else ``requested``."""
+    if requested != "auto":
+        return requested
+    import torch
+
+    if not torch.cuda.is_available():
+        return requested
+    try:
+        from distributed import get_worker
+
+        name = get_worker().name
+    except (ImportError, ValueError):
+        return requested
+    rank = int(name) if isinstance(name, int) or str(name).isdigit() else 0
+    return f"cuda:{rank % torch.cuda.device_count()}"
+
+
+def _task(job: Any, args: argparse.Namespace, argv: Sequence[str], threads: int) -> str:
+    """One file on a worker: torch threads for its share of the cores, its own device."""
+    import torch
+
+    from .cli.batch_run import process_file
+
+    if threads > 0:  # a local cluster: the machine's cores shared out; else torch's default
+        torch.set_num_threads(threads)
+    return process_file(job, args, argv, device=worker_device(args.device))
+
+
+def run_jobs(
+    jobs: Sequence[Any],
+    args: argparse.Namespace,
+    argv: Sequence[str],
+    *,
+    processes: bool = True,
+    task: Any = None,
+) -> list[str]:
+    """Run ``jobs`` as tasks on the cluster the arguments name; their statuses, in order.
+
+    A task whose worker dies is rescheduled by Dask on another worker; a task that fails is
+    rerun up to ``args.retries`` times, then stops the batch with its error (outputs already
+    complete stay, and a rerun of the command skips them).
+    """
+    client, cluster = connect(args.workers, args.scheduler, processes=processes)
+    try:
+        n_workers = max(1, len(client.scheduler_info(n_workers=-1).get("workers", {})))
+        threads = max(1, (os.cpu_count() or 1) // n_workers) if cluster is not None else 0
+        futures = client.map(
+            task or _task,
+            list(jobs),
+            args=args,
+            argv=list(argv),
+            threads=threads,
+            retries=int(args.retries),
+            pure=False,
+        )
+        return list(client.gather(futures))
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

@@ -1,0 +1,243 @@
+"""Where :func:`~napari_zssr.super_resolve` puts its output planes, and which are finished.
+
+An in-memory NumPy output is filled through its ``(stack..., C, Y, X)`` view. Any other
+target (a zarr array, a writable memmap) is written plane by plane; a target with
+``attrs`` (zarr) also keeps a record of the run under the key ``"napari_zssr"``: the run's
+fingerprint, the planes finished so far (flat stack indices) and, written last, a
+``"complete"`` flag. A rerun of the same run (same fingerprint) skips the finished planes;
+a different run starts the record afresh. No file is opened here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import numpy as np
+
+__all__ = ["RECORD_KEY", "PlaneOutput", "is_complete", "prepare_output", "run_fingerprint"]
+
+RECORD_KEY = "napari_zssr"
+
+
+def run_fingerprint(parts: dict[str, Any]) -> str:
+    """A short hash of everything that decides a run's output (JSON-able ``parts``)."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def _record(target: Any) -> dict[str, Any]:
+    attrs = getattr(target, "attrs", None)
+    if attrs is None:
+        return {}
+    try:
+        rec = attrs.get(RECORD_KEY)
+    except Exception:  # a store without readable attributes has no record
+        return {}
+    return dict(rec) if isinstance(rec, dict) else {}
+
+
+def is_complete(target: Any, fingerprint: str | None = None) -> bool:
+    """Whether ``target`` holds a finished run (of ``fingerprint``, when given)."""
+    rec = _record(target)
+    if not rec.get("complete"):
+        return False
+    return fingerprint is None or rec.get("fingerprint") == fingerprint
+
+
+class PlaneOutput:
+    """The output of a run, written one ``(C, Y, X)`` plane at a time.
+
+    Parameters
+    ----------
+    target : array-like
+        A NumPy array, or a writable array-like (zarr array, memmap) of the output's shape
+        and dtype.
+    layout : napari_zssr.nd.Layout
+        The output's layout (the input's with the output Y/X sizes).
+    fingerprint : str, optional
+        The run's :func:`run_fingerprint`; with it, a target with ``attrs`` keeps the record.
+
+    Raises
+    ------
+    PermissionError
+        If the target cannot be written (a read-only array or store); raised here, before
+        any training.
+    """
+
+    def __init__(self, target: Any, layout: Any, fingerprint: str | None = None) -> None:
+        self.target = target
+        self.layout = layout
+        in_memory = isinstance(target, np.ndarray) and not isinstance(target, np.memmap)
+        self._canon = layout.canonical(target) if in_memory else None
+        self._tracked = not in_memory and fingerprint is not None and hasattr(target, "attrs")
+        self.fingerprint = fingerprint
+        self._done: set[int] = set()
+        flags = getattr(target, "flags", None)
+        if flags is not None and not flags.writeable:
+            raise PermissionError("out is read-only; pass a writable array or store")
+        if self._tracked:
+            self._start()
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """``(stack..., C, Y, X)``."""
+        lay = self.layout
+        return (*lay.stack_shape, lay.channels, *lay.plane_shape)
+
+    def _flat(self, idx: tuple[int, ...]) -> int:
+        stack = self.layout.stack_shape
+        return int(np.ravel_multi_index(idx, stack)) if stack else 0
+
+    def _start(self) -> None:
+        rec = _record(self.target)
+        if rec.get("fingerprint") == self.fingerprint:
+            self._done = {int(k) for k in rec.get("planes_done", [])}
+        self._save(complete=is_complete(self.target, self.fingerprint))
+
+    def _save(self, complete: bool) -> None:
+        rec = {
+            "fingerprint": self.fingerprint,
+            "planes_done": sorted(self._done),
+            "n_planes": self.layout.n_planes,
+            "complete": bool(complete),
+        }
+        try:
+            self.target.attrs[RECORD_KEY] = rec
+        except Exception as exc:  # read-only stores raise various errors: one message
+            raise PermissionError(
+                f"cannot write the output store {_name(self.target)}: {exc}"
+            ) from exc
+
+    def done(self, idx: tuple[int, ...]) -> bool:
+        """Whether plane ``idx`` was finished by an earlier run of the same fingerprint."""
+        return self._flat(idx) in self._done
+
+    @property
+    def all_done(self) -> bool:
+        """Whether every plane is finished already."""
+        return len(self._done) >= self.layout.n_planes
+
+    def __setitem__(self, idx: tuple[int, ...], plane: np.ndarray) -> None:
+        if self._canon is not None:
+            self._canon[idx] = plane
+            return
+        from .lazy import write_plane
+
+        write_plane(self.layout, self.target, idx, plane)
+        if self._tracked:  # recorded after the data: a recorded plane is always written
+            self._done.add(self._flat(idx))
+            self._save(complete=False)
+
+    def finish(self) -> None:
+        """Mark the run complete (last, after every plane)."""
+        if self._tracked:
+            self._save(complete=True)
+
+
+def _name(target: Any) -> str:
+    store = getattr(target, "store", None)
+    root = getattr(store, "root", None)
+    return str(root) if root is not None else type(target).__name__
+
+
+def _fingerprint_parts(arr: Any, layout: Any, sc: tuple, parts: tuple) -> dict[str, Any]:
+    """What decides the output: the input (shape, dtype, range, first and last planes) and
+    every parameter of the run."""
+    version, cfg, seed, stack_mode, dk, info, saved = parts
+    stack = list(np.ndindex(*layout.stack_shape))
+    digest = hashlib.sha256()
+    for idx in {stack[0], stack[-1]}:
+        digest.update(np.ascontiguousarray(layout.plane(arr, idx)).tobytes())
+    network = None  # a saved network applied instead of training: its weights decide too
+    if saved is not None and getattr(saved, "model", None) is not None:
+        net = hashlib.sha256()
+        for name in sorted(saved.model.weights):
+            net.update(name.encode() + np.ascontiguousarray(saved.model.weights[name]).tobytes())
+        network = [net.hexdigest(), int(saved.finetune)]
+    return {
+        "version": version,
+        "input_shape": list(arr.shape),
+        "dtype": str(np.dtype(arr.dtype)),
+        "input_digest": digest.hexdigest(),
+        "scale": list(sc),
+        "config": cfg.to_dict(),
+        "seed": int(seed),
+        "stack_mode": stack_mode,
+        "kernel": None if dk is None else np.asarray(dk.weights).tolist(),
+        "intensity": info.to_dict(),
+        "saved_network": network,
+    }
+
+
+def _default_axes(layout: Any) -> str:
+    """OME-NGFF axis letters for an output laid out as ``layout`` (T, Z, then C, Y, X)."""
+    n_stack = len(layout.stack_axes)
+    if layout.rgb or n_stack > 2:
+        raise ValueError(
+            "out: an OME-Zarr store holds at most T, C, Z, Y, X and no RGB last axis; "
+            "pass a zarr array of the output's shape instead"
+        )
+    letters = ["Y", "X"]
+    stack_letters = iter("TZ"[2 - n_stack :])
+    axes = []
+    for a in range(len(layout.shape)):
+        if a == layout.channel_axis:
+            axes.append("C")
+        elif a in layout.stack_axes:
+            axes.append(next(stack_letters))
+        else:
+            axes.append(letters.pop(0))
+    return "".join(axes)
+
+
+def prepare_output(
+    out: Any,
+    arr: Any,
+    layout: Any,
+    out_yx: tuple[int, int],
+    sc: tuple[float, float],
+    maps: bool,
+    parts: tuple,
+) -> PlaneOutput:
+    """The :class:`PlaneOutput` of ``super_resolve(..., out=out)``, checked before training.
+
+    ``parts`` is ``(version, config, seed, stack_mode, kernel, intensity info, saved run)``
+    (the last: a :class:`napari_zssr.networks.SavedRun` or None).
+
+    Raises
+    ------
+    ValueError
+        ``out`` of the wrong shape or dtype, or with ``maps=True``.
+    PermissionError
+        A target that cannot be written.
+    """
+    import dataclasses
+    import os
+
+    out_layout = dataclasses.replace(layout, shape=layout.output_shape(out_yx))
+    shape, dtype = out_layout.shape, np.dtype(arr.dtype)
+    if out is None:
+        return PlaneOutput(np.empty(shape, dtype=dtype), out_layout)
+    if maps:
+        raise ValueError("out cannot be combined with maps=True: the maps are kept in memory")
+    if isinstance(out, (str, os.PathLike)):
+        from .io.zarr_store import create_ome_zarr
+
+        out = create_ome_zarr(
+            out,
+            shape=shape,
+            dtype=dtype,
+            axes=_default_axes(layout),
+            pixel_size=(None, 1.0 / sc[0], 1.0 / sc[1]),
+            unit=None,
+        )
+    if not all(hasattr(out, name) for name in ("shape", "dtype", "__setitem__")):
+        raise TypeError(f"out must be a writable array or a path, got {type(out).__name__}")
+    if tuple(out.shape) != tuple(shape) or np.dtype(out.dtype) != dtype:
+        raise ValueError(
+            f"out must have the output's shape {tuple(shape)} and dtype {dtype}, got "
+            f"{tuple(out.shape)} {np.dtype(out.dtype)}"
+        )
+    return PlaneOutput(out, out_layout, run_fingerprint(_fingerprint_parts(arr, layout, sc, parts)))

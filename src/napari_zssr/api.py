@@ -36,6 +36,7 @@ from .core.maps import MapsCollector
 from .core.progress import ProgressCallback
 from .core.resize import output_shape
 from .nd import intensity_info, make_layout, normalise_plane, restore_plane
+from .snapshots import snapshot_relay
 
 __all__ = ["super_resolve"]
 
@@ -319,7 +320,9 @@ def super_resolve(
     out = np.empty(layout.output_shape(out_yx), dtype=arr.dtype)
     t0 = time.perf_counter()
     shared = stack_mode == "shared" and layout.n_planes > 1
-    rep = Reporter(callback, n_planes=layout.n_planes + (1 if shared else 0))
+    # training reports offer snapshots of the output (single planes): see snapshots.py
+    relay = snapshot_relay(callback, layout, info, out.shape)
+    rep = Reporter(relay, n_planes=layout.n_planes + (1 if shared else 0), snapshots=True)
     collector = MapsCollector(out.shape, layout.canonical, info.spans(), sc, dk) if maps else None
     job = _Planes(arr, layout, info, sc, dk, cfg, int(seed), rep, layout.canonical(out), collector)
     n_batch = 1

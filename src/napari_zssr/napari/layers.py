@@ -14,7 +14,15 @@ from .._placement import upscaled_placement, visible_data_box
 from ..pipeline import RunResult
 from .worker import Job
 
-__all__ = ["add_result", "find_previous", "plane_index", "unwrap", "visible_box"]
+__all__ = [
+    "add_result",
+    "find_previous",
+    "new_layer",
+    "plane_index",
+    "swap_in",
+    "unwrap",
+    "visible_box",
+]
 
 PREVIEW_MAX_SIDE = 256
 """Largest side, in input pixels, of the region a preview processes."""
@@ -119,13 +127,19 @@ def _record(job: Job, result: RunResult) -> dict[str, Any]:
     return record
 
 
-def add_result(viewer: Any, job: Job, result: RunResult, preview_layer: Image | None) -> Image:
-    """Add (or swap in) the layer of a job's result, placed over its source.
+def new_layer(job: Job, data: Any, record: dict[str, Any], name: str | None = None) -> Image:
+    """A layer of ``data`` (a job's result, or a preview of it) placed and styled like its source.
 
-    Returns
-    -------
-    napari.layers.Image
-        The new layer.
+    Parameters
+    ----------
+    job : Job
+        The job whose source and factors place the layer.
+    data : array
+        Shaped like the job's result.
+    record : dict
+        The layer's ``zssr`` metadata.
+    name : str, optional
+        The layer's name (the job's result name by default).
     """
     src = job.source
     placement = upscaled_placement(
@@ -138,9 +152,9 @@ def add_result(viewer: Any, job: Job, result: RunResult, preview_layer: Image | 
         offset=job.offset,
     )
     metadata = {k: v for k, v in dict(src.metadata).items() if k != "zssr"}
-    metadata["zssr"] = _record(job, result)
+    metadata["zssr"] = record
     kwargs: dict[str, Any] = {
-        "name": job.result_name,
+        "name": job.result_name if name is None else name,
         "rgb": bool(src.rgb),
         "blending": src.blending,
         "opacity": float(src.opacity),
@@ -154,13 +168,28 @@ def add_result(viewer: Any, job: Job, result: RunResult, preview_layer: Image | 
     for attr in ("units", "axis_labels"):
         if hasattr(src, attr):
             kwargs[attr] = getattr(src, attr)
-    new = Image(result.output, **kwargs)
-    previous = find_previous(viewer, job, preview_layer)
+    return Image(data, **kwargs)
+
+
+def swap_in(viewer: Any, new: Image, previous: Image | None) -> None:
+    """Put ``new`` where ``previous`` is in the layer list (appended when there is none)."""
     layers = viewer.layers
-    if previous is not None:
+    if previous is not None and any(unwrap(x) is previous for x in layers):
         index = next(k for k, x in enumerate(layers) if unwrap(x) is previous)
         layers.remove(previous)
         layers.insert(index, new)
     else:
         layers.append(new)
+
+
+def add_result(viewer: Any, job: Job, result: RunResult, preview_layer: Image | None) -> Image:
+    """Add (or swap in) the layer of a job's result, placed over its source.
+
+    Returns
+    -------
+    napari.layers.Image
+        The new layer.
+    """
+    new = new_layer(job, result.output, _record(job, result))
+    swap_in(viewer, new, find_previous(viewer, job, preview_layer))
     return new

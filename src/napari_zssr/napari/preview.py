@@ -217,20 +217,49 @@ class PreviewController:
             control.changed.connect(self._schedule)
         # with "auto" the field shows the estimate a run made: not a setting that changed
         training.noise.changed.connect(lambda *_: training.noise_auto.value or self._schedule())
-        viewer = w.viewer
-        viewer.camera.events.center.connect(self._schedule)
-        viewer.camera.events.zoom.connect(self._schedule)
-        viewer.dims.events.current_step.connect(self._schedule)
+        camera = _camera(w.viewer)
+        camera.events.center.connect(self._on_view)
+        camera.events.zoom.connect(self._on_view)
+        w.viewer.dims.events.current_step.connect(self._on_view)
+        self._last_view = self._view_key()
+
+    def _view_key(self) -> tuple:
+        """Where the view is: the plane shown, the camera's centre and zoom.
+
+        Adding a preview layer changes the dims' steps (and so ``current_step``) but none of
+        these: only a real move of the view restarts a preview.
+        """
+        viewer = self._w.viewer
+        shown = set(viewer.dims.displayed)
+        plane = tuple(round(float(p), 6) for a, p in enumerate(viewer.dims.point) if a not in shown)
+        camera = _camera(viewer)
+        center = tuple(round(float(c), 3) for c in camera.center[-2:])
+        return plane, center, round(float(camera.zoom), 6)
+
+    def _on_view(self, *_: Any) -> None:
+        if not self._w._alive:
+            return
+        key = self._view_key()
+        if key != self._last_view:
+            self._last_view = key
+            self._schedule()
 
     def _schedule(self, *_: Any) -> None:
-        if self.follow.value and (self._w.image.value is not None):
+        w = self._w
+        if w._alive and self.follow.value and w.image.value is not None:
             self._timer.start()  # restarts the pause on every change
 
     def _follow_now(self) -> None:
         w = self._w
-        if not self.follow.value or not w._alive or (w.busy and not self.running):
+        if not w._alive or not self.follow.value or (w.busy and not self.running):
             return  # a full run is not interrupted by the preview
         w.preview()
+
+
+def _camera(viewer: Any) -> Any:
+    """The viewer's camera (``viewer.scene.camera`` where napari has a scene)."""
+    scene = getattr(viewer, "scene", None)
+    return getattr(scene, "camera", None) or viewer.camera
 
 
 def _present(viewer: Any, layer: Any) -> bool:

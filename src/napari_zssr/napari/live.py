@@ -59,10 +59,14 @@ class SnapshotClock:
     max_share: float = 0.2
     taken: int = 0
     spent_s: float = 0.0
+    off: bool = False
+    """Set when a snapshot failed: no more are taken."""
     _next: float = field(default=0.0, repr=False)
 
     def due(self, iteration: int, now: float | None = None) -> bool:
         """Whether a report at ``iteration`` should take a snapshot."""
+        if self.off:
+            return False
         if self.taken == 0:
             return iteration >= self.first_iteration
         return (time.monotonic() if now is None else now) >= self._next

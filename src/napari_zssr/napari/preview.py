@@ -57,9 +57,13 @@ class PreviewController:
         When snapshots are taken (see :class:`~napari_zssr.napari.live.SnapshotClock`).
     layer : napari.layers.Image or None
         The preview layer.
+    started_at : float
+        ``time.monotonic()`` when the current preview was started.
     updates : list of float
-        Seconds from the start of the current preview to each update of the preview layer
-        (snapshots, then the final result).
+        Seconds from ``started_at`` to each update of the preview layer (snapshots, then the
+        final result).
+    snapshot_seconds : list of float
+        What each snapshot of the current preview cost the training, in seconds.
     """
 
     def __init__(self, widget: ZSSRWidget) -> None:
@@ -72,8 +76,9 @@ class PreviewController:
         self._bicubic: Any = None
         self._job: Job | None = None
         self._pending: bool | None = None
-        self._t0 = 0.0
+        self.started_at = 0.0
         self.updates: list[float] = []
+        self.snapshot_seconds: list[float] = []
         self.follow = CheckBox(
             value=False,
             text="follow settings",
@@ -112,8 +117,9 @@ class PreviewController:
                 if self.live
                 else None
             )
-            self._t0 = time.monotonic()
+            self.started_at = time.monotonic()
             self.updates = []
+            self.snapshot_seconds = []
             self._bicubic = None
 
     def started(self) -> None:
@@ -155,15 +161,16 @@ class PreviewController:
             new = new_layer(job, snap.image, record)
             swap_in(self._w.viewer, new, layer if _present(self._w.viewer, layer) else None)
             self.layer = new
+        self.snapshot_seconds.append(snap.seconds)
         if snap.bicubic is not None:
             self._bicubic = (job, snap.bicubic)
             self._show_bicubic()
-        self.updates.append(time.monotonic() - self._t0)
+        self.updates.append(time.monotonic() - self.started_at)
 
     def on_final(self, layer: Any) -> None:
         """The final preview result was added (it replaced the live layer)."""
         self.layer = layer
-        self.updates.append(time.monotonic() - self._t0)
+        self.updates.append(time.monotonic() - self.started_at)
 
     def on_run_result(self, job: Job) -> None:
         """A full run's result was added: it replaces the preview of the same layer."""

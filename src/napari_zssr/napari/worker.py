@@ -249,7 +249,10 @@ def _pump(
         # loss alone is mostly noise). Other stages are rare and always shown.
         if progress.snapshot is not None:
             if clock is not None and clock.due(progress.iteration):
-                reports.put(_take_snapshot(progress, clock))
+                try:
+                    reports.put(_take_snapshot(progress, clock))
+                except Exception:  # e.g. out of memory: the preview goes on without them
+                    clock.off = True
             progress = dataclasses.replace(progress, snapshot=None)  # not valid after this
         if progress.stage == "train" and progress.loss is not None:
             losses.append(progress.loss)

@@ -102,30 +102,34 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_iters is not None:
         widget.max_iters.value = args.max_iters
     app = QApplication.instance()
-    rows = [_one(app, widget, True, "live, first press")]
+    print(
+        f"{'mode':<22} {'region':>8} {'first image s':>14} {'updates':>8} "
+        f"{'final s':>8} {'snapshots s':>12} {'load (1 min)':>13}"
+    )
+    _print(_one(app, widget, True, "live, first press"))
     import torch  # loaded by the first preview
 
     torch.set_num_threads(args.threads)
     for _ in range(args.repeat):
-        rows.append(_one(app, widget, True, "live"))
-        rows.append(_one(app, widget, False, "no snapshots"))
-    rows.append(_follow(app, widget))
-    try:
-        load = " ".join(f"{v:.1f}" for v in os.getloadavg())
-    except OSError:
-        load = "unknown"
-    print(f"torch threads: {torch.get_num_threads()}, CPUs: {os.cpu_count()}, load: {load}")
-    print(
-        f"{'mode':<22} {'region':>8} {'first image s':>14} {'updates':>8} "
-        f"{'final s':>8} {'snapshots s':>12}"
-    )
-    for r in rows:
-        print(
-            f"{r['mode']:<22} {r['region']:>8} {r['first']:>14.2f} {r['updates']:>8d} "
-            f"{r['total']:>8.2f} {r['snapshots_s']:>12.2f}"
-        )
+        _print(_one(app, widget, True, "live"))
+        _print(_one(app, widget, False, "no snapshots"))
+    _print(_follow(app, widget))
+    print(f"torch threads: {torch.get_num_threads()}, CPUs: {os.cpu_count()}")
     viewer.close()
     return 0
+
+
+def _print(r: dict[str, Any]) -> None:
+    """One row of the table, as soon as it is measured (with the load average then)."""
+    try:
+        load = f"{os.getloadavg()[0]:.1f}"
+    except OSError:
+        load = "unknown"
+    print(
+        f"{r['mode']:<22} {r['region']:>8} {r['first']:>14.2f} {r['updates']:>8d} "
+        f"{r['total']:>8.2f} {r['snapshots_s']:>12.2f} {load:>13}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

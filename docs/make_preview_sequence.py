@@ -1,8 +1,10 @@
-"""Screenshots of the live preview sharpening: docs/images/preview_sequence.png.
+"""Frames of the live preview sharpening: docs/images/preview_sequence.png.
 
-Opens the bundled sample in napari, zooms on a region, presses Preview in the dock widget and
-takes a screenshot of the canvas at each update of the preview layer; the figure puts the
-first snapshot, one from the middle of the training and the final preview side by side.
+Opens the bundled sample in napari, zooms on a region (about 96 pixels across), presses
+Preview in the dock widget and keeps the preview layer's image at each of its updates; the
+figure puts the first snapshot, one from the middle of the training and the final preview side
+by side, with the source's contrast limits (what the canvas shows, without the canvas's own
+size and margins).
 
 Run from the repository root (under ``xvfb-run -a`` without a display)::
 
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import napari
+import numpy as np
 from qtpy.QtWidgets import QApplication
 
 from napari_zssr._sample_data import make_sample_data
@@ -30,8 +33,8 @@ def _settle(n: int = 10) -> None:
         time.sleep(0.01)
 
 
-def _frames(viewer: Any, widget: Any) -> list[tuple[str, Any]]:
-    """Press Preview; a canvas screenshot (with its caption) at every update of the layer."""
+def _frames(widget: Any) -> list[tuple[str, Any]]:
+    """Press Preview; the preview layer's image (with a caption) at every update."""
     ctl = widget.preview_ctl
     widget.preview()
     frames: list[tuple[str, Any]] = []
@@ -50,7 +53,7 @@ def _frames(viewer: Any, widget: Any) -> list[tuple[str, Any]]:
                 if meta.get("live")
                 else f"final preview ({t:.0f} s)"
             )
-            frames.append((caption, viewer.screenshot(canvas_only=True, flash=False)))
+            frames.append((caption, np.array(ctl.layer.data)))
     return frames
 
 
@@ -61,16 +64,17 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     viewer = napari.Viewer(show=True)
-    viewer.window._qt_window.resize(900, 700)
+    viewer.window._qt_window.resize(1600, 1000)
     data, kwargs, _ = make_sample_data()[0]
     viewer.add_image(data, **kwargs)
     _, widget = viewer.window.add_plugin_dock_widget("napari-zssr", "ZSSR super-resolution")
     _settle()
     camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
     camera.center = (128.0, 128.0)
-    camera.zoom = min(float(v) for v in viewer.canvas.size) / 64.0  # about 64 pixels across
+    camera.zoom = min(float(v) for v in viewer.canvas.size) / 96.0  # about 96 pixels across
     _settle()
-    frames = _frames(viewer, widget)
+    frames = _frames(widget)
+    limits = tuple(viewer.layers[0].contrast_limits)
     if widget.last_status != "done" or len(frames) < 3:
         print(f"preview: {widget.last_status}, {len(frames)} frames", file=sys.stderr)
         return 1
@@ -82,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
     fig, axes = plt.subplots(1, 3, figsize=(12, 4.4))
     for ax, (caption, image) in zip(axes, chosen):
-        ax.imshow(image)
+        ax.imshow(image, cmap="gray", vmin=limits[0], vmax=limits[1], interpolation="nearest")
         ax.set_title(caption, fontsize=11)
         ax.axis("off")
     fig.tight_layout()

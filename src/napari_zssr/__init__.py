@@ -19,12 +19,16 @@ __all__ = [
     "Cancelled",
     "Progress",
     "ZSSRConfig",
+    "ZSSRModel",
     "__version__",
     "estimate_resolution",
     "isotropic_z",
+    "load_model",
     "resolve_config",
+    "save_model",
     "super_resolve",
     "super_resolve_many",
+    "train_model",
 ]
 
 if TYPE_CHECKING:
@@ -32,6 +36,7 @@ if TYPE_CHECKING:
     from .batch import super_resolve_many
     from .core.resolution import estimate_resolution
     from .isotropic import isotropic_z
+    from .networks import ZSSRModel, load_model, save_model, train_model
 
 
 def __getattr__(name: str) -> Any:
@@ -51,4 +56,8 @@ def __getattr__(name: str) -> Any:
         from .core.resolution import estimate_resolution
 
         return estimate_resolution
+    if name in ("ZSSRModel", "load_model", "save_model", "train_model"):
+        from . import networks  # saved networks: train once, apply many
+
+        return getattr(networks, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

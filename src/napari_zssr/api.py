@@ -205,6 +205,9 @@ def super_resolve(
     return_info: bool = False,
     maps: bool = False,
     batch_planes: int | None = None,
+    model: Any = None,
+    finetune: int = 0,
+    keep_model: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, dict[str, Any]]:
     """Super-resolve an image with zero-shot super-resolution (ZSSR).
 
@@ -285,6 +288,21 @@ def super_resolve(
         device (each as it would alone, up to float rounding; see
         :mod:`napari_zssr.batch`). None (default) chooses from the free GPU memory, and 1
         on the CPU; 1 trains one plane after another. Unused in shared mode.
+    model : ZSSRModel or path, optional
+        A saved network (a ``.zssr`` file or a :class:`~napari_zssr.ZSSRModel`) applied
+        instead of training one: the same network upscales every plane (``stack_mode`` is
+        unused), with this run's self-ensemble and back-projection. It brings its kernel
+        (``kernel`` must be None), width and depth; ``scale`` must be the factor it learned
+        and the image must have its number of channels. See :mod:`napari_zssr.networks`.
+    finetune : int
+        With ``model``: training iterations on each plane, starting from the saved weights
+        (this run's configuration and noise on the sons), before it is upscaled; 0 (default)
+        applies the network as it is.
+    keep_model : bool
+        Put the run's network in ``info["model"]`` (a :class:`~napari_zssr.ZSSRModel`, to
+        :func:`~napari_zssr.save_model`; needs ``return_info=True``): for one plane its
+        network, for a stack in shared mode the shared network (before each plane's
+        fine-tuning). Kept only from a one-jump run (else None, with ``info["model_note"]``).
 
     Returns
     -------
@@ -304,14 +322,21 @@ def super_resolve(
     noise = _check_noise(noise_std)
     _check_arguments(callback, rgb, stack_mode, seed, maps, return_info)
     batch_planes = check_batch(batch_planes)
+    from .networks import SavedRun  # the network given to the run, or kept from it
+
+    saved = SavedRun.make(
+        model, finetune=finetune, keep=keep_model, return_info=return_info, kernel=kernel, scale=sc
+    )
+    kernel = saved.kernel() if saved.model is not None else kernel
     layout = make_layout(arr.shape, channel_axis, bool(rgb))
+    saved.check_layout(layout, stack_mode)
     info = intensity_info(arr, layout)  # validates the dtype
     kernel, kernel_est = _resolve_kernel(kernel, arr, layout, info, sc)
     if kernel is not None:
         validate_kernel(kernel, layout.plane_shape)
     noise_info = _noise_on_sons(arr, layout, info, noise, preset, config, kernel is not None)
     noise_info["warnings"] += [m for m in [_fallback(kernel_est)] if m is not None]
-    cfg = cfg.replace(noise_std=noise_info.pop("noise_std"))
+    cfg = saved.config(cfg.replace(noise_std=noise_info.pop("noise_std")))
     dev, reason = resolve_device(device)
     _warn_ignored_gradual(kernel, cfg, preset, sc)
     dk = prepare_kernel(kernel, sc, layout.plane_shape) if kernel is not None else None
@@ -319,12 +344,13 @@ def super_resolve(
     out_yx = output_shape(layout.plane_shape, sc)
     out = np.empty(layout.output_shape(out_yx), dtype=arr.dtype)
     t0 = time.perf_counter()
-    shared = stack_mode == "shared" and layout.n_planes > 1
+    shared = stack_mode == "shared" and layout.n_planes > 1 and saved.model is None
     # training reports offer snapshots of the output (single planes): see snapshots.py
     relay = snapshot_relay(callback, layout, info, out.shape)
     rep = Reporter(relay, n_planes=layout.n_planes + (1 if shared else 0), snapshots=True)
     collector = MapsCollector(out.shape, layout.canonical, info.spans(), sc, dk) if maps else None
     job = _Planes(arr, layout, info, sc, dk, cfg, int(seed), rep, layout.canonical(out), collector)
+    job.saved = saved
     n_batch = 1
     if not shared and layout.n_planes > 1:
         n_batch = batch_planes or auto_batch(dev, cfg, layout.n_planes)
@@ -360,11 +386,14 @@ def super_resolve(
     }
     if collector is not None:
         run_info.update(collector.info())
+    run_info.update(saved.info())
     return out, run_info
 
 
 def _run_planes(job: _Planes, dev: Any, shared: bool, n_batch: int) -> tuple[int, list[float]]:
     """Train and infer every plane: one shared network, batches of networks, or one by one."""
+    if job.saved is not None and job.saved.model is not None:
+        return job.saved.apply(job, dev)  # a saved network, the same for every plane
     if shared:
         return _train_shared(job, dev)
     if n_batch > 1:  # several planes' networks trained together
@@ -436,6 +465,7 @@ class _Planes:
     rep: Reporter
     out_canon: np.ndarray
     collector: MapsCollector | None = None
+    saved: Any = None  # napari_zssr.networks.SavedRun: a network given to or kept from the run
 
     def collect(self) -> dict[str, Any] | None:
         """A dict for one plane's map ingredients, when maps are asked for."""
@@ -469,6 +499,8 @@ def _train_shared(job: _Planes, dev: Any) -> tuple[int, list[float]]:
         reporter=rep,
     )
     del fathers
+    if job.saved is not None:
+        job.saved.keep_from(model, job)
     iterations = model.iterations
     losses = [model.final_loss if model.final_loss is not None else float("nan")]
     # Each plane starts from the shared weights and adapts to itself for a few
@@ -519,6 +551,8 @@ def _train_per_plane(job: _Planes, dev: Any) -> tuple[int, list[float]]:
             collect=coll,
         )
         job.store(idx, plane, hr, coll)
+        if job.saved is not None:
+            job.saved.keep_from(model, job)
         iterations += model.iterations
         if model.final_loss is not None:
             losses.append(model.final_loss)

@@ -25,11 +25,12 @@ from ..pipeline.request import RequestError
 from .demo import WIDGET_NAME, demo_command, has_display
 from .parser import UsageError, build_parser
 from .run_command import run_command
+from .train_command import train_command
 
 __all__ = ["WIDGET_NAME", "UsageError", "build_parser", "main"]
 
 _has_display = has_display  # the name the tests and older scripts use
-_HANDLERS = {"run": run_command, "demo": demo_command}
+_HANDLERS = {"run": run_command, "train": train_command, "demo": demo_command}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

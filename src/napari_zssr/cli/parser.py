@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'napari-zssr run --help' or 'napari-zssr demo --help' for details.",
     )
     parser.add_argument("--version", action="version", version=f"napari-zssr {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{run,demo}")
+    sub = parser.add_subparsers(dest="command", metavar="{run,train,demo}")
 
     run = sub.add_parser(
         "run",
@@ -130,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_run_arguments(run)
     run.set_defaults(handler="run")
+    _add_train_parser(sub)
 
     demo = sub.add_parser(
         "demo",
@@ -166,7 +167,55 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
     _add_image_arguments(run.add_argument_group("image"))
     _add_psf_arguments(run.add_argument_group("point-spread function"))
     _add_training_arguments(run.add_argument_group("training"))
+    _add_network_arguments(run.add_argument_group("saved network"))
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+
+
+def _add_network_arguments(net: Any) -> None:
+    """``run --model net.zssr [--finetune N]``: apply a network saved by ``train``."""
+    net.add_argument(
+        "--model",
+        metavar="FILE",
+        help="apply this saved network (.zssr, from 'napari-zssr train') instead of training "
+        "one: the same network for every plane; it brings its kernel (no --psf/--na) and "
+        "must have learned this --scale",
+    )
+    net.add_argument(
+        "--finetune",
+        type=_nonneg_int,
+        default=0,
+        metavar="N",
+        help="with --model: train N iterations on each plane from the saved weights first "
+        "(0: apply as it is)",
+    )
+
+
+def _nonneg_int(text: str) -> int:
+    return 0 if text.strip() == "0" else _positive_int(text)
+
+
+def _add_train_parser(sub: Any) -> None:
+    """``napari-zssr train INPUT -o net.zssr``: the image, PSF and training options of ``run``."""
+    train = sub.add_parser(
+        "train",
+        help="train a network on a TIFF file and save it (.zssr)",
+        description=(
+            "Train a ZSSR network on INPUT for one scale factor and save it as a .zssr file "
+            "(weights, configuration, scale, kernel, intensity handling, version), to apply "
+            "to other files with 'napari-zssr run --model'. The network learns the whole "
+            "factor in one jump; a stack trains one network on up to 16 of its planes."
+        ),
+        formatter_class=_HelpFormatter,
+    )
+    train.add_argument("input", metavar="INPUT", help="input TIFF file")
+    train.add_argument("-o", "--output", required=True, metavar="NET", help="network file (.zssr)")
+    train.add_argument("--overwrite", action="store_true", help="replace an existing NET")
+    _add_scale_arguments(train.add_argument_group("scale"))
+    _add_image_arguments(train.add_argument_group("image"))
+    _add_psf_arguments(train.add_argument_group("point-spread function"))
+    _add_training_arguments(train.add_argument_group("training"))
+    train.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    train.set_defaults(handler="train")
 
 
 def _add_scale_arguments(scale: Any) -> None:

@@ -23,6 +23,7 @@ from ..pipeline import (
     psf_voxel,
 )
 from .parser import UsageError
+from .train_command import describe_network
 
 __all__ = ["CLI_LABELS", "progress_bar", "request_from_args", "run_command"]
 
@@ -47,6 +48,8 @@ CLI_LABELS = {
     "seed": "--seed",
     "device": "--device",
     "axes": "--axes",
+    "model": "--model",
+    "finetune": "--finetune",
 }
 """How the command line names each request parameter in error messages."""
 
@@ -173,6 +176,8 @@ def request_from_args(args: argparse.Namespace) -> RunRequest:
         device=args.device,
         seed=args.seed,
         stack_mode=args.stack_mode,
+        model=getattr(args, "model", None),  # run only: 'train' makes a network
+        finetune=getattr(args, "finetune", 0),
         labels=CLI_LABELS,
     )
 
@@ -209,8 +214,6 @@ def command_line(argv: Sequence[str] | None) -> str:
 
 def run_command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     """The ``run`` subcommand: check, read, run, write."""
-    from ..pipeline import run
-
     inp = Path(args.input)
     out = Path(args.output) if args.output else default_output(inp)
     request = request_from_args(args)
@@ -219,18 +222,7 @@ def run_command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     check_paths(inp, out, args.overwrite)
     check_writable(out)  # before reading and training: a read-only folder fails at once
-    image, meta = read_tiff(inp)
-    request = request.replace(
-        source=image,
-        axes=args.axes or meta.axes,
-        pixel_size=_pixel_size(meta.pixel_size, args.pixel_size),
-    )
-    request.validate()
-    update, close = progress_bar(args.quiet, "ZSSR")
-    try:
-        result = run(request, update)
-    finally:
-        close()
+    request, meta, result = read_and_run(args, request, inp)
     metadata = dict(result.record)
     metadata["command"] = command_line(argv)
     metadata["parameters"] = {"input": str(inp), "output": str(out), **metadata["parameters"]}
@@ -247,7 +239,31 @@ def run_command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         print(_summary(out, result, fmt))
         if request.scale is not None and "noise_estimate" in result.info:
             print(f"noise on the training inputs: {describe_noise(result.info)}")
+        if result.info.get("saved_network"):
+            print(describe_network(result.info["saved_network"]))
     return 0
+
+
+def read_and_run(
+    args: argparse.Namespace, request: RunRequest, inp: Path
+) -> tuple[RunRequest, Any, RunResult]:
+    """Read ``inp`` into the request (axes and pixel size from the file unless given), check
+    it again, and run it with a progress bar; the request, the file's metadata, the result."""
+    from ..pipeline import run
+
+    image, meta = read_tiff(inp)
+    request = request.replace(
+        source=image,
+        axes=args.axes or meta.axes,
+        pixel_size=_pixel_size(meta.pixel_size, args.pixel_size),
+    )
+    request.validate()
+    update, close = progress_bar(args.quiet, "ZSSR")
+    try:
+        result = run(request, update)
+    finally:
+        close()
+    return request, meta, result
 
 
 def _summary(out: Path, result: RunResult, fmt: str) -> str:

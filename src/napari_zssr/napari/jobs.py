@@ -60,6 +60,8 @@ def request_for(
         seed=int(w.training.seed.value),
         stack_mode=STACK_MODES[str(w.inputs.stack_mode.value)],  # type: ignore[arg-type]
         labels=w.labels,
+        # a saved network to apply, or keep this run's (one plane)
+        **w.model_panel.request_fields(int(layer.ndim) == 2 and not preview, iso),
     )
 
 

@@ -24,6 +24,7 @@ from ..pipeline import kernel_for
 from .jobs import build_jobs, request_for
 from .layers import add_result, image_layers, unwrap
 from .panels.input import MODE_ISO, InputPanel
+from .panels.model import ModelPanel
 from .panels.psf import PSFPanel
 from .panels.run import RunPanel
 from .panels.training import TrainingPanel
@@ -183,6 +184,7 @@ class ZSSRWidget(Container):
         self.psf_panel = PSFPanel(self._psf_layer_choices)
         self.training = TrainingPanel()
         self.run_panel = RunPanel()
+        self.model_panel = ModelPanel(self._viewer)  # saved networks: use one, save one
         for panel, names in _EXPOSED.items():
             for name in names:
                 setattr(self, name, getattr(getattr(self, panel), name))
@@ -192,7 +194,8 @@ class ZSSRWidget(Container):
         self._collapsible.addWidget(advanced.native)
         holder = Container(labels=False)
         holder.native.layout().addWidget(self._collapsible)
-        parts = [self.inputs, self.training, self.psf_panel, stack, holder, self.run_panel]
+        parts = [self.inputs, self.training, self.psf_panel, stack, holder, self.model_panel]
+        parts.append(self.run_panel)
         for part in (stack, holder):
             part.margins = (0, 0, 0, 0)
         # Everything scrolls vertically inside the dock (napari docks ``native``).
@@ -512,6 +515,7 @@ class ZSSRWidget(Container):
         if job.kind == "upscale" and job.source is self.image.value:
             self.psf_panel.show_kernel(msg.result.kernel, msg.result.psf)
         self.last_results.append(new)
+        self.model_panel.on_result(new, job.source_name, msg.result)
 
     def _on_worker_error(self, exc: BaseException) -> None:
         self.last_status = "error"

@@ -177,6 +177,13 @@ class RunRequest:
         As in :func:`napari_zssr.super_resolve`.
     maps : bool
         Also compute the quality maps of the upscaling (``RunResult.extra["maps"]``).
+    model : path or ZSSRModel, optional
+        A saved network applied instead of training one (``.zssr`` file, or in memory);
+        it brings its kernel, so ``psf`` must be None. See :mod:`napari_zssr.networks`.
+    finetune : int
+        With ``model``: training iterations on each plane from the saved weights (0: none).
+    keep_model : bool
+        Keep the run's network (``RunResult.extra["model"]``), to save it.
     labels : mapping
         How the front end names each parameter in error messages (default: the field names).
     """
@@ -199,6 +206,9 @@ class RunRequest:
     seed: int = 0
     stack_mode: Literal["shared", "per_plane"] = "shared"
     maps: bool = False
+    model: Any = None
+    finetune: int = 0
+    keep_model: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
 
     def name(self, param: str) -> str:
@@ -226,6 +236,7 @@ class RunRequest:
         _check_mode(self, scale)
         _check_psf(self, scale)
         config = _check_training(self)
+        _check_model(self, scale)
         axes = z_ratio = None
         if self.source is not None:  # the pixel size may come with the source: checked then
             axes = _check_source(self)
@@ -278,6 +289,9 @@ class RunRequest:
             "axial_fwhm_um": self.axial_fwhm_um,
             "axial_fwhm_px": self.axial_fwhm_px,
         }
+        if self.model is not None:  # a saved network: where it came from
+            where = self.model if isinstance(self.model, (str, os.PathLike)) else "in memory"
+            record.update(model=str(where), finetune=int(self.finetune))
         return record
 
 
@@ -465,6 +479,46 @@ def _check_training(req: RunRequest) -> ZSSRConfig:
     except (TypeError, ValueError) as exc:
         key = next((k for k in overrides if k in str(exc)), "preset")
         raise RequestError(f"{req.name(key)}: {exc}", key) from None
+
+
+def _check_model(req: RunRequest, scale: tuple[float, float] | None) -> None:
+    """A saved network: a readable ``.zssr`` file for this factor, without a PSF (read
+    before any training: its header only)."""
+    if isinstance(req.finetune, bool) or not isinstance(req.finetune, (int, np.integer)):
+        raise RequestError(f"{req.name('finetune')} must be a whole number", "finetune")
+    if req.finetune < 0 or (req.finetune and req.model is None):
+        raise RequestError(
+            f"{req.name('finetune')} must be >= 0 and needs {req.name('model')}", "finetune"
+        )
+    if req.model is None:
+        return
+    if scale is None:
+        raise RequestError(
+            f"{req.name('model')} applies to the lateral scale: give {req.name('scale')} too",
+            "model",
+        )
+    if req.psf is not None:
+        raise RequestError(
+            f"{req.name('model')}: a saved network brings the kernel it was trained for; "
+            f"leave {req.name('psf')} unset",
+            "model",
+        )
+    from ..core.model import ZSSRModel, check_model_scale
+    from ..io.model_file import read_model_header
+
+    where = "a network in memory"
+    if isinstance(req.model, ZSSRModel):
+        net_scale = req.model.scale
+    else:
+        where = str(req.model)
+        try:
+            net_scale = tuple(read_model_header(req.model)["scale"])
+        except (OSError, ValueError) as exc:
+            raise RequestError(f"{req.name('model')}: {exc}", "model") from None
+    try:
+        check_model_scale(net_scale, scale, where)
+    except ValueError as exc:
+        raise RequestError(str(exc), "scale") from None
 
 
 def _check_source(req: RunRequest) -> str:

@@ -46,7 +46,8 @@ class RunResult:
         Where the kernel came from and its description.
     extra : dict
         Further outputs of the run, keyed by name: ``"maps"`` (the quality maps, in the
-        output's layout) when the request asks for them.
+        output's layout) when the request asks for them, ``"model"`` (the run's network, a
+        :class:`~napari_zssr.ZSSRModel`, or None) with ``keep_model``.
     """
 
     output: np.ndarray
@@ -108,6 +109,8 @@ def run(
         out, info = _upscale(plan, arranged, kernel, _relay(callback, 0.0, share))
         if "maps" in info:  # arrays: an output of their own, not part of the record
             extra["maps"] = info.pop("maps")
+        if "model" in info:  # a kept network: an output too
+            extra["model"] = info.pop("model")
     iso_info = None
     if request.z_isotropic:
         lateral = dataclasses.replace(arranged, image=out)
@@ -159,7 +162,18 @@ def _upscale(
         stack_mode=req.stack_mode,
         return_info=True,
         maps=bool(req.maps),
+        **_network_args(req),
     )
+
+
+def _network_args(req: RunRequest) -> dict[str, Any]:
+    """The saved-network arguments of :func:`~napari_zssr.super_resolve`, when used."""
+    args: dict[str, Any] = {}
+    if req.model is not None:
+        args.update(model=req.model, finetune=int(req.finetune))
+    if req.keep_model:
+        args["keep_model"] = True
+    return args
 
 
 def _isotropic(

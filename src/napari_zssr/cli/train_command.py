@@ -1,0 +1,69 @@
+"""``napari-zssr train``: the arguments become a :class:`~napari_zssr.pipeline.RunRequest` that
+keeps its network, the pipeline trains it, and the network becomes a ``.zssr`` file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .parser import UsageError
+
+__all__ = ["describe_network", "train_command"]
+
+
+def describe_network(saved: dict[str, Any]) -> str:
+    """The summary line of a run that applied a saved network (``info["saved_network"]``)."""
+    tuned = saved.get("finetune") or 0
+    how = f"fine-tuned {tuned} iterations per plane" if tuned else "applied as saved"
+    return f"network: {saved['source']} ({saved['description']}), {how}"
+
+
+def _check_output(inp: Path, out: Path, overwrite: bool) -> None:
+    """A TIFF input that exists, and a new ``.zssr`` file whose folder is writable."""
+    from ..io import check_writable
+
+    if not inp.is_file():
+        raise FileNotFoundError(f"input file not found: {inp}")
+    if out.suffix.lower() != ".zssr":
+        raise ValueError(f"the network file must end in .zssr, got {out}")
+    if out.is_dir():
+        raise ValueError(f"output is a folder: {out}")
+    if out.exists() and not overwrite:
+        raise ValueError(f"output exists: {out} (use --overwrite to replace it)")
+    check_writable(out)  # before reading and training
+
+
+def train_command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    """The ``train`` subcommand: check, read, train (in one jump), save the network."""
+    from ..io.model_file import save_model
+    from .run_command import read_and_run, request_from_args
+
+    if args.z_isotropic or args.axial_fwhm is not None:
+        raise UsageError(
+            "train learns the lateral (Y, X) upscaling: --z-isotropic and --axial-fwhm do not apply"
+        )
+    inp, out = Path(args.input), Path(args.output)
+    request = request_from_args(args)
+    # the network learns the whole factor in one jump: it is applied so
+    overrides = {**request.overrides, "gradual_scales": ()}
+    request = request.replace(overrides=overrides, keep_model=True)
+    request.validate()  # the options, before reading a possibly large file
+    for warning in request.warnings():
+        print(f"warning: {warning}", file=sys.stderr)
+    _check_output(inp, out, args.overwrite)
+    _, _, result = read_and_run(args, request, inp)
+    model = result.extra.get("model")
+    if model is None:  # only a per-plane stack keeps none: refused before training
+        raise ValueError(result.info.get("model_note") or "the run kept no network")
+    model = model.replace(training={**model.training, "input": str(inp)})
+    save_model(model, out)
+    if not args.quiet:
+        seconds = result.record.get("seconds", 0.0)
+        print(
+            f"wrote {out} ({model.describe()}) in {seconds:.1f} s on "
+            f"{result.info.get('device') or '?'}"
+        )
+    return 0

@@ -39,6 +39,7 @@ from .core.resize import output_shape
 from .lazy import check_lazy, is_lazy
 from .nd import intensity_info, make_layout, normalise_plane, restore_plane
 from .planes_out import PlaneOutput, prepare_output
+from .snapshots import snapshot_relay
 
 __all__ = ["super_resolve"]
 
@@ -409,8 +410,10 @@ def super_resolve(
     )
     t0 = time.perf_counter()
     shared = stack_mode == "shared" and layout.n_planes > 1 and saved.model is None
-    rep = Reporter(callback, n_planes=layout.n_planes + (1 if shared else 0))
     out = writer.target
+    # training reports offer snapshots of the output (single planes): see snapshots.py
+    relay = snapshot_relay(callback, layout, info, out.shape)
+    rep = Reporter(relay, n_planes=layout.n_planes + (1 if shared else 0), snapshots=True)
     collector = MapsCollector(out.shape, layout.canonical, info.spans(), sc, dk) if maps else None
     job = _Planes(arr, layout, info, sc, dk, cfg, int(seed), rep, writer, collector)
     job.saved = saved

@@ -18,7 +18,7 @@ import torch
 
 from .config import MAX_SCALE, ZSSRConfig, step_order, step_pair
 from .device import resolve_device
-from .inference import degrade, super_resolve_tensor
+from .inference import degrade, quick_output, super_resolve_tensor
 from .kernels import DownscaleKernel, allowed_transforms, prepare_kernel
 from .lr_policy import LRPolicy
 from .network import ZSSRNet, preferred_memory_format
@@ -89,10 +89,19 @@ class Reporter:
         stops the run.
     n_planes : int
         Number of planes (or plane groups) the run will process.
+    snapshots : bool
+        Pass on the engine's training snapshots (:attr:`Progress.snapshot`); off by default,
+        for callers whose training images are not what their callback expects to see.
     """
 
-    def __init__(self, callback: ProgressCallback | None = None, n_planes: int = 1) -> None:
+    def __init__(
+        self,
+        callback: ProgressCallback | None = None,
+        n_planes: int = 1,
+        snapshots: bool = False,
+    ) -> None:
         self.callback = callback
+        self.snapshots = snapshots
         self.n_planes = max(1, n_planes)
         self.plane = 0
         self.step = 0
@@ -110,6 +119,8 @@ class Reporter:
     def __call__(self, stage: str, within: float, **fields: object) -> None:
         """Report ``stage`` at fraction ``within`` of the current plane's current step."""
         within = min(max(within, 0.0), 1.0)
+        if not self.snapshots:
+            fields.pop("snapshot", None)
         if stage == "infer" and self.span > 1:
             within = INFER_START + (within - INFER_START + INFER_SHARE * self.member) / self.span
         step_frac = (self.step + within) / self.n_steps
@@ -221,6 +232,22 @@ class PreparedRun:
     noise_gen: torch.Generator
     eval_hr: torch.Tensor
     eval_in: torch.Tensor
+    first: torch.Tensor | None = None
+    """The first father image ``(C, H, W)``: what a training snapshot upscales."""
+
+    def snapshot(self, network: bool = True) -> torch.Tensor:
+        """The current network's quick output for :attr:`first` (see :class:`Progress`)."""
+        if self.first is None:
+            raise ValueError("this run has no image to take a snapshot of")
+        cfg = self.model.config
+        return quick_output(
+            self.model.net,
+            self.first,
+            self.model.scale,
+            tile=cfg.tile_size,
+            overlap=cfg.tile_overlap,
+            network=network,
+        )
 
 
 def prepare_run(
@@ -280,7 +307,7 @@ def prepare_run(
     sampler = FatherSampler(srcs + list(extra_sources), crop, cfg, transforms, rng)
     eval_hr = _eval_region(srcs[0].image, cfg.eval_max_side, sc)
     eval_in = imresize(degrade(eval_hr, sc, dk), sc, eval_hr.shape[-2:])
-    return PreparedRun(model, sampler, make_policy(cfg), gen, eval_hr, eval_in)
+    return PreparedRun(model, sampler, make_policy(cfg), gen, eval_hr, eval_in, first=srcs[0].image)
 
 
 def fit(
@@ -398,6 +425,7 @@ def _train(run: PreparedRun, step: TrainStep, rep: Reporter) -> tuple[int, float
                 loss=last_loss,
                 lr=policy.lr,
                 message="training",
+                snapshot=run.snapshot,
             )
         if policy.finished:
             break

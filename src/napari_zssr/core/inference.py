@@ -11,7 +11,14 @@ from .network import ZSSRNet
 from .resize import imresize, output_shape
 from .sampling import apply_dihedral, undo_dihedral
 
-__all__ = ["back_project", "degrade", "forward_tiled", "median", "super_resolve_tensor"]
+__all__ = [
+    "back_project",
+    "degrade",
+    "forward_tiled",
+    "median",
+    "quick_output",
+    "super_resolve_tensor",
+]
 
 
 def degrade(
@@ -137,3 +144,34 @@ def super_resolve_tensor(
         if members is not None:
             result = back_project(result, lr, (sy, sx), kernel, back_projection_iters, vmax)
     return result
+
+
+def quick_output(
+    net: ZSSRNet,
+    lr: torch.Tensor,
+    scale: Sequence[float],
+    *,
+    tile: int,
+    overlap: int,
+    network: bool = True,
+) -> torch.Tensor:
+    """One forward pass of ``net`` on ``lr`` ``(C, H, W)``: a snapshot while it trains.
+
+    Returns ``(C, ceil(H*s_y), ceil(W*s_x))`` float32, clipped below at 0 (the caller clips
+    above at its own maximum), without self-ensemble or back-projection; with
+    ``network=False`` the bicubic upscale the network starts from. The network is put back
+    in the mode it was in, and no random number is drawn, so training goes on exactly as
+    without the snapshot.
+    """
+    sy, sx = float(scale[0]), float(scale[1])
+    with torch.inference_mode():
+        up = imresize(lr, (sy, sx), output_shape(lr.shape[-2:], (sy, sx)))
+        if not network:
+            return up.float().clamp(min=0.0)
+        was_training = net.training
+        net.eval()
+        try:
+            out = forward_tiled(net, up, tile, overlap)
+        finally:
+            net.train(was_training)
+    return out.clamp(min=0.0)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["Cancelled", "Progress", "ProgressCallback"]
 
@@ -38,6 +39,13 @@ class Progress:
         Scale step (gradual SR) being processed and their number.
     message : str
         Short human-readable description.
+    snapshot : callable or None
+        On training reports of a single network: ``snapshot(network=True)`` returns the
+        current network's output for the image being trained on (one forward pass, no
+        self-ensemble, no back-projection); ``network=False`` returns the bicubic upscale the
+        network starts from. It is only valid inside the callback (the network changes
+        afterwards), leaves the network's mode and every random stream untouched, and costs
+        one forward pass only when called. None where no snapshot is offered.
     """
 
     stage: str
@@ -52,6 +60,7 @@ class Progress:
     step: int = 0
     n_steps: int = 1
     message: str = ""
+    snapshot: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
 
 
 ProgressCallback = Callable[[Progress], "bool | None"]

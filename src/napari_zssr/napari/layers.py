@@ -17,8 +17,10 @@ from .worker import Job
 __all__ = [
     "add_result",
     "find_previous",
+    "new_layer",
     "plane_index",
     "result_placement",
+    "swap_in",
     "unwrap",
     "visible_box",
 ]
@@ -140,21 +142,29 @@ def result_placement(job: Job) -> Placement:
     )
 
 
-def add_result(viewer: Any, job: Job, result: RunResult, preview_layer: Image | None) -> Image:
-    """Add (or swap in) the layer of a job's result, placed over its source.
+def new_layer(job: Job, data: Any, record: dict[str, Any], name: str | None = None) -> Image:
+    """A layer of ``data`` (a job's result, or a preview of it) placed and styled like its source.
 
-    Returns
-    -------
-    napari.layers.Image
-        The new layer.
+    Parameters
+    ----------
+    job : Job
+        The job whose source and factors place the layer.
+    data : array
+        Shaped like the job's result (an OME-Zarr result is shown lazily).
+    record : dict
+        The layer's ``zssr`` metadata.
+    name : str, optional
+        The layer's name (the job's result name by default).
     """
+    from .panels.output import lazy_layer_data
+
     src = job.source
     placement = result_placement(job)
     # the run's own records, not those of a source that is itself a result or a map
     metadata = {k: v for k, v in dict(src.metadata).items() if k not in ("zssr", "zssr_map")}
-    metadata["zssr"] = _record(job, result)
+    metadata["zssr"] = record
     kwargs: dict[str, Any] = {
-        "name": job.result_name,
+        "name": job.result_name if name is None else name,
         "rgb": bool(src.rgb),
         "blending": src.blending,
         "opacity": float(src.opacity),
@@ -168,15 +178,28 @@ def add_result(viewer: Any, job: Job, result: RunResult, preview_layer: Image | 
     for attr in ("units", "axis_labels"):
         if hasattr(src, attr):
             kwargs[attr] = getattr(src, attr)
-    from .panels.output import lazy_layer_data
+    return Image(lazy_layer_data(data), **kwargs)
 
-    new = Image(lazy_layer_data(result.output), **kwargs)  # an OME-Zarr result: lazily
-    previous = find_previous(viewer, job, preview_layer)
+
+def swap_in(viewer: Any, new: Image, previous: Image | None) -> None:
+    """Put ``new`` where ``previous`` is in the layer list (appended when there is none)."""
     layers = viewer.layers
-    if previous is not None:
+    if previous is not None and any(unwrap(x) is previous for x in layers):
         index = next(k for k, x in enumerate(layers) if unwrap(x) is previous)
         layers.remove(previous)
         layers.insert(index, new)
     else:
         layers.append(new)
+
+
+def add_result(viewer: Any, job: Job, result: RunResult, preview_layer: Image | None) -> Image:
+    """Add (or swap in) the layer of a job's result, placed over its source.
+
+    Returns
+    -------
+    napari.layers.Image
+        The new layer.
+    """
+    new = new_layer(job, result.output, _record(job, result))
+    swap_in(viewer, new, find_previous(viewer, job, preview_layer))
     return new

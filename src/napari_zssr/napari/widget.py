@@ -30,6 +30,7 @@ from .panels.output import OutputPanel
 from .panels.psf import PSFPanel
 from .panels.run import RunPanel
 from .panels.training import TrainingPanel
+from .preview import PreviewController
 from .qt_parts import VerticalScrollArea
 from .worker import (
     AllDone,
@@ -39,6 +40,7 @@ from .worker import (
     JobFailed,
     JobProgress,
     JobResult,
+    JobSnapshot,
     JobStarted,
     JobStopped,
     Message,
@@ -161,7 +163,6 @@ class ZSSRWidget(Container):
         self._jobs: list[Job] = []
         self._job_index = 0
         self._stop_reason = ""
-        self._preview_layer: Image | None = None
         self._device_probed = False
         self._level_note = ""
         self._noise_note = ""
@@ -174,6 +175,8 @@ class ZSSRWidget(Container):
         """How the most recent run ended: "done", "stopped", "error" or ""."""
         self._build()
         self._connect()
+        self.preview_ctl = PreviewController(self)
+        """The live preview: its layer, snapshots, bicubic comparison, follow settings."""
         active = unwrap(viewer.layers.selection.active)
         if isinstance(active, Image) and active in self.image.choices:
             self.image.value = active
@@ -269,8 +272,7 @@ class ZSSRWidget(Container):
     def _on_layer_removed(self, event: Any) -> None:
         layer = unwrap(event.value)
         self._reset_layer_choices()
-        if layer is self._preview_layer:
-            self._preview_layer = None
+        self.preview_ctl.forget(layer)
         if self.busy and any(layer is job.source for job in self._jobs):
             self._stop_reason = f"source layer '{layer.name}' was removed"
             self.stop()
@@ -427,7 +429,8 @@ class ZSSRWidget(Container):
 
     def _start(self, preview: bool) -> None:
         if self.busy:
-            show_info("A ZSSR run is already in progress: stop it first.")
+            if not self.preview_ctl.restart(preview):  # a preview gives way at once
+                show_info("A ZSSR run is already in progress: stop it first.")
             return
         try:
             jobs = build_jobs(self, preview)
@@ -438,6 +441,7 @@ class ZSSRWidget(Container):
             self.status.value = f"not started: {exc}"
             return
         self._jobs, self._job_index = jobs, 0
+        self.preview_ctl.prepare(jobs, preview)
         self._stop = RunStop()
         self._stop_reason = ""
         self.last_results = []
@@ -458,6 +462,7 @@ class ZSSRWidget(Container):
         self._stop.worker = worker
         self._worker = worker
         worker.start()
+        self.preview_ctl.started()
 
     def _on_source_data(self, event: Any) -> None:
         """A source layer's data was replaced during the run: note it for its result."""
@@ -479,6 +484,8 @@ class ZSSRWidget(Container):
             self.device_used.value = f"device: {msg.device} ({msg.reason})"
         elif isinstance(msg, JobProgress):
             self.run_panel.show_progress(msg.progress, msg.index, len(self._jobs))
+        elif isinstance(msg, JobSnapshot):
+            self.preview_ctl.on_snapshot(self._jobs[msg.index], msg)
         elif isinstance(msg, JobResult):
             self._on_result(self._jobs[msg.index], msg)
         elif isinstance(msg, JobFailed):
@@ -503,13 +510,15 @@ class ZSSRWidget(Container):
                 )
             )
         try:
-            new, _maps = add_result_with_maps(self._viewer, job, msg.result, self._preview_layer)
+            new, _maps = add_result_with_maps(self._viewer, job, msg.result, self.preview_ctl.layer)
         except Exception as exc:  # a layer napari refuses: tell, do not crash the run
             show_error(describe_error(exc))
             self.last_status = "error"
             return
         if job.preview:
-            self._preview_layer = new
+            self.preview_ctl.on_final(new)
+        else:
+            self.preview_ctl.on_run_result(job)
         note, warnings = self.training.show_noise(msg.result.info)
         self._noise_note = note
         self._maps_note = resolution_note(job, msg.result) or self._maps_note
@@ -537,3 +546,6 @@ class ZSSRWidget(Container):
         self.run_panel.finished(status, self._stop_reason, " · ".join(notes))
         if status == "stopped" and self._stop_reason:
             show_warning(f"ZSSR run stopped: {self._stop_reason}")
+        pending = self.preview_ctl.take_pending()
+        if pending is not None:  # Run or Preview pressed during a preview
+            self._start(preview=pending)

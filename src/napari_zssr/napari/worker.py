@@ -24,6 +24,7 @@ from typing import Any
 
 from ..core.progress import Cancelled, Progress
 from ..pipeline import PSFFileSpec, RunRequest, RunResult, kernel_for, read_psf
+from .live import Snapshot, SnapshotClock
 
 __all__ = [
     "AllDone",
@@ -33,6 +34,7 @@ __all__ = [
     "JobFailed",
     "JobProgress",
     "JobResult",
+    "JobSnapshot",
     "JobStarted",
     "JobStopped",
     "Message",
@@ -74,6 +76,9 @@ class Job:
         What the widget adds to the result's ``zssr`` metadata.
     psf_array : tuple, optional
         A PSF file's content already read.
+    snapshots : SnapshotClock, optional
+        When given, snapshots of the network in training are sent as it says
+        (:class:`JobSnapshot`; for previews).
     """
 
     request: RunRequest
@@ -87,6 +92,7 @@ class Job:
     replace: bool = False
     record: dict[str, Any] = field(default_factory=dict)
     psf_array: tuple[Any, Any] | None = None
+    snapshots: SnapshotClock | None = None
 
 
 # ------------------------------------------------------------------------------ messages
@@ -117,6 +123,14 @@ class JobProgress:
 
 
 @dataclass(frozen=True)
+class JobSnapshot:
+    """A snapshot of job ``index``'s network in training (see :class:`~.live.Snapshot`)."""
+
+    index: int
+    snapshot: Snapshot
+
+
+@dataclass(frozen=True)
 class JobResult:
     """Job ``index`` finished with ``result``."""
 
@@ -144,7 +158,16 @@ class AllDone:
     """Every job finished."""
 
 
-Message = JobStarted | DeviceChosen | JobProgress | JobResult | JobFailed | JobStopped | AllDone
+Message = (
+    JobStarted
+    | DeviceChosen
+    | JobProgress
+    | JobSnapshot
+    | JobResult
+    | JobFailed
+    | JobStopped
+    | AllDone
+)
 
 
 # ------------------------------------------------------------------------------ threads
@@ -203,12 +226,15 @@ def _pump(
     stop: threading.Event,
     threads: EngineThreads,
     grace: float = STOP_GRACE_S,
-) -> Generator[Progress, None, tuple[str, Any]]:
+    clock: SnapshotClock | None = None,
+) -> Generator[Progress | Snapshot, None, tuple[str, Any]]:
     """Run ``fn(callback)`` in an inner thread and yield its progress reports.
 
     Returns ``("ok", value)``, ``("cancelled", None)`` or ``("error", exception)``. After
     ``stop`` is set, the engine gets ``grace`` seconds to notice; then it is left behind (its
-    next callback returns False) so that the caller is free at once.
+    next callback returns False) so that the caller is free at once. With a ``clock``, the
+    snapshots it asks for are taken in the inner thread (the network is only valid there,
+    during the callback) and yielded as :class:`~.live.Snapshot` s.
     """
     reports: queue.SimpleQueue = queue.SimpleQueue()
     box: dict[str, Any] = {}
@@ -221,6 +247,13 @@ def _pump(
         # Training reports come often (each iteration on the CPU, for a prompt stop); the GUI
         # needs a few per second, with the mean loss since the last one it got (one iteration's
         # loss alone is mostly noise). Other stages are rare and always shown.
+        if progress.snapshot is not None:
+            if clock is not None and clock.due(progress.iteration):
+                try:
+                    reports.put(_take_snapshot(progress, clock))
+                except Exception:  # e.g. out of memory: the preview goes on without them
+                    clock.off = True
+            progress = dataclasses.replace(progress, snapshot=None)  # not valid after this
         if progress.stage == "train" and progress.loss is not None:
             losses.append(progress.loss)
         now = time.monotonic()
@@ -262,6 +295,18 @@ def _pump(
     return "ok", box["value"]
 
 
+def _take_snapshot(progress: Progress, clock: SnapshotClock) -> Snapshot:
+    """The snapshot ``progress`` offers (and the bicubic upscale with the first), timed."""
+    t0 = time.perf_counter()
+    take = progress.snapshot
+    assert take is not None
+    image = take()
+    bicubic = take(network=False) if clock.taken == 0 else None
+    seconds = time.perf_counter() - t0
+    number = clock.record(seconds)
+    return Snapshot(image, bicubic, progress.iteration, seconds, number)
+
+
 def run_jobs(
     jobs: list[Job], stop: threading.Event, threads: EngineThreads
 ) -> Generator[Message, None, None]:
@@ -283,10 +328,17 @@ def run_jobs(
         if device.type == "cpu":  # a report (a chance to stop) every iteration costs nothing here
             request = request.replace(overrides={**request.overrides, "report_every": 1})
         yield DeviceChosen(i, str(device), reason)
-        work = _pump(lambda cb, r=request, a=job.psf_array: run(r, cb, psf_array=a), stop, threads)
+        clock = job.snapshots
+        work = _pump(
+            lambda cb, r=request, a=job.psf_array: run(r, cb, psf_array=a),
+            stop,
+            threads,
+            clock=clock,
+        )
         try:
             while True:
-                yield JobProgress(i, next(work))
+                item = next(work)
+                yield JobSnapshot(i, item) if isinstance(item, Snapshot) else JobProgress(i, item)
         except StopIteration as end:
             status, value = end.value
         if status == "cancelled":

@@ -44,7 +44,7 @@ class RunPanel(Container):
         self.preview_button = PushButton(
             text="Preview",
             tooltip="Quick run of the fast preset on the region visible in the canvas "
-            "(current plane); the next preview replaces it.",
+            "(current plane), shown live while it trains; the next preview replaces it.",
         )
         buttons = Container(
             widgets=[self.run_button, self.stop_button, self.preview_button],

@@ -200,9 +200,14 @@ class ZSSRWidget(Container):
         self._collapsible.addWidget(advanced.native)
         holder = Container(labels=False)
         holder.native.layout().addWidget(self._collapsible)
-        parts = [self.inputs, self.training, self.psf_panel, stack, holder, self.model_panel]
-        parts += [self.output_panel, self.run_panel]
-        for part in (stack, holder):
+        # saved networks and OME-Zarr output: folded away until wanted
+        self._files_section = QCollapsible("Saved networks and OME-Zarr output")
+        self._files_section.addWidget(self.model_panel.native)
+        self._files_section.addWidget(self.output_panel.native)
+        files = Container(labels=False)
+        files.native.layout().addWidget(self._files_section)
+        parts = [self.inputs, self.training, self.psf_panel, stack, holder, files, self.run_panel]
+        for part in (stack, holder, files):
             part.margins = (0, 0, 0, 0)
         # Everything scrolls vertically inside the dock (napari docks ``native``).
         body = Container(widgets=parts, labels=False)

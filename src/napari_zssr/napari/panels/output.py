@@ -50,11 +50,11 @@ class OutputPanel(Container):
         )
         self.zarr_folder = FileEdit(
             mode="d",
+            nullable=True,  # empty shows empty (not the working directory) and means temporary
             label="OME-Zarr folder",
             tooltip="Folder of the OME-Zarr stores; empty: a temporary folder (named in the "
             "status line when the run ends)",
         )
-        self.zarr_folder.value = ""
         self.extend([self.to_zarr, self.zarr_folder])
         self.note = ""
 

@@ -2,7 +2,8 @@
 
 ``--workers N`` starts a :class:`distributed.LocalCluster`; ``--scheduler ADDRESS`` connects
 to a running one (for instance a ``dask_jobqueue.SLURMCluster``). Each file is one task
-(``client.map`` with ``retries``): it reads its input, trains, and writes its own output, so
+(``client.map`` with ``retries``), except the stacks whose planes are tasks of their own
+(:mod:`napari_zssr.plane_tasks`): it reads its input, trains, and writes its own output, so
 a task that is rerun after its worker was lost gives the same file (a TIFF is replaced
 whole, an OME-Zarr store continues from its finished planes). On a machine with GPUs each
 worker takes the GPU of its rank.
@@ -102,27 +103,39 @@ def run_jobs(
     *,
     processes: bool = True,
     task: Any = None,
+    plane_task: Any = None,
 ) -> list[str]:
     """Run ``jobs`` as tasks on the cluster the arguments name; their statuses, in order.
 
-    A task whose worker dies is rescheduled by Dask on another worker; a task that fails is
-    rerun up to ``args.retries`` times, then stops the batch with its error (outputs already
+    A stack in per-plane mode with an OME-Zarr output is split into tasks of a few planes
+    (:mod:`napari_zssr.plane_tasks`); every other file is one task. A task whose worker
+    dies is rescheduled by Dask on another worker; a task that fails is rerun up to
+    ``args.retries`` times, then stops the batch with its error (outputs and planes already
     complete stay, and a rerun of the command skips them).
     """
+    from .plane_tasks import finish_stack, submit_stacks
+
     client, cluster = connect(args.workers, args.scheduler, processes=processes)
     try:
         n_workers = max(1, len(client.scheduler_info(n_workers=-1).get("workers", {})))
         threads = max(1, (os.cpu_count() or 1) // n_workers) if cluster is not None else 0
+        stacks = submit_stacks(
+            client, jobs, args, argv, n_workers=n_workers, threads=threads, task=plane_task
+        )
         futures = client.map(
             task or _task,
-            list(jobs),
+            [job for i, job in enumerate(jobs) if i not in stacks],
             args=args,
             argv=list(argv),
             threads=threads,
             retries=int(args.retries),
             pure=False,
         )
-        return list(client.gather(futures))
+        files = iter(client.gather(futures))
+        return [
+            finish_stack(client, stacks[i]) if i in stacks else next(files)
+            for i in range(len(jobs))
+        ]
     finally:
         client.close()
         if cluster is not None:

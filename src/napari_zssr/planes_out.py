@@ -16,7 +16,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["RECORD_KEY", "PlaneOutput", "is_complete", "prepare_output", "run_fingerprint"]
+__all__ = [
+    "RECORD_KEY",
+    "PlaneOutput",
+    "PlaneShard",
+    "is_complete",
+    "mark_value",
+    "prepare_output",
+    "record_complete",
+    "run_fingerprint",
+]
 
 RECORD_KEY = "napari_zssr"
 
@@ -74,6 +83,9 @@ class PlaneOutput:
         self._tracked = not in_memory and fingerprint is not None and hasattr(target, "attrs")
         self.fingerprint = fingerprint
         self._done: set[int] = set()
+        self._shard = target if isinstance(target, PlaneShard) else None
+        if self._shard is not None and fingerprint is not None:
+            self._shard.bind(fingerprint)
         flags = getattr(target, "flags", None)
         if flags is not None and not flags.writeable:
             raise PermissionError("out is read-only; pass a writable array or store")
@@ -97,26 +109,21 @@ class PlaneOutput:
         self._save(complete=is_complete(self.target, self.fingerprint))
 
     def _save(self, complete: bool) -> None:
-        rec = {
-            "fingerprint": self.fingerprint,
-            "planes_done": sorted(self._done),
-            "n_planes": self.layout.n_planes,
-            "complete": bool(complete),
-        }
-        try:
-            self.target.attrs[RECORD_KEY] = rec
-        except Exception as exc:  # read-only stores raise various errors: one message
-            raise PermissionError(
-                f"cannot write the output store {_name(self.target)}: {exc}"
-            ) from exc
+        n_planes = self.layout.n_planes
+        _write_record(self.target, self.fingerprint, sorted(self._done), n_planes, complete)
 
     def done(self, idx: tuple[int, ...]) -> bool:
-        """Whether plane ``idx`` was finished by an earlier run of the same fingerprint."""
+        """Whether plane ``idx`` was finished by an earlier run of the same fingerprint (or,
+        for a :class:`PlaneShard`, is not one of its planes)."""
+        if self._shard is not None:
+            return self._shard.done(self._flat(idx))
         return self._flat(idx) in self._done
 
     @property
     def all_done(self) -> bool:
         """Whether every plane is finished already."""
+        if self._shard is not None:
+            return self._shard.all_done
         return len(self._done) >= self.layout.n_planes
 
     def __setitem__(self, idx: tuple[int, ...], plane: np.ndarray) -> None:
@@ -126,7 +133,9 @@ class PlaneOutput:
         from .lazy import write_plane
 
         write_plane(self.layout, self.target, idx, plane)
-        if self._tracked:  # recorded after the data: a recorded plane is always written
+        if self._shard is not None:  # marked after the data, as below
+            self._shard.mark(self._flat(idx))
+        elif self._tracked:  # recorded after the data: a recorded plane is always written
             self._done.add(self._flat(idx))
             self._save(complete=False)
 
@@ -134,6 +143,92 @@ class PlaneOutput:
         """Mark the run complete (last, after every plane)."""
         if self._tracked:
             self._save(complete=True)
+
+
+def _write_record(
+    target: Any, fingerprint: str | None, planes_done: list[int], n_planes: int, complete: bool
+) -> None:
+    rec = {
+        "fingerprint": fingerprint,
+        "planes_done": planes_done,
+        "n_planes": int(n_planes),
+        "complete": bool(complete),
+    }
+    try:
+        target.attrs[RECORD_KEY] = rec
+    except Exception as exc:  # read-only stores raise various errors: one message
+        raise PermissionError(f"cannot write the output store {_name(target)}: {exc}") from exc
+
+
+def record_complete(target: Any, fingerprint: str, n_planes: int) -> None:
+    """Write the record of a finished run of ``fingerprint`` into ``target``'s attributes
+    (what :meth:`PlaneOutput.finish` writes; for runs whose planes were written by others)."""
+    _write_record(target, fingerprint, list(range(n_planes)), n_planes, True)
+
+
+def mark_value(fingerprint: str) -> int:
+    """The nonzero 64-bit number a :class:`PlaneShard` writes for a plane of ``fingerprint``."""
+    return int(fingerprint[:16], 16) or 1
+
+
+class PlaneShard:
+    """Some planes of an output array, written by one of several concurrent writers.
+
+    Passed as ``out`` to :func:`~napari_zssr.super_resolve`, it makes the run compute only
+    ``planes`` (flat stack indices) and record each finished plane in ``marks``: a 1-D
+    uint64 zarr array with one element per plane and one chunk per element, so that
+    writers never share a file (the array's attributes are never written here). A plane is
+    finished when its element holds :func:`mark_value` of the run's fingerprint; planes an
+    earlier single-writer run recorded in the attributes count too.
+
+    Parameters
+    ----------
+    array : zarr.Array
+        The output array (its planes in chunks of their own).
+    marks : zarr.Array
+        ``(n_planes,)`` uint64, one chunk per element, 0 where nothing is finished.
+    planes : iterable of int
+        The planes this writer computes.
+    """
+
+    def __init__(self, array: Any, marks: Any, planes: Any) -> None:
+        self.array, self.marks = array, marks
+        self.planes = frozenset(int(p) for p in planes)
+        self.shape, self.dtype = tuple(array.shape), array.dtype
+        self.n_planes = int(marks.shape[0])
+        self.fingerprint: str | None = None
+        self._value = 0
+        self._done: set[int] = set()
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self.array[key] = value
+
+    def __getitem__(self, key: Any) -> Any:
+        return self.array[key]
+
+    def bind(self, fingerprint: str) -> None:
+        """Learn the run's fingerprint: which planes are finished or not ours."""
+        self.fingerprint, self._value = fingerprint, mark_value(fingerprint)
+        marks = np.asarray(self.marks[:])
+        done = {int(i) for i in np.flatnonzero(marks == np.uint64(self._value))}
+        rec = _record(self.array)
+        if rec.get("fingerprint") == fingerprint:
+            done |= {int(k) for k in rec.get("planes_done", [])}
+        self._done = done | (set(range(self.n_planes)) - self.planes)
+
+    def done(self, flat: int) -> bool:
+        """Whether plane ``flat`` needs no work here."""
+        return flat in self._done
+
+    @property
+    def all_done(self) -> bool:
+        """Whether no plane needs work here."""
+        return len(self._done) >= self.n_planes
+
+    def mark(self, flat: int) -> None:
+        """Record plane ``flat`` as finished (after its data was written)."""
+        self.marks[flat] = np.uint64(self._value)
+        self._done.add(flat)
 
 
 def _name(target: Any) -> str:

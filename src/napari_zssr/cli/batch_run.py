@@ -52,6 +52,14 @@ def add_batch_arguments(group: Any) -> None:
         help="run the files on an existing Dask cluster, e.g. tcp://host:8786",
     )
     group.add_argument(
+        "--planes-per-task",
+        type=_positive_int,
+        metavar="K",
+        help="with a Dask cluster, --stack-mode per_plane and OME-Zarr output: K planes of a "
+        "stack per task (default: about 3 tasks per worker); shared mode and TIFF output "
+        "keep one task per file",
+    )
+    group.add_argument(
         "--retries",
         type=int,
         default=2,
@@ -79,6 +87,7 @@ def is_batch(args: argparse.Namespace) -> bool:
         or args.workers is not None
         or args.scheduler is not None
         or args.batch_planes is not None
+        or args.planes_per_task is not None
     )
 
 
@@ -149,7 +158,9 @@ def plan_jobs(inputs: list[Path], args: argparse.Namespace) -> list[Job]:
     beside each input."""
     out = args.output
     folder_out = out is not None and (
-        len(inputs) > 1 or out.endswith(("/", os.sep)) or Path(out).is_dir()
+        len(inputs) > 1
+        or out.endswith(("/", os.sep))
+        or (Path(out).is_dir() and not _is_zarr_name(out))  # a store of an earlier run
     )
     if out is not None and not folder_out:
         fmt = _output_format(args, out)
@@ -189,6 +200,9 @@ def batch_command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     if args.z_isotropic and any(j.fmt == "ome-zarr" for j in jobs):
         raise UsageError("--z-isotropic writes TIFF only (the Z upsampling needs the volume)")
     argv = list(sys.argv[1:] if argv is None else argv)
+    from ..plane_tasks import check_plane_options
+
+    check_plane_options(jobs, args)
     if args.workers is not None or args.scheduler is not None:
         from ..cluster import run_jobs
 
@@ -225,7 +239,7 @@ def process_file(
     ``device`` replaces ``--device`` (a Dask worker's own GPU).
     """
     from ..pipeline import run
-    from .run_command import progress_bar, request_from_args
+    from .run_command import progress_bar
 
     if output_complete(job) and not args.overwrite:
         return "skipped (complete)"
@@ -234,14 +248,7 @@ def process_file(
 
         check_writable(job.output)  # before reading and training
     image, meta = _read(job.input)
-    request = request_from_args(args).replace(
-        source=image,
-        axes=args.axes or meta.axes,
-        pixel_size=_pixel(meta.pixel_size, args.pixel_size),
-        batch_planes=args.batch_planes,
-        device=device or args.device,
-    )
-    plan = request.validate()
+    request, plan = prepare_request(args, image, meta, device)
     store = _open_output(job, request, plan, image, args) if job.fmt == "ome-zarr" else None
     request = request.replace(out=store)
     update, close = progress_bar(args.quiet or device is not None, f"ZSSR {job.input.name}")
@@ -251,6 +258,22 @@ def process_file(
         close()
     _write(job, result, meta, request, argv, store)
     return "wrote"
+
+
+def prepare_request(
+    args: argparse.Namespace, image: Any, meta: Any, device: str | None = None
+) -> tuple[Any, Any]:
+    """The checked request of one input (``image`` and its ``meta``) and its plan."""
+    from .run_command import request_from_args
+
+    request = request_from_args(args).replace(
+        source=image,
+        axes=args.axes or meta.axes,
+        pixel_size=_pixel(meta.pixel_size, args.pixel_size),
+        batch_planes=args.batch_planes,
+        device=device or args.device,
+    )
+    return request, request.validate()
 
 
 def _pixel(from_file: Any, given: Any) -> Any:

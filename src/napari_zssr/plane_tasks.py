@@ -1,0 +1,250 @@
+"""The planes of a stack as Dask tasks (``--stack-mode per_plane``, OME-Zarr output).
+
+On a cluster (:mod:`napari_zssr.cluster`) a stack whose planes train independently is split
+into groups of planes, one task each. The client creates the output OME-Zarr store once,
+with a ``napari_zssr_planes`` array beside the image: one uint64 element per plane, each in
+a chunk (a file) of its own. A task opens the input lazily (zarr, OME-Zarr, an uncompressed
+TIFF through a memmap), runs :func:`~napari_zssr.super_resolve` on the whole stack with a
+:class:`~napari_zssr.planes_out.PlaneShard` as ``out``, so that it computes only its planes,
+writes them straight into the store and marks each one after its data. No task writes the
+store's attributes: when every task has succeeded, the client writes the run record and,
+last, the completion flag, then removes the marks. A rerun (same fingerprint) skips marked
+planes; a retried task writes the same planes again (each plane has the same seed as in a
+single-process run), so results equal a single-process run of the same stack.
+
+Each task repeats what the run decides from the whole stack (the intensity range in one
+pass over the planes, a PSF or noise estimate from a few planes): the tasks must agree on
+the run's fingerprint, which the client checks. The shared stack mode trains one network
+on the whole stack, and a TIFF is written whole: those files stay one task each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "MARKS",
+    "TASKS_PER_WORKER",
+    "Stack",
+    "check_plane_options",
+    "finish_stack",
+    "plane_groups",
+    "plane_task",
+    "submit_stacks",
+]
+
+#: Name of the per-plane completion array inside the output store.
+MARKS = "napari_zssr_planes"
+#: Tasks per worker when ``--planes-per-task`` is not given: a few, so that workers that
+#: finish early take over the rest.
+TASKS_PER_WORKER = 3
+
+
+def check_plane_options(jobs: Sequence[Any], args: argparse.Namespace) -> None:
+    """Refuse ``--planes-per-task`` where a stack cannot be split, with the reason."""
+    from .cli.parser import UsageError
+
+    if getattr(args, "planes_per_task", None) is None:
+        return
+    if args.workers is None and args.scheduler is None:
+        raise UsageError("--planes-per-task needs a Dask cluster (--workers or --scheduler)")
+    if args.stack_mode != "per_plane":
+        raise UsageError(
+            "--planes-per-task needs --stack-mode per_plane: the shared mode trains one "
+            "network on the whole stack, so each file is one task"
+        )
+    if any(job.fmt != "ome-zarr" for job in jobs):
+        raise UsageError(
+            "--planes-per-task needs OME-Zarr output (--format ome-zarr): a TIFF is written "
+            "whole, so each TIFF output is one task"
+        )
+
+
+def splits(job: Any, args: argparse.Namespace) -> bool:
+    """Whether the job's planes may be tasks of their own."""
+    return job.fmt == "ome-zarr" and args.stack_mode == "per_plane" and not args.z_isotropic
+
+
+def plane_groups(n_planes: int, per_task: int) -> list[list[int]]:
+    """Consecutive groups of ``per_task`` flat plane indices (the last may be shorter)."""
+    return [list(range(s, min(s + per_task, n_planes))) for s in range(0, n_planes, per_task)]
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A stack split into plane tasks: its job, what the tasks need to know of its input
+    (``axes``, ``pixel_size``, ``shape``, ``dtype``) and its number of planes."""
+
+    job: Any
+    meta: argparse.Namespace
+    n_planes: int
+
+
+def _n_planes(request: Any, plan: Any) -> int:
+    """The planes of the arranged input (as :func:`~napari_zssr.super_resolve` sees it)."""
+    from .nd import make_layout
+    from .pipeline.layout import arrange
+    from .pipeline.run import read_source
+
+    arranged = arrange(read_source(request), plan.axes or "")
+    return make_layout(arranged.image.shape, arranged.channel_axis, bool(arranged.rgb)).n_planes
+
+
+def prepare_stack(job: Any, args: argparse.Namespace) -> Stack | str | None:
+    """Create the job's output store and plane marks: its :class:`Stack`; a status when
+    its output is complete; None when it stays one task (one plane only)."""
+    from .cli.batch_run import _open_output, _read, output_complete, prepare_request
+
+    if output_complete(job) and not args.overwrite:
+        return "skipped (complete)"
+    image, meta = _read(job.input)
+    request, plan = prepare_request(args, image, meta)
+    n_planes = _n_planes(request, plan)
+    if n_planes < 2:
+        return None
+    store = _open_output(job, request, plan, image, args)
+    _marks(job.output, n_planes)
+    del store
+    info = argparse.Namespace(
+        axes=meta.axes,
+        pixel_size=meta.pixel_size,
+        extra={},
+        shape=tuple(int(n) for n in image.shape),
+        dtype=str(np.dtype(image.dtype)),
+    )
+    return Stack(job, info, n_planes)
+
+
+def _marks(path: Any, n_planes: int) -> Any:
+    """The store's plane marks, created (zeros) unless one of the right size is there."""
+    import zarr
+
+    group = zarr.open_group(str(path), mode="r+")
+    if MARKS in group and tuple(group[MARKS].shape) == (n_planes,):
+        return group[MARKS]
+    return group.create_array(
+        MARKS, shape=(n_planes,), chunks=(1,), dtype="uint64", fill_value=0, overwrite=True
+    )
+
+
+def _open_input(path: Any, meta: argparse.Namespace) -> Any:
+    """The input without reading it whole: zarr lazily, a TIFF through a memmap when its
+    pixels are stored plainly (else read whole)."""
+    from .io import read_tiff
+    from .io.zarr_store import is_zarr_path, open_ome_zarr
+
+    if is_zarr_path(path):
+        return open_ome_zarr(path)[0]
+    import tifffile
+
+    try:
+        mapped = tifffile.memmap(str(path), mode="r")
+    except Exception:  # compressed or tiled pixels cannot be mapped: read them
+        mapped = None
+    if mapped is not None and mapped.shape == meta.shape and mapped.dtype == meta.dtype:
+        return mapped
+    return read_tiff(path)[0]
+
+
+def plane_task(
+    stack: Stack, planes: list[int], args: argparse.Namespace, argv: Sequence[str], threads: int
+) -> tuple[str | None, dict[str, Any]]:
+    """Compute ``planes`` of ``stack`` on a worker: the run's fingerprint and its record."""
+    import torch
+    import zarr
+
+    from .cli.batch_run import prepare_request
+    from .cli.run_command import run_record
+    from .cluster import worker_device
+    from .pipeline import run
+    from .planes_out import PlaneShard
+
+    if threads > 0:  # a local cluster: the machine's cores shared out; else torch's default
+        torch.set_num_threads(threads)
+    job = stack.job
+    image = _open_input(job.input, stack.meta)
+    group = zarr.open_group(str(job.output), mode="r+")
+    shard = PlaneShard(group["0"], group[MARKS], planes)
+    request, _ = prepare_request(args, image, stack.meta, worker_device(args.device))
+    result = run(request.replace(out=shard))
+    return shard.fingerprint, run_record(job.input, job.output, result, argv)
+
+
+def submit_stacks(
+    client: Any,
+    jobs: Sequence[Any],
+    args: argparse.Namespace,
+    argv: Sequence[str],
+    *,
+    n_workers: int,
+    threads: int,
+    task: Any = None,
+) -> dict[int, Any]:
+    """Submit the plane tasks of every job that splits: by job index, a status (complete)
+    or ``(Stack, futures)``. Jobs left out run as one task each."""
+    submitted: dict[int, Any] = {}
+    for i, job in enumerate(jobs):
+        if not splits(job, args):
+            continue
+        stack = prepare_stack(job, args)
+        if stack is None or isinstance(stack, str):
+            if stack is not None:
+                submitted[i] = stack
+            continue
+        per_task = args.planes_per_task or math.ceil(
+            stack.n_planes / (TASKS_PER_WORKER * n_workers)
+        )
+        groups = plane_groups(stack.n_planes, per_task)
+        futures = [
+            client.submit(
+                task or plane_task,
+                stack,
+                group,
+                args=args,
+                argv=list(argv),
+                threads=threads,
+                retries=int(args.retries),
+                pure=False,
+            )
+            for group in groups
+        ]
+        submitted[i] = (stack, futures)
+    return submitted
+
+
+def finish_stack(client: Any, item: Any) -> str:
+    """Wait for a stack's tasks, then write its run record and, last, the completion flag.
+
+    Raises
+    ------
+    RuntimeError
+        When the tasks ran different runs (their fingerprints differ).
+    """
+    if isinstance(item, str):
+        return item
+    import zarr
+
+    from .io.zarr_store import write_run_record
+    from .planes_out import record_complete
+
+    stack, futures = item
+    results = client.gather(futures)
+    fingerprints = {fp for fp, _ in results}
+    if len(fingerprints) != 1 or None in fingerprints:
+        raise RuntimeError(
+            f"{stack.job.input}: the plane tasks did not run the same run (fingerprints "
+            f"{sorted(map(str, fingerprints))}); rerun without a cluster"
+        )
+    group = zarr.open_group(str(stack.job.output), mode="r+")
+    record = dict(results[0][1])
+    record["plane_tasks"] = len(futures)
+    write_run_record(group["0"], record)
+    record_complete(group["0"], fingerprints.pop(), stack.n_planes)  # last: the flag
+    del group[MARKS]  # complete: the marks are no longer needed
+    return f"wrote ({len(futures)} tasks)"

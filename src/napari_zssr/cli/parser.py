@@ -120,11 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser(
         "run",
-        help="super-resolve a TIFF file",
+        help="super-resolve TIFF files or OME-Zarr stores",
         description=(
-            "Super-resolve INPUT (TIFF, ImageJ hyperstack or OME-TIFF) and write a TIFF whose "
-            "Y/X pixel size is divided by the scale. Leading axes (T, Z, ...) are processed "
-            "plane by plane, a C axis as channels of one network, RGB jointly."
+            "Super-resolve each INPUT (TIFF, ImageJ hyperstack, OME-TIFF or OME-Zarr) and write "
+            "a TIFF or OME-Zarr store whose Y/X pixel size is divided by the scale. Leading "
+            "axes (T, Z, ...) are processed plane by plane, a C axis as channels of one "
+            "network, RGB jointly; completed outputs are skipped on a rerun."
         ),
         formatter_class=_HelpFormatter,
     )

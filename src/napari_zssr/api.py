@@ -133,13 +133,19 @@ def _noise_on_sons(
     preset: str,
     config: ZSSRConfig | None,
     with_kernel: bool,
+    *,
+    prefix: str = "",
+    warn: bool = True,
 ) -> dict[str, Any]:
     """The noise on the sons (``noise_std``), its source, the image's estimate and the warnings
-    (also issued) of :func:`super_resolve`."""
+    of :func:`super_resolve`: each starts with ``prefix`` and, with ``warn``, is also issued
+    (:func:`~napari_zssr.batch.super_resolve_many` issues its own, once every image is checked)."""
     estimate = _estimate_noise(arr, layout, info)
     value, source, message = _resolve_noise(noise, preset, config, estimate, with_kernel)
     if message is not None:
-        warnings.warn(message, UserWarning, stacklevel=3)
+        message = prefix + message
+        if warn:
+            warnings.warn(message, UserWarning, stacklevel=3)
     return {
         "noise_std": value,
         "noise_std_source": source,

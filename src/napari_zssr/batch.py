@@ -122,7 +122,7 @@ class _Item:
     """One image of :func:`super_resolve_many`, checked and ready to be upscaled."""
 
     def __init__(self, index: int, image: Any, ctx: dict[str, Any]) -> None:
-        from .api import _camera_noise, _check_image, _estimate_noise, _resolve_noise
+        from .api import _camera_noise, _check_image, _noise_on_sons
         from .core.kernels import validate_kernel
         from .core.resize import output_shape
         from .nd import intensity_info, make_layout
@@ -133,11 +133,21 @@ class _Item:
         self.info = intensity_info(self.arr, self.layout)
         if ctx["kernel"] is not None:
             validate_kernel(ctx["kernel"], self.layout.plane_shape)
-        self.estimate = _estimate_noise(self.arr, self.layout, self.info)
-        self.noise, self.noise_source, msg = _resolve_noise(
-            ctx["noise"], ctx["preset"], ctx["config"], self.estimate, ctx["kernel"] is not None
+        noise = _noise_on_sons(
+            self.arr,
+            self.layout,
+            self.info,
+            ctx["noise"],
+            ctx["preset"],
+            ctx["config"],
+            ctx["kernel"] is not None,
+            prefix=f"image {index}: ",
+            warn=False,  # issued by super_resolve_many once every image is checked
         )
-        self.warning = None if msg is None else f"image {index}: {msg}"
+        self.estimate = noise["noise_estimate"]
+        self.noise = noise["noise_std"]
+        self.noise_source = noise["noise_std_source"]
+        self.warning = noise["warnings"][0] if noise["warnings"] else None
         self.cfg = ctx["cfg"].replace(noise_std=self.noise)
         # a configuration's Poisson-Gaussian model gets its gain and offset from the image
         model = self.cfg.noise_model

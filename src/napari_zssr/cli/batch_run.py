@@ -264,22 +264,12 @@ def prepare_request(
     args: argparse.Namespace, image: Any, meta: Any, device: str | None = None
 ) -> tuple[Any, Any]:
     """The checked request of one input (``image`` and its ``meta``) and its plan."""
-    from .run_command import request_from_args
+    from .run_command import request_from_args, with_input
 
-    request = request_from_args(args).replace(
-        source=image,
-        axes=args.axes or meta.axes,
-        pixel_size=_pixel(meta.pixel_size, args.pixel_size),
-        batch_planes=args.batch_planes,
-        device=device or args.device,
+    request = with_input(request_from_args(args), args, image, meta).replace(
+        batch_planes=args.batch_planes, device=device or args.device
     )
     return request, request.validate()
-
-
-def _pixel(from_file: Any, given: Any) -> Any:
-    from .run_command import _pixel_size
-
-    return _pixel_size(from_file, given)
 
 
 def _read(path: Path) -> tuple[Any, Any]:

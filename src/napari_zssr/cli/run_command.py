@@ -285,6 +285,16 @@ def write_result_tiff(
     )
 
 
+def with_input(request: RunRequest, args: argparse.Namespace, image: Any, meta: Any) -> RunRequest:
+    """``request`` on ``image``: the axes and pixel size of the file's ``meta`` unless the
+    command line gives them."""
+    return request.replace(
+        source=image,
+        axes=args.axes or meta.axes,
+        pixel_size=_pixel_size(meta.pixel_size, args.pixel_size),
+    )
+
+
 def read_and_run(
     args: argparse.Namespace, request: RunRequest, inp: Path
 ) -> tuple[RunRequest, Any, RunResult]:
@@ -293,11 +303,7 @@ def read_and_run(
     from ..pipeline import run
 
     image, meta = read_tiff(inp)
-    request = request.replace(
-        source=image,
-        axes=args.axes or meta.axes,
-        pixel_size=_pixel_size(meta.pixel_size, args.pixel_size),
-    )
+    request = with_input(request, args, image, meta)
     request.validate()
     update, close = progress_bar(args.quiet, "ZSSR")
     try:

@@ -188,3 +188,22 @@ def _widget_delay() -> int:
     from napari_zssr.napari.preview import FOLLOW_DELAY_MS
 
     return FOLLOW_DELAY_MS
+
+
+def test_the_dock_warms_up_the_engine_in_the_background_once_shown(viewer, qtbot, monkeypatch):
+    calls = []
+    monkeypatch.setattr("napari_zssr.napari.widget.warm_up", lambda: calls.append(1))
+    _open(viewer)
+    assert calls == []  # not while the dock is being built
+    qtbot.waitUntil(lambda: len(calls) == 1, timeout=5000)
+
+
+def test_warm_up_imports_the_engine_once():
+    import sys
+
+    from napari_zssr.napari import worker
+
+    worker._warmed.clear()
+    worker.warm_up()
+    assert worker._warmed.is_set()
+    assert "napari_zssr.pipeline" in sys.modules and "napari_zssr.core.engine" in sys.modules

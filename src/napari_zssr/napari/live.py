@@ -1,9 +1,13 @@
 """When a preview takes a snapshot of the network in training (pure Python, no Qt, no torch).
 
-A snapshot is one forward pass over the preview's region: on a 2-core CPU about as long as a
-few dozen training iterations. :class:`SnapshotClock` takes the first one after a few
-iterations, so that an image appears early, and then one about every second of wall time, but
-never so often that the snapshots take more than a set share of the preview's time.
+A snapshot is one forward pass over the preview's region: on a 2-core CPU about as long as
+twenty training iterations (0.75-0.9 s for a 512 x 512 output). :class:`SnapshotClock` takes
+the first one after a few iterations, so that an image appears early, and then one about every
+second of wall time, but never so often that the snapshots take more than a tenth of the
+preview's time: where a forward pass is cheap (a GPU) the preview refreshes every second, on a
+CPU every 8 s or so. A fifth cost the preview 22% of its time on the 2-core CPU (40.9 against
+33.4 s, ``benchmarks/preview_latency.py --threads 2``), too much for a feature that should not
+slow the result down.
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ class SnapshotClock:
 
     first_iteration: int = 3
     interval_s: float = 1.0
-    max_share: float = 0.2
+    max_share: float = 0.1
     taken: int = 0
     spent_s: float = 0.0
     off: bool = False

@@ -36,8 +36,10 @@ if TYPE_CHECKING:
 
 __all__ = ["FOLLOW_DELAY_MS", "PreviewController"]
 
-FOLLOW_DELAY_MS = 500
-"""Pause after the last change of a followed setting (or of the view) before restarting."""
+FOLLOW_DELAY_MS = 300
+"""Pause after the last change of a followed setting (or of the view) before restarting: long
+enough to let a few clicks on a spin box's arrows or a pan settle, short because it is part of
+the wait for the first updated image (target: 2 s after the change)."""
 
 
 class PreviewController:

@@ -16,6 +16,7 @@ from magicgui.widgets import Container
 from napari.layers import Image
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QApplication
 from superqt import QCollapsible
 
@@ -48,12 +49,16 @@ from .worker import (
     describe_device,
     preview_kernel,
     run_jobs,
+    warm_up,
 )
 
 if TYPE_CHECKING:
     import napari.viewer
 
 __all__ = ["ZSSRWidget", "describe_error"]
+
+WARM_UP_DELAY_MS = 1000
+"""Milliseconds after the dock is built before torch and the engine start loading."""
 
 CLOSE_WAIT_S = 1.0
 """On close, seconds to wait for a run's engine to notice Stop (it does at its next report:
@@ -181,6 +186,10 @@ class ZSSRWidget(Container):
         if isinstance(active, Image) and active in self.image.choices:
             self.image.value = active
         self._on_image(self.image.value)
+        # torch and the engine load in the background while the user picks settings, so that
+        # the first Preview shows its first image as soon as later ones do; a timer, because
+        # building the dock itself must stay quick and torch-free
+        QTimer.singleShot(WARM_UP_DELAY_MS, self._warm_up)
 
     # ------------------------------------------------------------------------- building
     def _build(self) -> None:
@@ -391,6 +400,10 @@ class ZSSRWidget(Container):
     def _config(self, preview: bool, scale: tuple[float, float], kernel: Any) -> ZSSRConfig:
         """The configuration a run would use (``kernel``: the kernel, or None)."""
         return self.training.config(preview, kernel)
+
+    def _warm_up(self) -> None:
+        if self._alive:
+            self._threads.start(warm_up)  # tracked: closing waits for an import in progress
 
     # ------------------------------------------------------------------------- device
     def _on_device(self, *_: Any) -> None:

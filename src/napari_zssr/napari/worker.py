@@ -365,6 +365,37 @@ def describe_device(name: str) -> str:
     return f"{dev} - {reason}"
 
 
+_warmed = threading.Event()
+
+
+def warm_up() -> None:
+    """Load torch and the engine and run one tiny training step and forward pass on the CPU.
+
+    The dock starts this in a background thread once it is on screen, so that the first
+    Preview or Run of a session does not wait for it (importing torch and the engine alone
+    takes about 2 s on a 2-core CPU). Once per process; any failure is left to the real run
+    to report.
+    """
+    if _warmed.is_set():
+        return
+    _warmed.set()
+    try:
+        import torch
+
+        from .. import pipeline  # noqa: F401  (the engine, resizing, kernels)
+        from ..core.inference import inference_network
+        from ..core.network import ZSSRNet
+
+        net = ZSSRNet(1, width=8, depth=2)
+        x = torch.rand(1, 1, 16, 16)
+        (net(x) - x).abs().mean().backward()
+        torch.optim.Adam(net.parameters()).step()
+        with torch.inference_mode():
+            inference_network(net).eval()(x)
+    except Exception:  # noqa: S110 - the run itself reports any real problem
+        pass
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What a small task gave: its ``value``, or the ``error`` it raised (an expected answer

@@ -11,7 +11,7 @@ seconds the snapshots took in all. Rows:
   ``--settle 0`` the press pays for that itself);
 - ``live`` and ``no snapshots``: the same preview with and without live snapshots, alternated;
 - ``follow: scale 2 -> 3``: with "follow settings" on, the scale is changed after a finished
-  preview; the time runs from the change (the restart waits for the pause of FOLLOW_DELAY_MS first, 0.3 s).
+  preview; the time runs from the change (the restart waits for ``FOLLOW_DELAY_MS`` first).
 
 "Shown" means the layer was added or its data replaced in the viewer; the canvas draws it at the
 next pass of the event loop.

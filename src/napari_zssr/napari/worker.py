@@ -392,7 +392,7 @@ def warm_up() -> None:
         torch.optim.Adam(net.parameters()).step()
         with torch.inference_mode():
             inference_network(net).eval()(x)
-    except Exception:  # noqa: S110 - the run itself reports any real problem
+    except Exception:  # the run itself reports any real problem
         pass
 
 

@@ -119,7 +119,7 @@ def _summary(rows: list, names: list[str]) -> list[str]:
         "",
         "Command: `python benchmarks/noise_estimate.py --write`. Estimates in units of the "
         "normalised [0, 1] intensity range (median over an image's channels, as "
-        "`noise_std=\"auto\"` uses them); *true*: the root-mean-square noise the simulation "
+        '`noise_std="auto"` uses them); *true*: the root-mean-square noise the simulation '
         "added. `package` is `napari_zssr.core.noise.estimate_noise_std`.",
         "",
         "| images | n | true | " + " | ".join(f"{k}: min - max" for k in names) + " |",

@@ -426,7 +426,7 @@ def test_return_info() -> None:
     assert 0 < info["iterations"] <= PRESETS["fast"].max_iters
     assert info["seconds"] > 0 and math.isfinite(info["final_loss"])
     assert info["version"] == napari_zssr.__version__
-    assert "bicubic" in info["kernel"].lower()
+    assert info["kernel"] is None and "bicubic" in info["kernel_summary"].lower()
 
 
 def test_info_with_config_and_kernel() -> None:
@@ -436,7 +436,13 @@ def test_info_with_config_and_kernel() -> None:
     assert out.shape == (32, 32)
     assert info["preset"] is None
     assert info["config"]["max_iters"] == TINY.max_iters
-    assert re.search(r"\d+x\d+", info["kernel"]) and "FWHM" in info["kernel"]
+    summary = info["kernel_summary"]
+    assert re.search(r"\d+x\d+", summary) and "FWHM" in summary
+    # the kernel the sons were made with: the given one, normalised and centred for x2
+    from napari_zssr.core.kernels import prepare_kernel
+
+    assert info["kernel"].sum() == pytest.approx(1.0)
+    np.testing.assert_array_equal(info["kernel"], prepare_kernel(kernel, (2.0, 2.0)).weights)
     # the noise left unset is the image's estimate, also with an explicit config
     assert info["noise_std_source"] == "auto"
     assert info["noise_std"] == info["noise_estimate"] > 0

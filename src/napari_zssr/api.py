@@ -318,7 +318,11 @@ def super_resolve(
         fine-tunes it briefly (``config.finetune_iters``) and is upscaled; ``"per_plane"``
         trains a network from scratch for every plane (slower).
     return_info : bool
-        Also return a JSON-able dictionary describing the run.
+        Also return a dictionary describing the run: JSON-able values except the arrays
+        ``info["kernel"]`` (the downscaling kernel the sons were made with, float64 on the
+        output grid, sum 1; None for MATLAB's bicubic; with ``kernel="estimate"`` the
+        estimate) and, with ``maps=True``, ``info["maps"]``. ``info["kernel_summary"]``
+        describes the kernel in words.
     maps : bool
         Also compute quality maps (needs ``return_info=True``): ``info["maps"]`` holds
         ``"spread"`` (median absolute deviation of the self-ensemble members),
@@ -438,7 +442,11 @@ def super_resolve(
         "preset": None if config is not None else preset,
         "config": cfg.to_dict(),
         "scale": [sc[0], sc[1]],
-        "kernel": dk.summary() if dk is not None else "MATLAB bicubic (antialiased, a=-0.5)",
+        # the kernel itself (given or estimated; None: MATLAB bicubic), and in words
+        "kernel": None if dk is None else np.array(dk.weights, dtype=np.float64),
+        "kernel_summary": (
+            dk.summary() if dk is not None else "MATLAB bicubic (antialiased, a=-0.5)"
+        ),
         "kernel_estimate": kernel_est.to_dict() if kernel_est is not None else None,
         "noise_std": cfg.noise_std,
         "noise_std_estimated": noise_info["noise_std_source"] == "auto",

@@ -302,7 +302,9 @@ def isotropic_z(
         "z_ratio": r,
         "scale": [1.0, r],
         "axial_kernel": [float(v) for v in kernel[0]],
+        # JSON-able throughout (the taps are axial_kernel); kernel_summary as super_resolve's
         "kernel": f"axial 1 x {kernel.shape[1]} on the lateral grid",
+        "kernel_summary": f"axial 1 x {kernel.shape[1]} on the lateral grid",
         "n_father_planes": len(chosen),
         "seed": int(seed),
         "device": str(dev),

@@ -131,8 +131,12 @@ def run(
         "parameters": _parameters(plan, arranged, psf),
         "input_shape": list(arranged.image.shape),
         "output_pixel_size_um": list(pixel),
-        "run": info if plan.scale is not None else {},
-        "isotropic": iso_info,
+        "run": _in_words(info) if plan.scale is not None else {},
+        "isotropic": (
+            None
+            if iso_info is None
+            else {**iso_info, "runs": list(map(_in_words, iso_info["runs"]))}
+        ),
         "seconds": round(time.perf_counter() - t0, 3),
     }
     return RunResult(out, arranged.axes, pixel, info, record, kernel, psf, extra)
@@ -226,6 +230,13 @@ def _isotropic(
 
     out = volumes(arranged, one)
     return out, {"z_ratio": ratio, "axial_fwhm_px": fwhm_px, "runs": infos}
+
+
+def _in_words(info: dict[str, Any]) -> dict[str, Any]:
+    """An engine account for the JSON record: the kernel as its one-line summary, not its taps."""
+    if "kernel_summary" not in info:
+        return info
+    return {**info, "kernel": info["kernel_summary"]}
 
 
 def _summary(iso_info: dict[str, Any]) -> dict[str, Any]:

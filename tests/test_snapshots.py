@@ -80,30 +80,6 @@ def test_the_clock_starts_early_then_follows_wall_time_and_cost():
     assert clock.spent_s == pytest.approx(0.6)
 
 
-def test_inference_network_is_a_channels_last_copy_with_the_same_output():
-    import torch
-
-    from napari_zssr.core.inference import forward_tiled, inference_network
-    from napari_zssr.core.network import ZSSRNet
-
-    net = ZSSRNet(3, width=16, depth=4, generator=torch.Generator().manual_seed(0))
-    fast = inference_network(net)
-    assert fast is not net
-    assert net.training and fast.training  # same mode; the caller chooses
-    conv = [m for m in fast.body if isinstance(m, torch.nn.Conv2d)][1]
-    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
-    assert not conv.weight.is_contiguous()
-    assert all(p.is_contiguous() for p in net.parameters())  # the original is untouched
-    x = torch.rand(3, 40, 44, generator=torch.Generator().manual_seed(1))
-    net.eval()
-    fast.eval()
-    with torch.inference_mode():
-        ref = forward_tiled(net, x, tile=32, overlap=4)
-        got = forward_tiled(fast, x, tile=32, overlap=4)
-    assert got.is_contiguous()
-    torch.testing.assert_close(got, ref, atol=1e-6, rtol=1e-5)
-
-
 def test_the_default_clock_spends_at_most_a_tenth_on_snapshots():
     clock = SnapshotClock()
     now, spent, cost = 0.0, 0.0, 0.8

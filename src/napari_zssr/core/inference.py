@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Sequence
 
 import torch
@@ -16,7 +15,6 @@ __all__ = [
     "back_project",
     "degrade",
     "forward_tiled",
-    "inference_network",
     "median",
     "quick_output",
     "super_resolve_tensor",
@@ -50,23 +48,6 @@ def back_project(
     return sr.clamp(0.0, vmax)
 
 
-def inference_network(net: ZSSRNet) -> ZSSRNet:
-    """``net`` laid out for the fastest forward passes on its device (same mode, same weights).
-
-    On the CPU, a copy whose weights are channels-last: oneDNN then runs every convolution in
-    its NHWC kernels. A network trained in this process already has such weights (the
-    optimiser's updates leave them in the layout oneDNN's backward pass produced), but one
-    built from a file or a fresh tensor does not, and its forward pass over a 512 x 512 image
-    takes about a half longer (1.35-1.47 s against 0.88-0.95 s on 2 cores; outputs at most
-    6e-8 apart, float rounding). The input needs no conversion (a one-channel image has no
-    channel order), the training network is left untouched, and the copy costs a few hundred
-    kilobytes. Elsewhere ``net`` itself (CUDA and MPS layouts not measured).
-    """
-    if next(net.parameters()).device.type != "cpu":
-        return net
-    return copy.deepcopy(net).to(memory_format=torch.channels_last)
-
-
 def forward_tiled(
     net: ZSSRNet, x: torch.Tensor, tile: int, overlap: int, autocast: bool = False
 ) -> torch.Tensor:
@@ -84,7 +65,7 @@ def forward_tiled(
     )
     with ctx:
         if h <= tile and w <= tile:
-            return net(x[None])[0].float().contiguous()
+            return net(x[None])[0].float()
         out = torch.empty((c, h, w), dtype=torch.float32, device=x.device)
         for y0 in range(0, h, tile):
             y1 = min(y0 + tile, h)
@@ -140,7 +121,6 @@ def super_resolve_tensor(
     outs = []
     raws: list[torch.Tensor] = []
     net.eval()
-    net = inference_network(net)
     with torch.inference_mode():
         for i, tf in enumerate(transforms):
             if on_member is not None:
@@ -191,7 +171,7 @@ def quick_output(
         was_training = net.training
         net.eval()
         try:
-            out = forward_tiled(inference_network(net), up, tile, overlap)
+            out = forward_tiled(net, up, tile, overlap)
         finally:
             net.train(was_training)
     return out.clamp(min=0.0)

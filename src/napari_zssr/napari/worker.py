@@ -383,15 +383,15 @@ def warm_up() -> None:
         import torch
 
         from .. import pipeline  # noqa: F401  (the engine, resizing, kernels)
-        from ..core.inference import inference_network
-        from ..core.network import ZSSRNet
+        from ..core.network import ZSSRNet, preferred_memory_format
 
-        net = ZSSRNet(1, width=8, depth=2)
+        cpu = torch.device("cpu")
+        net = ZSSRNet(1, width=8, depth=2).to(memory_format=preferred_memory_format(cpu))
         x = torch.rand(1, 1, 16, 16)
         (net(x) - x).abs().mean().backward()
         torch.optim.Adam(net.parameters()).step()
         with torch.inference_mode():
-            inference_network(net).eval()(x)
+            net.eval()(x)
     except Exception:  # the run itself reports any real problem
         pass
 

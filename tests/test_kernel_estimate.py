@@ -161,3 +161,40 @@ def test_image_without_cross_scale_recurrence_falls_back_with_a_warning() -> Non
     assert any("narrowest kernel" in w for w in info["warnings"])
     plain = super_resolve(img, 2, config=TINY, noise_std=info["noise_std"])
     np.testing.assert_array_equal(out, plain)
+
+
+def test_a_kernel_wider_than_the_image_resolution_is_not_trusted(
+    scene: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fit whose blur would have erased details the image has falls back to bicubic."""
+    import dataclasses
+
+    from napari_zssr.core import kernel_estimate as ke
+
+    lr = (degrade(scene, gaussian_kernel(1.5, 1.5, 0.0, (2, 2)))[:96, :96] * 255).astype(np.uint8)
+    honest = estimate_kernel([lr / 255.0], (2, 2))
+    assert honest.reliable and not honest.too_wide
+    assert 0 < honest.fwhm_lr_px <= ke.MAX_BLUR_TO_RESOLUTION * honest.resolution_px
+    k_wide = gaussian_kernel(5.0, 5.0, 0.0, (2, 2))
+    wide = dataclasses.replace(
+        honest,
+        kernel=k_wide,
+        sigma_major=5.0,
+        sigma_minor=5.0,
+        fwhm_lr_px=ke._lr_fwhm(k_wide, (2.0, 2.0)),
+    )
+    assert wide.fwhm_lr_px > 2 * honest.fwhm_lr_px
+    assert wide.too_wide and not wide.reliable and wide.to_dict()["reliable"] is False
+    monkeypatch.setattr(ke, "estimate_kernel", lambda *a, **k: wide)
+    with pytest.warns(UserWarning, match="wider than the image's own resolution"):
+        out, info = super_resolve(lr, 2, kernel="estimate", config=TINY, return_info=True)
+    assert info["kernel"] is None and info["kernel_estimate"]["image_resolution_px"] > 0
+    plain = super_resolve(lr, 2, config=TINY, noise_std=info["noise_std"])
+    np.testing.assert_array_equal(out, plain)
+
+
+def test_lr_fwhm_of_a_gaussian() -> None:
+    from napari_zssr.core.kernel_estimate import _lr_fwhm
+
+    k = gaussian_kernel(2.0, 1.0, 0.3, (2, 2), pixel_box=False)
+    assert _lr_fwhm(k, (2.0, 2.0)) == pytest.approx(2.3548 * 2.0 / 2, rel=0.03)

@@ -66,6 +66,14 @@ SIGMAS = tuple(float(v) for v in np.geomspace(0.3, 6.0, 8))  # HR pixels, the co
 ANGLES = tuple(float(v) for v in np.arange(4) * math.pi / 4)
 MAX_PLANES = 4
 REFINE_ITERS = 40
+#: Largest kernel FWHM (major axis, on the image's grid) accepted, as a multiple of the image's
+#: own resolution (decorrelation analysis, core/resolution.py): a blur that wide would have
+#: removed details the image visibly has. The true kernels of the 20 DIV2KRK images come out at
+#: 0.56-1.10 times their image's resolution; the fits that made ZSSR far worse than the bicubic
+#: assumption at 1.21-2.49 (images 53, 44, 38, 39: -2.4 to -11.4 dB). 1.2 leaves a fifth for
+#: the resolution estimate's own error. Noise makes the measured resolution coarser, so noisy
+#: images are checked more leniently, not less.
+MAX_BLUR_TO_RESOLUTION = 1.2
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,12 @@ class KernelEstimate:
         Number of planes the estimate was made from.
     seconds : float
         Time the estimate took.
+    fwhm_lr_px : float
+        FWHM of the kernel's major axis (box included) on the image's own (LR) grid, in
+        pixels, from its second moments.
+    resolution_px : float
+        The image's resolution by decorrelation analysis, in its pixels (median over the
+        planes used); NaN when it could not be measured.
     """
 
     kernel: np.ndarray
@@ -99,6 +113,8 @@ class KernelEstimate:
     score: float
     planes: int
     seconds: float = 0.0
+    fwhm_lr_px: float = math.nan
+    resolution_px: float = math.nan
 
     def to_dict(self) -> dict[str, object]:
         """JSON-able record: the kernel as a list of lists and the fitted parameters."""
@@ -112,6 +128,8 @@ class KernelEstimate:
             "planes": self.planes,
             "seconds": self.seconds,
             "method": "anisotropic Gaussian fitted by cross-scale patch recurrence",
+            "fwhm_lr_px": self.fwhm_lr_px,
+            "image_resolution_px": self.resolution_px,
             "reliable": self.reliable,
         }
 
@@ -125,10 +143,28 @@ class KernelEstimate:
         about the blur (measured on DIV2KRK images 2 and 6, whose true kernels are about 1 HR
         px wide: ZSSR with the estimate lost 0.3 dB to the bicubic assumption on image 2).
         """
-        return self.sigma_major >= SIGMAS[0]
+        return self.sigma_major >= SIGMAS[0] and not self.too_wide
+
+    @property
+    def too_wide(self) -> bool:
+        """True when the kernel is wider than the image's own resolution allows.
+
+        Its FWHM on the image grid exceeds ``MAX_BLUR_TO_RESOLUTION`` times the resolution
+        measured on the image: such a blur would have removed details the image has. Fits like
+        this made ZSSR 2 to 11 dB worse than the bicubic assumption on DIV2KRK (see
+        ``docs/benchmarks.md``, "Blind kernel estimation").
+        """
+        return self.fwhm_lr_px > MAX_BLUR_TO_RESOLUTION * self.resolution_px  # NaN: False
 
     def fallback_message(self) -> str:
         """Why an unreliable estimate is not used."""
+        if self.too_wide:
+            return (
+                f"kernel='estimate': the fitted kernel (FWHM {self.fwhm_lr_px:.2f} image px) is "
+                f"wider than the image's own resolution allows ({self.resolution_px:.2f} px, "
+                f"at most {MAX_BLUR_TO_RESOLUTION:g} times that): the fit is not trusted, and "
+                "the bicubic kernel (kernel=None) is used instead"
+            )
         return (
             f"kernel='estimate': the fit ran to the narrowest kernel of its family (Gaussian "
             f"width {self.sigma_major:.2f} HR px, below {SIGMAS[0]:.2f}): the image's fine "
@@ -356,6 +392,7 @@ def estimate_kernel(
     start = _grid_search(crit, sc, pixel_box)
     best, score = _refine(crit, start, sc, pixel_box)
     kernel = _params_kernel(best, sc, pixel_box)
+    fwhm, resolution = _lr_fwhm(kernel, sc), _resolution(used)
     sa, sb = (math.exp(float(v)) for v in best[:2])
     angle = float(best[2])
     if sb > sa:  # report the major axis first
@@ -369,4 +406,32 @@ def estimate_kernel(
         score=score,
         planes=len(used),
         seconds=time.perf_counter() - t0,
+        fwhm_lr_px=fwhm,
+        resolution_px=resolution,
     )
+
+
+def _lr_fwhm(kernel: np.ndarray, scale: tuple[float, float]) -> float:
+    """FWHM of ``kernel``'s major axis on the LR grid (Gaussian-equivalent, from its moments)."""
+    k = kernel / kernel.sum()
+    ys, xs = np.indices(k.shape, dtype=np.float64)
+    ys, xs = ys / scale[0], xs / scale[1]  # LR pixels
+    my, mx = float((k * ys).sum()), float((k * xs).sum())
+    dy, dx = ys - my, xs - mx
+    cov = np.array(
+        [[(k * dy * dy).sum(), (k * dy * dx).sum()], [(k * dy * dx).sum(), (k * dx * dx).sum()]]
+    )
+    return 2.0 * math.sqrt(2.0 * math.log(2.0)) * math.sqrt(float(np.linalg.eigvalsh(cov)[-1]))
+
+
+def _resolution(planes: list[np.ndarray]) -> float:
+    """Median decorrelation resolution of ``planes``, in pixels (NaN if none can be measured)."""
+    from .resolution import estimate_resolution
+
+    values = []
+    for plane in planes:
+        try:
+            values.append(float(estimate_resolution(plane).resolution_px))
+        except ValueError:  # too small or flat for the analysis: no check from this plane
+            continue
+    return float(np.median(values)) if values else math.nan

@@ -244,16 +244,23 @@ def _box_offsets(s: float, oversample: int) -> np.ndarray:
     return (tap[:, None] + box[None, :]).ravel()
 
 
-def _patch_correlation(img: torch.Tensor) -> torch.Tensor:
+def _patch_correlation(img: torch.Tensor, noise_var: float = 0.0) -> torch.Tensor:
     """Second moment of all mean-free PATCH x PATCH patches of a (Y, X) tensor, trace 1.
 
     The matrix holds the image's local autocorrelation up to ``PATCH - 1`` pixels in every
     direction, so it carries the blur's width, anisotropy and angle; dividing by the trace
-    removes the contrast, which is not scale-invariant in real images.
+    removes the contrast, which is not scale-invariant in real images. ``noise_var`` (the
+    variance of white noise in ``img``) is taken out first: noise is uncorrelated from pixel to
+    pixel, so it adds only to the zero lag (the diagonal, less the patch mean) and would make
+    a noisy image look sharper than its blur, pulling the fit to the narrowest kernel.
     """
     p = F.unfold(img[None, None], PATCH)[0]  # (PATCH**2, positions)
     p = p - p.mean(dim=0, keepdim=True)
     c = p @ p.T / p.shape[1]
+    if noise_var > 0:
+        n = c.shape[0]
+        eye = torch.eye(n, dtype=c.dtype)
+        c = c - noise_var * (eye - torch.full_like(eye, 1.0 / n))
     return c / c.trace().clamp_min(1e-20)
 
 
@@ -308,15 +315,22 @@ class _Criterion:
     correlations are from the planes' own (squared Frobenius norm, summed over planes)."""
 
     def __init__(self, planes: list[np.ndarray], scale: tuple[float, float]) -> None:
+        from .noise import estimate_noise_std
+
         self.scale = scale
         self.planes = [torch.from_numpy(np.ascontiguousarray(p, dtype=np.float32)) for p in planes]
-        self.reference = [_patch_correlation(p) for p in self.planes]
+        # the planes' noise, left out of their patch statistics (and out of the copies', where
+        # the kernel's averaging has reduced it by sum(k**2))
+        self.noise_var = [estimate_noise_std(p) ** 2 for p in planes]
+        self.reference = [_patch_correlation(p, v) for p, v in zip(self.planes, self.noise_var)]
 
     def __call__(self, kernel: np.ndarray) -> float:
         dk = prepare_kernel(kernel, self.scale)
+        gain = float(np.square(dk.weights).sum())
         total = 0.0
-        for plane, ref in zip(self.planes, self.reference):
-            total += float((_patch_correlation(downscale(plane, dk)) - ref).square().sum())
+        for plane, ref, var in zip(self.planes, self.reference, self.noise_var):
+            copy = _patch_correlation(downscale(plane, dk), var * gain)
+            total += float((copy - ref).square().sum())
         return total / len(self.planes)
 
 

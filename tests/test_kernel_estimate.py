@@ -198,3 +198,15 @@ def test_lr_fwhm_of_a_gaussian() -> None:
 
     k = gaussian_kernel(2.0, 1.0, 0.3, (2, 2), pixel_box=False)
     assert _lr_fwhm(k, (2.0, 2.0)) == pytest.approx(2.3548 * 2.0 / 2, rel=0.03)
+
+
+@pytest.mark.parametrize("sigma", [1.0, 2.5])
+def test_a_noisy_image_gives_its_kernel_not_the_narrowest(scene: np.ndarray, sigma: float) -> None:
+    """White noise (0.06 of the range, a low-SNR fluorescence image) is left out of the fit."""
+    k = gaussian_kernel(sigma, sigma, 0.0, (2, 2))
+    lr = degrade(scene, k)
+    noisy = lr + np.random.default_rng(1).normal(0.0, 0.06, lr.shape)
+    est = estimate_kernel([noisy], (2, 2))
+    assert est.reliable
+    assert ncc(est.kernel, k) >= 0.95
+    assert est.sigma_major == pytest.approx(sigma, rel=0.3)

@@ -42,7 +42,7 @@ noise level estimated from each plane (``core/noise.py``) is therefore taken out
 statistics, and the part the kernel's averaging leaves of it out of the copy's. With it, the
 low-SNR images give 1.5-2.2 HR px widths for a PSF whose Gaussian core is 2.0 HR px, and a
 synthetic image with noise 0.06 of its range still gives its kernel at a correlation of 0.998
-(``tests/test_kernel_estimate.py``); DIV2KRK's clean images change by at most 0.01 HR px.
+(``tests/test_kernel_estimate.py``); DIV2KRK's clean images change by at most 0.02 HR px.
 
 The kernel fitted this way is the one ZSSR's sons need by construction: the sons must relate
 to the image as the image relates to the unseen HR scene.

@@ -1,9 +1,10 @@
 """The live preview: its layer, its snapshots, the bicubic comparison and "follow settings".
 
 While a preview trains, the worker sends snapshots of the network (one forward pass over the
-visible region, about once a second; :mod:`~napari_zssr.napari.live`). The first one puts the
-preview layer on the canvas, exactly over the source region, and the next ones replace its data;
-the final result (self-ensemble and back-projection, as in a run) takes its place at the end.
+visible region, at most once a second and a tenth of the time; :mod:`~napari_zssr.napari.live`).
+The first one puts the preview layer on the canvas, exactly over the source region, and the
+next ones replace its data; the final result (self-ensemble and back-projection, as in a run)
+takes its place at the end.
 
 - There is at most one preview layer, ``"<layer> ZSSR preview"``: a new preview replaces the
   previous one in the layer list (the old image stays until the new preview's first snapshot).
@@ -85,7 +86,7 @@ class PreviewController:
             value=False,
             text="follow settings",
             tooltip="Restart the preview when the scale, the PSF or the noise changes, or when "
-            "the view moves (after a pause of half a second).",
+            "the view moves (after a pause of 0.3 s).",
         )
         self.compare = CheckBox(
             value=False,

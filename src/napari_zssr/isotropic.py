@@ -294,6 +294,7 @@ def isotropic_z(
     _emit(callback, done)
     if not return_info:
         return out
+    summary = f"axial 1 x {kernel.shape[1]} on the lateral grid"
     run_info = {
         "version": __version__,
         "method": "isotropic_z",
@@ -303,8 +304,8 @@ def isotropic_z(
         "scale": [1.0, r],
         "axial_kernel": [float(v) for v in kernel[0]],
         # JSON-able throughout (the taps are axial_kernel); kernel_summary as super_resolve's
-        "kernel": f"axial 1 x {kernel.shape[1]} on the lateral grid",
-        "kernel_summary": f"axial 1 x {kernel.shape[1]} on the lateral grid",
+        "kernel": summary,
+        "kernel_summary": summary,
         "n_father_planes": len(chosen),
         "seed": int(seed),
         "device": str(dev),

@@ -132,11 +132,7 @@ def run(
         "input_shape": list(arranged.image.shape),
         "output_pixel_size_um": list(pixel),
         "run": _in_words(info) if plan.scale is not None else {},
-        "isotropic": (
-            None
-            if iso_info is None
-            else {**iso_info, "runs": list(map(_in_words, iso_info["runs"]))}
-        ),
+        "isotropic": iso_info,  # isotropic_z's accounts are JSON-able as they are
         "seconds": round(time.perf_counter() - t0, 3),
     }
     return RunResult(out, arranged.axes, pixel, info, record, kernel, psf, extra)

@@ -60,7 +60,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .kernels import downscale, prepare_kernel
+from .kernels import _centre_of_mass, downscale, prepare_kernel
 
 __all__ = [
     "KernelEstimate",
@@ -439,10 +439,9 @@ def estimate_kernel(
 def _lr_fwhm(kernel: np.ndarray, scale: tuple[float, float]) -> float:
     """FWHM of ``kernel``'s major axis on the LR grid (Gaussian-equivalent, from its moments)."""
     k = kernel / kernel.sum()
+    cy, cx = _centre_of_mass(k)
     ys, xs = np.indices(k.shape, dtype=np.float64)
-    ys, xs = ys / scale[0], xs / scale[1]  # LR pixels
-    my, mx = float((k * ys).sum()), float((k * xs).sum())
-    dy, dx = ys - my, xs - mx
+    dy, dx = (ys - cy) / scale[0], (xs - cx) / scale[1]  # LR pixels
     cov = np.array(
         [[(k * dy * dy).sum(), (k * dy * dx).sum()], [(k * dy * dx).sum(), (k * dx * dx).sum()]]
     )

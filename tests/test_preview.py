@@ -156,7 +156,7 @@ def test_run_stops_the_preview_then_replaces_it(viewer, qtbot):
 
 
 def test_follow_settings_restarts_the_preview_on_a_new_scale_and_region(viewer, qtbot):
-    viewer.add_image(_texture((64, 64), seed=7), name="img")
+    src = viewer.add_image(_texture((64, 64), seed=7), name="img")
     widget = _open(viewer, iters=20)
     _zoom_on(viewer, (20.0, 20.0))
     widget.preview()
@@ -168,8 +168,10 @@ def test_follow_settings_restarts_the_preview_on_a_new_scale_and_region(viewer, 
     qtbot.waitUntil(lambda: widget.busy, timeout=10_000)  # after the pause
     _wait_done(qtbot, widget)
     (second,) = _previews(viewer)
+    assert second is first  # filled in place: no layer removal (napari's gc pause)
     assert second.metadata["zssr"]["scale"] == [3.0, 3.0]
     region = second.metadata["zssr"]["region"]
+    np.testing.assert_allclose(_corners(second), _source_corners(src, region), atol=1e-9)
 
     camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
     camera.center = (44.0, 44.0)  # the view moves: the preview follows
@@ -207,3 +209,22 @@ def test_warm_up_imports_the_engine_once():
     worker.warm_up()
     assert worker._warmed.is_set()
     assert "napari_zssr.pipeline" in sys.modules and "napari_zssr.core.engine" in sys.modules
+
+
+def test_a_preview_of_another_layer_replaces_the_preview_layer(viewer, qtbot):
+    viewer.add_image(_texture((48, 48), seed=8), name="a")
+    b = viewer.add_image(_texture((48, 48), seed=9), name="b")  # same dtype and shape as a
+    widget = _open(viewer, iters=10)
+    _zoom_on(viewer, (20.0, 20.0))
+    widget.image.value = viewer.layers["a"]
+    widget.preview()
+    _wait_done(qtbot, widget)
+    (first,) = _previews(viewer)
+    widget.image.value = b
+    widget.preview()
+    _wait_done(qtbot, widget)
+    assert widget.last_status == "done"
+    (second,) = _previews(viewer)  # still one preview layer: b's, a new one
+    assert second is not first and second.name == "b ZSSR preview"
+    box = second.metadata["zssr"]["region"]
+    np.testing.assert_allclose(_corners(second), _source_corners(b, box), atol=1e-9)

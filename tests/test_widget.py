@@ -516,9 +516,14 @@ def test_preview_replaces_itself(viewer, qtbot):
     assert widget.last_status == "done"
     assert len(viewer.layers) == 2
     second = viewer.layers[-1]
-    assert second is not first
+    assert second is first  # the layer is reused in place (no removal, no gc pause)
     assert second.name == "big ZSSR preview"
-    assert second.metadata["zssr"]["region"][0] > y0
+    y0b, y1b, x0b, x1b = second.metadata["zssr"]["region"]
+    assert y0b > y0
+    assert second.data.shape == (2 * (y1b - y0b), 2 * (x1b - x0b))
+    np.testing.assert_allclose(
+        second.data_to_world([-0.5, -0.5]), src.data_to_world([y0b - 0.5, x0b - 0.5]), atol=1e-9
+    )
 
 
 def test_sample_data_opens(viewer):

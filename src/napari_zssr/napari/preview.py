@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from magicgui.widgets import CheckBox, Container
 from qtpy.QtCore import QTimer
 
-from .layers import new_layer, swap_in, unwrap
+from .layers import new_layer, refill_layer, swap_in, unwrap
 from .live import SnapshotClock
 from .worker import Job, JobSnapshot
 
@@ -155,14 +155,14 @@ class PreviewController:
         if self._w._stop.is_set() or not self._source_shown(job):
             return
         record = {**job.record, "live": True, "iteration": snap.iteration}
-        layer = self.layer
-        if layer is not None and snap.number > 1 and _present(self._w.viewer, layer):
+        layer = self.layer if _present(self._w.viewer, self.layer) else None
+        if layer is not None and snap.number > 1:
             layer.data = snap.image
             layer.metadata["zssr"] = record
             layer.contrast_limits = list(job.source.contrast_limits)
-        else:
+        elif layer is None or not refill_layer(layer, job, snap.image, record):
             new = new_layer(job, snap.image, record)
-            swap_in(self._w.viewer, new, layer if _present(self._w.viewer, layer) else None)
+            swap_in(self._w.viewer, new, layer)
             self.layer = new
         self.snapshot_seconds.append(snap.seconds)
         if snap.bicubic is not None:

@@ -77,13 +77,14 @@ def test_live_preview_updates_sits_over_its_region_and_ends_with_the_result(view
     src = viewer.add_image(_texture((64, 64), seed=4), name="img", translate=(3.0, -2.0))
     widget = _open(viewer)
     _zoom_on(viewer, (30.0, 20.0))
-    widget.preview_ctl.live = False  # the preview of old: one image at the end
+    assert widget.preview_ctl.live_box.value  # live images by default
+    widget.preview_ctl.live_box.value = False  # the preview of old: one image at the end
     widget.preview()
     _wait_done(qtbot, widget)
     assert widget.preview_ctl.updates and len(widget.preview_ctl.updates) == 1
     plain = np.array(_previews(viewer)[0].data)
 
-    widget.preview_ctl.live = True
+    widget.preview_ctl.live_box.value = True
     widget.preview()
     seen: list[np.ndarray] = []
 

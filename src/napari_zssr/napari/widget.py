@@ -46,7 +46,6 @@ from .worker import (
     JobStopped,
     Message,
     RunStop,
-    describe_device,
     preview_kernel,
     run_jobs,
     warm_up,
@@ -168,7 +167,6 @@ class ZSSRWidget(Container):
         self._jobs: list[Job] = []
         self._job_index = 0
         self._stop_reason = ""
-        self._device_probed = False
         self._level_note = ""
         self._noise_note = ""
         self._maps_note = ""
@@ -240,7 +238,6 @@ class ZSSRWidget(Container):
             w.changed.connect(self._refresh)
         self.psf_panel.on_file_read = self._refresh
         self.image.changed.connect(self._on_image)
-        self.device.changed.connect(self._on_device)
         self._collapsible.toggled.connect(self._on_advanced_toggled)
         layers = self._viewer.layers
         layers.events.inserted.connect(self._on_layers_inserted)
@@ -255,6 +252,7 @@ class ZSSRWidget(Container):
         """The dock widget was closed: stop any run and ignore its late messages."""
         self._alive = False
         self.psf_panel.alive = False
+        self.training.alive = False
         self.shutdown()
 
     def shutdown(self) -> None:
@@ -405,27 +403,9 @@ class ZSSRWidget(Container):
         if self._alive:
             self._threads.start(warm_up)  # tracked: closing waits for an import in progress
 
-    # ------------------------------------------------------------------------- device
-    def _on_device(self, *_: Any) -> None:
-        if self._device_probed:
-            self._probe_device()
-
     def _on_advanced_toggled(self, *_: Any) -> None:
-        if self._collapsible.isExpanded() and not self._device_probed:
-            self._probe_device()
-
-    def _probe_device(self) -> None:
-        """Resolve the chosen device in a worker (importing torch there) and show why."""
-        self._device_probed = True
-        self.device_info.value = "checking..."
-        worker = create_worker(describe_device, str(self.device.value), _start_thread=False)
-        worker.returned.connect(self._show_device_info)
-        worker.errored.connect(lambda exc: self._show_device_info(f"unknown ({exc})"))
-        worker.start()
-
-    def _show_device_info(self, text: str) -> None:
-        if self._alive:
-            self.device_info.value = text
+        if self._collapsible.isExpanded():
+            self.training.probe_device_once()
 
     # ------------------------------------------------------------------------- running
     def run(self, *_: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, SpinBox
+from napari.qt.threading import create_worker
 
 from ...core.config import (
     GRADUAL_SCALES,
@@ -16,6 +17,7 @@ from ...core.config import (
     resolve_config,
 )
 from ...pipeline import describe_noise
+from ..worker import describe_device
 
 __all__ = ["DEVICES", "PRESET_NAMES", "TrainingPanel"]
 
@@ -119,6 +121,33 @@ class TrainingPanel(Container):
             self.device_info,
             self.seed,
         ]
+        self.alive = True
+        """False once the dock is closed: a late answer about the device is dropped."""
+        self._device_probed = False
+        self.device.changed.connect(self._on_device)
+
+    # ------------------------------------------------------------------------- device
+    def probe_device_once(self) -> None:
+        """Say which device "auto" (or the choice) resolves to, the first time it is asked."""
+        if not self._device_probed:
+            self.probe_device()
+
+    def probe_device(self) -> None:
+        """Resolve the chosen device in a worker (importing torch there) and show why."""
+        self._device_probed = True
+        self.device_info.value = "checking..."
+        worker = create_worker(describe_device, str(self.device.value), _start_thread=False)
+        worker.returned.connect(self._show_device_info)
+        worker.errored.connect(lambda exc: self._show_device_info(f"unknown ({exc})"))
+        worker.start()
+
+    def _on_device(self, *_: Any) -> None:
+        if self._device_probed:  # once shown, the answer follows the choice
+            self.probe_device()
+
+    def _show_device_info(self, text: str) -> None:
+        if self.alive:
+            self.device_info.value = text
 
     def apply_preset(self, name: str) -> None:
         """Fill the advanced settings with a preset's values."""

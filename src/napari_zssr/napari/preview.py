@@ -6,8 +6,12 @@ The first one puts the preview layer on the canvas, exactly over the source regi
 next ones replace its data; the final result (self-ensemble and back-projection, as in a run)
 takes its place at the end.
 
-- There is at most one preview layer, ``"<layer> ZSSR preview"``: a new preview replaces the
-  previous one in the layer list (the old image stays until the new preview's first snapshot).
+- There is at most one preview layer, ``"<layer> ZSSR preview"``: a new preview of the same
+  layer fills it in place (:func:`~napari_zssr.napari.layers.refill_layer`), a preview of
+  another layer replaces it in the layer list (the old image stays until the new preview's
+  first snapshot either way).
+- "live images" (ticked by default) asks for the snapshots; unticked, the preview shows one
+  image, the final one, about a tenth sooner on a CPU.
 - "compare with bicubic" adds ``"<layer> ZSSR preview bicubic"``, the bicubic upscale of the
   same region, just above the preview layer; unticking the box removes it. Ticking and unticking
   (or the layer's eye) flips between the two in place.

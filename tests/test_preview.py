@@ -85,6 +85,16 @@ def test_live_preview_updates_sits_over_its_region_and_ends_with_the_result(view
     plain = np.array(_previews(viewer)[0].data)
 
     widget.preview_ctl.live_box.value = True
+    kinds: list[bool] = []  # trained: the snapshot of the trained network, at inference
+    show = widget.preview_ctl.on_snapshot
+
+    def on_snapshot(job, msg):
+        kinds.append(msg.snapshot.trained)
+        show(job, msg)
+        if msg.snapshot.trained:
+            assert widget.preview_ctl.layer.metadata["zssr"]["trained"] is True
+
+    widget.preview_ctl.on_snapshot = on_snapshot
     widget.preview()
     seen: list[np.ndarray] = []
 
@@ -101,6 +111,7 @@ def test_live_preview_updates_sits_over_its_region_and_ends_with_the_result(view
     assert widget.last_status == "done"
     assert len(seen) >= 3, f"{len(seen)} distinct snapshots seen"
     assert len(widget.preview_ctl.updates) >= 4  # snapshots, then the final result
+    assert kinds[-1] and not any(kinds[:-1])  # the trained network last, before the result
     assert np.all(np.diff(widget.preview_ctl.updates) >= 0)
     (final,) = _previews(viewer)
     meta = final.metadata["zssr"]

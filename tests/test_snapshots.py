@@ -45,6 +45,32 @@ def test_snapshots_do_not_change_the_result():
     assert not np.array_equal(seen[-1][2], last)
 
 
+def test_inference_offers_the_trained_network_once_at_no_cost():
+    img = _image((36, 40))
+    at_inference, last_training = [], []
+
+    def take(p):
+        if p.snapshot is None:
+            return
+        if p.stage == "infer":
+            at_inference.append((p.snapshot(), p.snapshot(network=False)))
+        else:
+            last_training[:] = [(p.snapshot(), p.snapshot(network=False))]
+
+    out = super_resolve(img, 2, config=CFG, seed=3, device="cpu", callback=take)
+    assert CFG.self_ensemble and len(at_inference) == 1
+    # the ensemble's identity member is what a snapshot of the trained network shows
+    (net_out, bicubic), (train_out, train_bicubic) = at_inference[0], last_training[0]
+    np.testing.assert_array_equal(net_out, train_out)
+    np.testing.assert_array_equal(bicubic, train_bicubic)
+    assert net_out.shape == out.shape and net_out.dtype == out.dtype
+    assert not np.array_equal(net_out, out)  # the result adds the ensemble
+
+    at_inference.clear()
+    super_resolve(img, 2, config=CFG.replace(self_ensemble=False), device="cpu", callback=take)
+    assert at_inference == []  # one member: the result itself comes next
+
+
 def test_snapshot_of_channels_keeps_the_output_layout():
     img = np.stack([_image((30, 32), seed=1), _image((30, 32), seed=2)])
     shots = []

@@ -476,6 +476,24 @@ def predict(
             message=f"inference {i + 1}/{n}",
         )
 
+    def on_identity(raw: torch.Tensor, up: torch.Tensor) -> None:
+        # A free snapshot of the trained network (the ensemble's identity member): with
+        # several members the result is still several passes away. Taken inside the report,
+        # like a training snapshot.
+        def snapshot(network: bool = True) -> torch.Tensor:
+            return (raw if network else up).float().clamp(min=0.0)
+
+        n = len(transforms)
+        rep(
+            "infer",
+            INFER_START + INFER_SHARE / n,
+            iteration=1,
+            max_iterations=n,
+            loss=model.final_loss,
+            message=f"inference 1/{n}: the trained network's output",
+            snapshot=snapshot,
+        )
+
     out = super_resolve_tensor(
         model.net,
         x,
@@ -490,6 +508,7 @@ def predict(
         autocast=False,
         on_member=on_member,
         collect=collect,
+        on_identity=on_identity if len(transforms) > 1 and rep.snapshots else None,
     )
     if not as_numpy:
         return out

@@ -104,6 +104,7 @@ def super_resolve_tensor(
     autocast: bool = False,
     on_member: Callable[[int, int], None] | None = None,
     collect: dict[str, torch.Tensor] | None = None,
+    on_identity: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
 ) -> torch.Tensor:
     """Upscale ``lr`` ``(C, H, W)``: ensemble over ``transforms``, back-projection, median.
 
@@ -115,6 +116,12 @@ def super_resolve_tensor(
     before any back-projection, and ``"spread"``, the median absolute deviation of the
     back-projected members around their median (zero for a single member), both
     ``(C, H_out, W_out)`` in the normalised intensity unit. Without it nothing extra is kept.
+
+    ``on_identity(output, bicubic)`` is called once the identity member (if there is one) has
+    been through the network, with its output before back-projection and the bicubic upscale
+    it started from, both ``(C, H_out, W_out)``: what :func:`quick_output` would give for
+    the trained network, at no extra cost (a live preview shows it while the other members
+    run). It must not modify them.
     """
     sy, sx = float(scale[0]), float(scale[1])
     shape = tuple(out_shape) if out_shape is not None else output_shape(lr.shape[-2:], (sy, sx))
@@ -129,6 +136,8 @@ def super_resolve_tensor(
             st, sh = ((sx, sy), (shape[1], shape[0])) if tf[0] else ((sy, sx), shape)
             up = imresize(xt, st, sh)
             y = undo_dihedral(forward_tiled(net, up, tile, overlap, autocast), tf)
+            if on_identity is not None and not any(tf):
+                on_identity(y, up)
             if collect is not None:
                 raws.append(y)
             outs.append(back_project(y, lr, (sy, sx), kernel, back_projection_iters, vmax))

@@ -45,7 +45,10 @@ class Progress:
         self-ensemble, no back-projection); ``network=False`` returns the bicubic upscale the
         network starts from. It is only valid inside the callback (the network changes
         afterwards), leaves the network's mode and every random stream untouched, and costs
-        one forward pass only when called. None where no snapshot is offered.
+        one forward pass only when called. Once more at inference, on the ``"infer"``
+        report after the self-ensemble's identity member (when there are several members):
+        the trained network's output for the image being upscaled, already computed, so
+        free. None where no snapshot is offered.
     """
 
     stage: str

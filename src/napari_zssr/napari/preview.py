@@ -176,7 +176,8 @@ class PreviewController:
         snap = msg.snapshot
         if self._w._stop.is_set() or not self._source_shown(job):
             return
-        record = {**job.record, "live": True, "iteration": snap.iteration}
+        at = {"trained": True} if snap.trained else {"iteration": snap.iteration}
+        record = {**job.record, "live": True, **at}
         layer = self.layer if _present(self._w.viewer, self.layer) else None
         if layer is not None and snap.number > 1:
             layer.data = snap.image

@@ -248,7 +248,8 @@ def _pump(
         # needs a few per second, with the mean loss since the last one it got (one iteration's
         # loss alone is mostly noise). Other stages are rare and always shown.
         if progress.snapshot is not None:
-            if clock is not None and clock.due(progress.iteration):
+            # the inference's snapshot (the trained network) is computed anyway: always taken
+            if clock is not None and (progress.stage != "train" or clock.due(progress.iteration)):
                 try:
                     reports.put(_take_snapshot(progress, clock))
                 except Exception:  # e.g. out of memory: the preview goes on without them
@@ -304,7 +305,9 @@ def _take_snapshot(progress: Progress, clock: SnapshotClock) -> Snapshot:
     bicubic = take(network=False) if clock.taken == 0 else None
     seconds = time.perf_counter() - t0
     number = clock.record(seconds)
-    return Snapshot(image, bicubic, progress.iteration, seconds, number)
+    return Snapshot(
+        image, bicubic, progress.iteration, seconds, number, trained=progress.stage != "train"
+    )
 
 
 def run_jobs(

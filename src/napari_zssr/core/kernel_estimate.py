@@ -11,28 +11,24 @@ against a patch discriminator. Here the same criterion fits a constrained family
   HR tap and, with ``pixel_box=True``, convolved with the box of one LR pixel (camera pixel
   integration). Three parameters cannot produce the off-centre, ringing or noise-fitted
   kernels a free-form generator can, and every candidate is a valid blur.
-* criterion: the second moments of all mean-free 5 x 5 patches of the first differences
-  along Y and along X (the local autocorrelation of the whitened image up to 4 pixels in every
-  direction), each divided by its trace, of ``I`` and of its downscaled copy; the kernel
-  minimises the squared difference, summed over the planes. A too-narrow kernel
+* criterion: the second moment of all mean-free 5 x 5 patches (the local autocorrelation up
+  to 4 pixels in every direction), divided by its trace, of ``I`` and of its downscaled copy;
+  the kernel minimises the squared difference, summed over the planes. A too-narrow kernel
   leaves an aliased copy whose patches decorrelate faster than those of ``I``; a too-wide one
   the opposite; an anisotropic blur shows as an elongated correlation. The distance is
   computed for a coarse grid of widths and angles, then refined by Nelder-Mead: no training,
   nothing drawn at random (the noise field below has a fixed seed), the same result on every
   run.
 
-Why the first differences: natural and microscopy images have power spectra close to
-1/f^2, and the intensities' correlations are then dominated by the coarsest structure of the
-crop, which differs from image to image and between scales; the differences whiten such a
-spectrum. On the 20 DIV2KRK images (``benchmarks/kernel_accuracy.py``) the estimated FWHM came
-within a mean |log ratio| of 0.17 of the true one, against 0.41 with the intensities, and the
-fits 1.5 to 3 times too wide (5 of 20) went: one (image 39, 1.65 times) is left, and the
-resolution check below catches it.
+Whitening (``whiten=True``: the same statistics of the image's first differences) estimates
+natural photographs much better (DIV2KRK: mean |log(estimated / true FWHM)| 0.17 against 0.41,
+``benchmarks/kernel_accuracy.py``) and widefield microscopy much worse (correlation with the
+true kernel 0.53-0.98 against 0.96-0.996 on the microscopy benchmark's cases,
+``--set microscopy``), so it is an option of :func:`estimate_kernel`, not the default.
 
-Why this family and criterion and not a GAN or other distances (measured with the intensities'
-version of the criterion, x2, 8 BSD100 HR crops of 320 px, each degraded by a random
-anisotropic Gaussian, widths 0.6-3 HR px; normalised correlation of the estimate with the true
-kernel, mean / worst): this criterion 0.944 / 0.84 in about 3 s per
+Why this and not a GAN or other distances (measured, x2, 8 BSD100 HR crops of 320 px, each
+degraded by a random anisotropic Gaussian, widths 0.6-3 HR px; normalised correlation of the
+estimate with the true kernel, mean / worst): this criterion 0.944 / 0.84 in about 3 s per
 image on one CPU thread; a sliced Wasserstein distance between the patch sets (64 directions,
 full distributions as a discriminator would compare them) 0.930 / 0.83 in 6 s, with a bias
 towards needle-thin kernels; the untrace-normalised second moment 0.865 / 0.67 (too wide: the
@@ -41,24 +37,25 @@ chose kernels about twice too wide on three DIV2KRK images. On a scale-invariant
 scene (dead leaves) isotropic widths of 1, 1.6 and 3 HR px come out within 10%, a 2.5 x 0.8 px
 kernel at 60 degrees as 2.03 x 1.02 px at 59 degrees (correlation 0.975 to 0.999).
 Images whose fine texture does not recur across scales can make it collapse to the pixel box
-alone (with the intensities' criterion DIV2KRK images 2 and 6 did: correlation 0.71); such
-fits are marked not ``reliable`` and ``super_resolve`` then falls back to the bicubic kernel
-with a warning. So are fits wider than the image's own resolution allows
-(``MAX_BLUR_TO_RESOLUTION``): with the intensities' criterion, on 5 of the 20 DIV2KRK images the
-fit came out 1.5 to 3 times too wide and made ZSSR 2 to 11 dB worse than the bicubic assumption.
+alone (DIV2KRK images 2 and 6: correlation 0.71); such fits are marked not ``reliable`` and
+``super_resolve`` then falls back to the bicubic kernel with a warning. So are fits wider than
+the image's own resolution allows (``MAX_BLUR_TO_RESOLUTION``): on 5 of the 20 DIV2KRK images
+the fit came out 1.5 to 3 times too wide and made ZSSR 2 to 11 dB worse than the bicubic
+assumption.
 
-Noise: white noise adds to the zero lag of the image's patch statistics (and, differenced, to
-the neighbouring lags; in the downscaled copy the kernel spreads it further), and made noisy
-images look sharper than their blur: on the four low-SNR images of the microscopy benchmark
-it was run on (BPAE actin, mitochondria, nuclei, membrane t=0) the fit ran to the narrowest
-kernel. The
-noise level estimated from each plane (``core/noise.py``) is therefore taken out of the image's
-statistics (exactly: the differences of white noise have a known covariance), and out of the
-copy's what the kernel leaves of it (the statistics of a fixed field of white noise downscaled
-with the same kernel). With the intensities' criterion, the
-low-SNR images give 1.5-2.2 HR px widths for a PSF whose Gaussian core is 2.0 HR px, and a
-synthetic image with noise 0.06 of its range still gives its kernel at a correlation of 0.998
-(``tests/test_kernel_estimate.py``); DIV2KRK's clean images change by at most 0.02 HR px.
+Noise: white noise adds to the zero lag of the image's patch statistics (in the downscaled
+copy the kernel spreads it to the neighbouring lags), and made noisy images look sharper than
+their blur: on the four low-SNR images of the microscopy benchmark it was run on (BPAE actin,
+mitochondria, nuclei, membrane t=0) the fit ran to the narrowest kernel. The noise level
+estimated from each plane (``core/noise.py``) is therefore taken out of the image's
+statistics, and out of the copy's what the kernel leaves of it: the statistics of a fixed
+field of white noise downscaled with the same kernel. (A first version took it for white
+noise of variance ``var * sum(k**2)``, ignoring the correlation the kernel gives it; the exact
+version fits the six low-SNR microscopy images with a texture 2-13% wider, closer to the true
+PSF: correlation with it 0.94-0.996 before, 0.96-0.996 now, ``benchmarks/kernel_accuracy.py
+--set microscopy``.) A synthetic image with noise 0.06 of its range still gives its kernel at a
+correlation of 0.95 or more (``tests/test_kernel_estimate.py``); DIV2KRK's clean images hardly
+change (mean |log ratio| 0.413 either way).
 
 The kernel fitted this way is the one ZSSR's sons need by construction: the sons must relate
 to the image as the image relates to the unseen HR scene.
@@ -284,32 +281,36 @@ def _difference_noise(axis: int) -> torch.Tensor:
     return torch.from_numpy(centre @ cov @ centre).float()
 
 
-#: The image's own noise is white: its differences' patch covariance is known exactly.
-_WHITE_NOISE_MOMENTS = (_difference_noise(0), _difference_noise(1))
+#: The image's own noise is white: the covariance of its patches (the intensities', or with
+#: ``whiten`` their differences along Y and X) is known exactly.
+_WHITE_NOISE_MOMENTS = {
+    False: (torch.eye(PATCH * PATCH) - 1.0 / (PATCH * PATCH),),
+    True: (_difference_noise(0), _difference_noise(1)),
+}
 
 
-def _difference_moments(img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Second moments of the mean-free PATCH x PATCH patches of a (Y, X) tensor's first
-    differences along Y and along X.
+def _patch_moments(img: torch.Tensor, whiten: bool = False) -> tuple[torch.Tensor, ...]:
+    """Second moments of the mean-free PATCH x PATCH patches of a (Y, X) tensor, or with
+    ``whiten`` of its first differences along Y and along X (two matrices).
 
-    Why differences and not the intensities: natural and microscopy images have power
-    spectra close to 1/f^2, so the intensities' correlations are dominated by the coarsest
-    structure in the crop, which changes from image to image and from scale to scale; the
-    first differences whiten such a spectrum, and what is left is mostly the blur. Measured on
-    the 20 DIV2KRK images (``benchmarks/kernel_accuracy.py``): mean |log(estimated / true
-    FWHM)| 0.41 with the intensities, 0.17 with the differences (a Laplacian, which
-    over-whitens and amplifies noise ten times more, gave 0.14 but one fit 1.5 times too wide
-    that the resolution check does not catch). The matrices carry the blur's width,
-    anisotropy and angle.
+    The intensities' local autocorrelation up to PATCH - 1 pixels in every direction carries the
+    blur's width, anisotropy and angle. Whitening (natural images have power spectra close to
+    1/f^2, which differences flatten) takes the coarse structure of the crop out of the
+    statistics: on the 20 DIV2KRK images (``benchmarks/kernel_accuracy.py``) the mean
+    |log(estimated / true FWHM)| falls from 0.41 to 0.17, but on the microscopy benchmark's
+    widefield cases the correlation with the true kernel falls from 0.96-0.996 to 0.53-0.98
+    (worst at low SNR): band-limited optics leave little but noise in the highest frequencies
+    the differences weigh most. So it is not the default.
     """
-    gy = img[1:, :-1] - img[:-1, :-1]
-    gx = img[:-1, 1:] - img[:-1, :-1]
+    parts = (img,)
+    if whiten:
+        parts = (img[1:, :-1] - img[:-1, :-1], img[:-1, 1:] - img[:-1, :-1])
     out = []
-    for grad in (gy, gx):
-        p = F.unfold(grad[None, None].contiguous(), PATCH)[0]  # (PATCH**2, positions)
+    for part in parts:
+        p = F.unfold(part[None, None].contiguous(), PATCH)[0]  # (PATCH**2, positions)
         p = p - p.mean(dim=0, keepdim=True)
         out.append(p @ p.T / p.shape[1])
-    return out[0], out[1]
+    return tuple(out)
 
 
 def _patch_correlation(
@@ -318,9 +319,9 @@ def _patch_correlation(
     """The two moment matrices, less ``noise_var`` times the unit noise's, each with trace 1.
 
     Dividing by the trace removes the contrast, which is not scale-invariant in real images;
-    each direction by its own (one common trace, which keeps the share of energy between the
-    directions, gave 0.19 on DIV2KRK against 0.17: that share depends on the scene's
-    orientations as much as on the blur). The noise (white in the image, correlated by the
+    with ``whiten`` each direction by its own (one common trace, which keeps the share of
+    energy between the directions, gave 0.19 on DIV2KRK against 0.17: that share depends on the
+    scene's orientations as much as on the blur). The noise (white in the image, correlated by the
     kernel in its downscaled copy) is taken out first, so that it does not make the image look
     sharper than its blur.
     """
@@ -386,10 +387,13 @@ class _Criterion:
     #: statistics (fixed: the criterion stays a deterministic, smooth function of the kernel).
     NOISE_FIELD = 256
 
-    def __init__(self, planes: list[np.ndarray], scale: tuple[float, float]) -> None:
+    def __init__(
+        self, planes: list[np.ndarray], scale: tuple[float, float], whiten: bool = False
+    ) -> None:
         from .noise import estimate_noise_std
 
         self.scale = scale
+        self.whiten = whiten
         self.planes = [torch.from_numpy(np.ascontiguousarray(p, dtype=np.float32)) for p in planes]
         # the planes' noise, left out of their patch statistics and of their copies' (where the
         # kernel has averaged it down and correlated it from pixel to pixel)
@@ -399,16 +403,16 @@ class _Criterion:
         side = self.NOISE_FIELD
         self.white = torch.randn((side, side), generator=gen) if self.noisy else None
         self.reference = [
-            _patch_correlation(_difference_moments(p), v, _WHITE_NOISE_MOMENTS)
+            _patch_correlation(_patch_moments(p, whiten), v, _WHITE_NOISE_MOMENTS[whiten])
             for p, v in zip(self.planes, self.noise_var)
         ]
 
     def __call__(self, kernel: np.ndarray) -> float:
         dk = prepare_kernel(kernel, self.scale)
-        noise = _difference_moments(downscale(self.white, dk)) if self.noisy else None
+        noise = _patch_moments(downscale(self.white, dk), self.whiten) if self.noisy else None
         total = 0.0
         for plane, ref, var in zip(self.planes, self.reference, self.noise_var):
-            moments = _difference_moments(downscale(plane, dk))
+            moments = _patch_moments(downscale(plane, dk), self.whiten)
             copy = _patch_correlation(moments, var, noise or moments)
             total += float((copy - ref).square().sum())
         return total / len(self.planes)
@@ -456,6 +460,7 @@ def estimate_kernel(
     scale: Sequence[float],
     *,
     pixel_box: bool = True,
+    whiten: bool = False,
 ) -> KernelEstimate:
     """Estimate the HR-grid downscaling kernel of an image from its own patch recurrence.
 
@@ -469,6 +474,12 @@ def estimate_kernel(
         The SR factor (s_y, s_x) the kernel is for.
     pixel_box : bool
         Include the LR pixel's box (camera pixel integration) in the kernel family.
+    whiten : bool
+        Compare the patch statistics of the image's first differences instead of its
+        intensities: much closer on natural photographs (DIV2KRK), much worse on widefield
+        microscopy (see :func:`_patch_moments`); ``super_resolve(kernel="estimate")`` uses the
+        default, False. For natural images, estimate with True and pass the kernel.
+
     Returns
     -------
     KernelEstimate
@@ -482,7 +493,7 @@ def estimate_kernel(
     sc = (float(scale[0]), float(scale[1]))
     picks = np.unique(np.linspace(0, len(planes) - 1, min(len(planes), MAX_PLANES)).round())
     used = _check_planes([planes[int(i)] for i in picks] if len(planes) else [], sc)
-    crit = _Criterion(used, sc)
+    crit = _Criterion(used, sc, whiten)
     start = _grid_search(crit, sc, pixel_box)
     best, score = _refine(crit, start, sc, pixel_box)
     kernel = _params_kernel(best, sc, pixel_box)

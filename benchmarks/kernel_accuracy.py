@@ -19,6 +19,9 @@ seconds per image: a quick check of an estimator change before the full ZSSR ben
 (``benchmarks/natural.py --sets div2krk --variants "estimated kernel"``, about an hour on a
 2-core CPU).
 
+``--whiten yes`` / ``no`` forces ``estimate_kernel``'s choice between the first differences'
+statistics and the intensities' (by default it chooses from the noise: ``auto``).
+
 ``--crop-median SIDE`` also fits the four corner crops of SIDE pixels and reports the median
 FWHM of the five fits: whether the errors are sampling noise (the median would help) or a bias
 of the image's content (it would not).
@@ -40,6 +43,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from natural import DEFAULT_DATA, load_cases
+
+WHITEN = {"auto": None, "yes": True, "no": False}
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -82,6 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", default="", help="comma-separated image numbers (default all)")
     p.add_argument("--crop-median", type=int, default=0, help="also the median of crops")
     p.add_argument(
+        "--whiten",
+        choices=tuple(WHITEN),
+        default="auto",
+        help="estimate_kernel's whiten: auto (None, the default), yes (True) or no (False)",
+    )
+    p.add_argument(
         "--set", choices=("div2krk", "microscopy"), default="div2krk", help="images (DIV2KRK)"
     )
     args = p.parse_args(argv)
@@ -106,11 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     for name, plane, kernel in cases:
         true = kernel / kernel.sum()
         true_fwhm = _lr_fwhm(true, sc)
-        est = estimate_kernel([plane], sc)
+        est = estimate_kernel([plane], sc, whiten=WHITEN[args.whiten])
         ratio = est.fwhm_lr_px / true_fwhm
         logs.append(abs(math.log(ratio)))
+        label = f"{name} (whitened)" if est.whitened else name
         row = (
-            f"| {name} | {true_fwhm:.2f} | {est.fwhm_lr_px:.2f} | {ratio:.2f} | "
+            f"| {label} | {true_fwhm:.2f} | {est.fwhm_lr_px:.2f} | {ratio:.2f} | "
             f"{_correlation(est.kernel, true):.3f} | {est.resolution_px:.2f} | "
             f"{est.fwhm_lr_px / est.resolution_px:.2f} | {'yes' if est.reliable else 'no'} |"
         )
@@ -118,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
             s = args.crop_median
             h, w = plane.shape
             crops = [plane[y : y + s, x : x + s] for y in (0, h - s) for x in (0, w - s)]
-            fits = [est.fwhm_lr_px] + [estimate_kernel([c], sc).fwhm_lr_px for c in crops]
+            fits = [est.fwhm_lr_px]
+            fits += [estimate_kernel([c], sc, whiten=WHITEN[args.whiten]).fwhm_lr_px for c in crops]
             med = float(np.median(fits)) / true_fwhm
             logs_med.append(abs(math.log(med)))
             row += f" {med:.2f} |"

@@ -10,7 +10,12 @@ import torch
 
 from napari_zssr import super_resolve
 from napari_zssr.core.config import ZSSRConfig
-from napari_zssr.core.kernel_estimate import estimate_kernel, gaussian_kernel, min_estimate_size
+from napari_zssr.core.kernel_estimate import (
+    WHITEN_MAX_NOISE_SHARE,
+    estimate_kernel,
+    gaussian_kernel,
+    min_estimate_size,
+)
 from napari_zssr.core.kernels import downscale, prepare_kernel
 
 
@@ -217,3 +222,18 @@ def test_a_noisy_image_gives_its_kernel_not_the_narrowest(
     assert est.reliable
     assert ncc(est.kernel, k) >= 0.95
     assert est.sigma_major == pytest.approx(sigma, rel=0.3)
+
+
+def test_whitening_is_chosen_from_the_noise(scene: np.ndarray) -> None:
+    """Clean: the first differences are compared (whitened); noisy: the intensities."""
+    k = gaussian_kernel(1.6, 1.6, 0.0, (2, 2))
+    lr = degrade(scene, k)
+    clean = estimate_kernel([lr], (2, 2))
+    assert clean.whitened and clean.noise_share < WHITEN_MAX_NOISE_SHARE
+    assert clean.to_dict()["whitened"] is True and "differences" in clean.to_dict()["method"]
+    noisy = lr + np.random.default_rng(2).normal(0.0, 0.06, lr.shape)
+    est = estimate_kernel([noisy], (2, 2))
+    assert not est.whitened and est.noise_share > WHITEN_MAX_NOISE_SHARE
+    forced = estimate_kernel([noisy], (2, 2), whiten=True)
+    assert forced.whitened and forced.noise_share == pytest.approx(est.noise_share)
+    assert ncc(clean.kernel, k) >= 0.9 and ncc(est.kernel, k) >= 0.9

@@ -237,3 +237,22 @@ def test_whitening_is_chosen_from_the_noise(scene: np.ndarray) -> None:
     forced = estimate_kernel([noisy], (2, 2), whiten=True)
     assert forced.whitened and forced.noise_share == pytest.approx(est.noise_share)
     assert ncc(clean.kernel, k) >= 0.9 and ncc(est.kernel, k) >= 0.9
+
+
+def test_an_unusable_whitened_fit_falls_back_to_the_intensities() -> None:
+    """The bundled confocal sample: noise is 4% of its differences' variance, so the whitened
+    statistics are tried first; they run to the narrowest kernel, and the intensities' fit,
+    which is usable, is kept."""
+    import tifffile
+
+    from napari_zssr._sample_data import SAMPLE_PATH
+    from napari_zssr.nd import normalise_intensity
+
+    plane = normalise_intensity(tifffile.imread(SAMPLE_PATH))[0]
+    whitened = estimate_kernel([plane], (2, 2), whiten=True)
+    assert whitened.noise_share < WHITEN_MAX_NOISE_SHARE and not whitened.reliable
+    est = estimate_kernel([plane], (2, 2))
+    assert est.reliable and not est.whitened
+    assert est.sigma_major == pytest.approx(
+        estimate_kernel([plane], (2, 2), whiten=False).sigma_major
+    )

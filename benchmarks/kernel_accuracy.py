@@ -6,7 +6,8 @@ For each image of the subset (x2, the supplied LR crops and their true kernels) 
 image, in a Markdown table:
 
 With ``--set microscopy``, the 14 widefield cases of ``benchmarks/microscopy.py`` (7 images, 2
-noise levels, the same simulation and noise draws) against the kernel of its true PSF.
+noise levels, the same simulation and noise draws) against the kernel of its true PSF; with
+``--set microscopy-noise-free`` its 7 images without the noise.
 
 - the FWHM (major axis, on the LR grid, from the second moments) of the true kernel and of the
   estimate, and their ratio (1 is right; above 1 too wide, the harmful direction for ZSSR);
@@ -61,11 +62,12 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float((pa * pb).sum() / math.sqrt((pa * pa).sum() * (pb * pb).sum()))
 
 
-def _microscopy_cases(data: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
+def _microscopy_cases(data: Path, noisy: bool = True) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """The microscopy benchmark's 14 widefield cases: (name, LR image in [0, 1], true kernel).
 
     The same simulation, seeds and noise draws as ``benchmarks/microscopy.py``; the true kernel
     is the one its ``zssr_psf`` method is given (optics, pixel integration, on the HR grid).
+    ``noisy=False``: the 7 images without noise (min-max scaled).
     """
     import microscopy as mic
 
@@ -75,6 +77,10 @@ def _microscopy_cases(data: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
     out = []
     for i, im in enumerate(mic.load_images(data, quick=False)):
         lr_clean = mic.acquire(im.gt, psf)
+        if not noisy:
+            span = max(float(lr_clean.max() - lr_clean.min()), 1e-12)
+            out.append((f"{im.name}, noise-free", (lr_clean - lr_clean.min()) / span, kernel))
+            continue
         for j, (level, (peak, read)) in enumerate(mic.NOISE_LEVELS.items()):
             counts = mic.add_noise(lr_clean, peak, read, np.random.default_rng(100 * i + j))
             out.append((f"{im.name}, {level}", normalise_intensity(counts)[0], kernel))
@@ -93,7 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         help="estimate_kernel's whiten: auto (None, the default), yes (True) or no (False)",
     )
     p.add_argument(
-        "--set", choices=("div2krk", "microscopy"), default="div2krk", help="images (DIV2KRK)"
+        "--set",
+        choices=("div2krk", "microscopy", "microscopy-noise-free"),
+        default="div2krk",
+        help="images (DIV2KRK)",
     )
     args = p.parse_args(argv)
     import torch
@@ -102,8 +111,8 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     images = [s for s in args.images.split(",") if s.strip()] or None
-    if args.set == "microscopy":
-        cases = _microscopy_cases(args.data)
+    if args.set.startswith("microscopy"):
+        cases = _microscopy_cases(args.data, noisy=args.set == "microscopy")
     else:
         loaded, _ = load_cases(args.data, "div2krk", 2, images=images)
         cases = [(c.name, _channel_mean(c.lr), c.kernel) for c in loaded]

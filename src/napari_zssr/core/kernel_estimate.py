@@ -74,6 +74,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -337,9 +338,10 @@ def _patch_moments(img: torch.Tensor, whiten: bool = False) -> tuple[torch.Tenso
 
 
 def _patch_correlation(
-    moments: Sequence[torch.Tensor], noise_var: float, noise: Sequence[torch.Tensor]
+    moments: Sequence[torch.Tensor], noise_var: float, noise: Sequence[torch.Tensor] | None
 ) -> torch.Tensor:
-    """The two moment matrices, less ``noise_var`` times the unit noise's, each with trace 1.
+    """The moment matrices, less ``noise_var`` times the unit noise's (``noise``, one matrix
+    each; None or ``noise_var`` 0: nothing taken out), each with trace 1.
 
     Dividing by the trace removes the contrast, which is not scale-invariant in real images;
     with ``whiten`` each direction by its own (one common trace, which keeps the share of
@@ -348,12 +350,9 @@ def _patch_correlation(
     kernel in its downscaled copy) is taken out first, so that it does not make the image look
     sharper than its blur.
     """
-    out = []
-    for c, n in zip(moments, noise):
-        if noise_var > 0:
-            c = c - noise_var * n
-        out.append(c / c.trace().clamp_min(1e-20))
-    return torch.cat(out)
+    if noise is not None and noise_var > 0:
+        moments = [c - noise_var * n for c, n in zip(moments, noise)]
+    return torch.cat([c / c.trace().clamp_min(1e-20) for c in moments])
 
 
 def _textured_crop(plane: np.ndarray, side: int) -> np.ndarray:
@@ -411,35 +410,36 @@ class _Criterion:
     NOISE_FIELD = 256
 
     def __init__(
-        self, planes: list[np.ndarray], scale: tuple[float, float], whiten: bool | None = None
+        self,
+        planes: list[np.ndarray],
+        scale: tuple[float, float],
+        noise_var: list[float],
+        whiten: bool,
     ) -> None:
-        from .noise import estimate_noise_std
-
         self.scale = scale
+        self.whiten = whiten
         self.planes = [torch.from_numpy(np.ascontiguousarray(p, dtype=np.float32)) for p in planes]
-        # the planes' noise, left out of their patch statistics and of their copies' (where the
-        # kernel has averaged it down and correlated it from pixel to pixel)
-        self.noise_var = [estimate_noise_std(p) ** 2 for p in planes]
-        self.noise_share = float(
-            np.mean([_noise_share(p, v) for p, v in zip(planes, self.noise_var)])
-        )
-        self.whiten = self.noise_share < WHITEN_MAX_NOISE_SHARE if whiten is None else whiten
-        self.noisy = any(v > 0 for v in self.noise_var)
+        # the planes' noise (variance per plane), left out of their patch statistics and of
+        # their copies' (where the kernel has averaged it down and correlated it from pixel to
+        # pixel: measured on a fixed field of white noise downscaled the same way)
+        self.noise_var = noise_var
         gen = torch.Generator().manual_seed(0)
         side = self.NOISE_FIELD
-        self.white = torch.randn((side, side), generator=gen) if self.noisy else None
+        noisy = any(v > 0 for v in noise_var)
+        self.white = torch.randn((side, side), generator=gen) if noisy else None
         self.reference = [
-            _patch_correlation(_patch_moments(p, self.whiten), v, _WHITE_NOISE_MOMENTS[self.whiten])
-            for p, v in zip(self.planes, self.noise_var)
+            _patch_correlation(_patch_moments(p, whiten), v, _WHITE_NOISE_MOMENTS[whiten])
+            for p, v in zip(self.planes, noise_var)
         ]
 
     def __call__(self, kernel: np.ndarray) -> float:
         dk = prepare_kernel(kernel, self.scale)
-        noise = _patch_moments(downscale(self.white, dk), self.whiten) if self.noisy else None
+        noise = None
+        if self.white is not None:
+            noise = _patch_moments(downscale(self.white, dk), self.whiten)
         total = 0.0
         for plane, ref, var in zip(self.planes, self.reference, self.noise_var):
-            moments = _patch_moments(downscale(plane, dk), self.whiten)
-            copy = _patch_correlation(moments, var, noise or moments)
+            copy = _patch_correlation(_patch_moments(downscale(plane, dk), self.whiten), var, noise)
             total += float((copy - ref).square().sum())
         return total / len(self.planes)
 
@@ -529,20 +529,28 @@ def estimate_kernel(
     sc = (float(scale[0]), float(scale[1]))
     picks = np.unique(np.linspace(0, len(planes) - 1, min(len(planes), MAX_PLANES)).round())
     used = _check_planes([planes[int(i)] for i in picks] if len(planes) else [], sc)
-    est = _fit(_Criterion(used, sc, whiten), used, sc, pixel_box)
-    if whiten is None and est.whitened and not est.reliable:
+    from .noise import estimate_noise_std
+
+    noise_var = [estimate_noise_std(p) ** 2 for p in used]
+    share = float(np.mean([_noise_share(p, v) for p, v in zip(used, noise_var)]))
+    facts = {"resolution_px": _resolution(used), "noise_share": share, "planes": len(used)}
+    whitened = share < WHITEN_MAX_NOISE_SHARE if whiten is None else whiten
+    est = _fit(_Criterion(used, sc, noise_var, whitened), sc, pixel_box, facts)
+    if whiten is None and whitened and not est.reliable:
         # the whitened statistics said nothing usable (the bundled confocal sample, whose noise
         # makes up 4% of its differences, runs to the narrowest kernel with them): the
         # intensities' fit, more robust where the finest scales are partly noise, is tried
-        other = _fit(_Criterion(used, sc, False), used, sc, pixel_box)
+        other = _fit(_Criterion(used, sc, noise_var, False), sc, pixel_box, facts)
         est = other if other.reliable else est
     return dataclasses.replace(est, seconds=time.perf_counter() - t0)
 
 
 def _fit(
-    crit: _Criterion, used: list[np.ndarray], sc: tuple[float, float], pixel_box: bool
+    crit: _Criterion, sc: tuple[float, float], pixel_box: bool, facts: dict[str, Any]
 ) -> KernelEstimate:
-    """Grid search, then Nelder-Mead, of ``crit`` over the family; the estimate it gives."""
+    """Grid search, then Nelder-Mead, of ``crit`` over the family; the estimate it gives
+    (``facts``: what the planes give whatever the fit, their resolution, noise share and
+    number, measured once for both fits)."""
     start = _grid_search(crit, sc, pixel_box)
     best, score = _refine(crit, start, sc, pixel_box)
     kernel = _params_kernel(best, sc, pixel_box)
@@ -557,11 +565,9 @@ def _fit(
         angle=angle % math.pi,
         pixel_box=pixel_box,
         score=score,
-        planes=len(used),
         fwhm_lr_px=_lr_fwhm(kernel, sc),
-        resolution_px=_resolution(used),
         whitened=crit.whiten,
-        noise_share=crit.noise_share,
+        **facts,
     )
 
 

@@ -16,6 +16,7 @@ from napari_zssr.core.batched import (
 )
 from napari_zssr.core.config import ZSSRConfig
 from napari_zssr.core.engine import fit, upscale_plane
+from napari_zssr.core.kernels import prepare_kernel
 from napari_zssr.core.network import ZSSRNet
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -102,16 +103,19 @@ def test_stacked_adam_select_keeps_the_state() -> None:
     assert sub.steps.tolist() == [1.0, 1.0]
 
 
-@pytest.mark.parametrize("noise", [0.0, 0.02])
-def test_networks_trained_together_equal_separate_runs(noise: float) -> None:
-    """Same loss curves, stopping points and weights as one fit per image (same seeds)."""
-    imgs = [image(32, s) for s in range(3)]
-    cfg = TINY.replace(noise_std=noise)
+@pytest.mark.parametrize(("noise", "context"), [(0.0, False), (0.02, False), (0.02, True)])
+def test_networks_trained_together_equal_separate_runs(noise: float, context: bool) -> None:
+    """Same loss curves, stopping points and weights as one fit per image (same seeds),
+    also with a kernel and a context margin around the fathers."""
+    imgs = [image(40, s) for s in range(3)]
+    cfg = TINY.replace(noise_std=noise, kernel_context=context)
+    kernel = prepare_kernel(np.outer(*[np.array([1.0, 4, 6, 4, 1]) / 16] * 2), (2, 2), (40, 40))
+    kernel = kernel if context else None
     seeds = [4, 4, 9]
     jobs = [FitJob([im], cfg, seed) for im, seed in zip(imgs, seeds)]
-    together = fit_many(jobs, 2, device="cpu")
+    together = fit_many(jobs, 2, kernel=kernel, device="cpu")
     for im, seed, model in zip(imgs, seeds, together):
-        alone = fit([im], 2, config=cfg, device="cpu", seed=seed)
+        alone = fit([im], 2, kernel=kernel, config=cfg, device="cpu", seed=seed)
         assert_same_model(model, alone)
 
 

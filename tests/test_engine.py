@@ -18,6 +18,7 @@ from napari_zssr.core.engine import (
     gradual_stages,
     normalise_scale,
     predict,
+    prepare_run,
     upscale_plane,
 )
 from napari_zssr.core.inference import back_project, degrade, forward_tiled, median
@@ -25,7 +26,13 @@ from napari_zssr.core.kernels import prepare_kernel
 from napari_zssr.core.lr_policy import LRPolicy
 from napari_zssr.core.network import ZSSRNet
 from napari_zssr.core.resize import imresize
-from napari_zssr.core.sampling import FatherSampler, FatherSource, crop_shape, undo_dihedral
+from napari_zssr.core.sampling import (
+    FatherSampler,
+    FatherSource,
+    context_margin,
+    crop_shape,
+    undo_dihedral,
+)
 
 TINY = ZSSRConfig(
     max_iters=20,
@@ -549,3 +556,64 @@ def test_native_fathers_are_unresampled_crops_of_the_source() -> None:
         [FatherSource(src)], (16, 16), ZSSRConfig(crop_size=16), tfs, np.random.default_rng(0)
     ).sample(8)
     assert not torch.isin(resampled, src).all()
+
+
+# --- context around the fathers ----------------------------------------------------------------
+
+
+def _gaussian_kernel(n: int, sigma: float) -> np.ndarray:
+    r = np.arange(n) - (n - 1) / 2
+    k = np.exp(-(r[:, None] ** 2 + r[None] ** 2) / (2 * sigma**2))
+    return k / k.sum()
+
+
+def test_context_margin_covers_the_reach_in_whole_lr_pixels() -> None:
+    # half the kernel (15) + the bicubic upscale's 2 s (4) + 1, a multiple of 2
+    assert context_margin((2, 2), (30, 30), (64, 64), (128, 128)) == (20, 20)
+    # x1.5: only even LR counts give whole HR pixels (3, 6, 9...); 4.5 + 3 + 1 -> 9
+    assert context_margin((1.5, 1.5), (9, 9), (63, 63), (200, 200)) == (9, 9)
+    # a small source: what fits, still whole LR pixels, and nothing on a full-size crop
+    assert context_margin((2, 2), (30, 30), (64, 64), (96, 96)) == (16, 16)
+    assert context_margin((2, 3), (11, 13), (64, 63), (64, 300)) == (0, 15)
+
+
+def test_a_son_with_context_is_the_degradation_of_real_content() -> None:
+    """With kernel_context, the network's input for a father is what degrading the whole
+    image would give there; without it, the crop's son is blurred into mirrored content."""
+    img = structured(96).astype(np.float32)
+    sc = (2.0, 2.0)
+    dk = prepare_kernel(_gaussian_kernel(13, 2.0), sc, img.shape)
+    cfg = TINY.replace(crop_size=32, kernel_context=True)
+    run = prepare_run([img], sc, kernel=dk, config=cfg, device=torch.device("cpu"))
+    m = run.margin[0]
+    assert run.margin == context_margin(sc, dk.shape, (32, 32), img.shape) and m > dk.shape[0] / 2
+    assert run.sampler.crop == (32 + 2 * m, 32 + 2 * m)
+    full = torch.from_numpy(img)[None]
+    whole = imresize(degrade(full, sc, dk), sc, img.shape)  # every son pixel from real content
+    y0, x0 = 20, 30  # even: the cut's son grid is the whole image's
+    cut = full[:, y0 : y0 + 32 + 2 * m, x0 : x0 + 32 + 2 * m]
+    inp, hr = run.training_pair(cut[None])
+    assert inp.shape == hr.shape == (1, 1, 32, 32)  # the network's cost is the crop's
+    want = whole[:, y0 + m : y0 + m + 32, x0 + m : x0 + m + 32]
+    torch.testing.assert_close(hr[0], full[:, y0 + m : y0 + m + 32, x0 + m : x0 + m + 32])
+    torch.testing.assert_close(inp[0], want, atol=1e-5, rtol=0)
+    plain = prepare_run(
+        [img], sc, kernel=dk, config=cfg.replace(kernel_context=False), device=torch.device("cpu")
+    )
+    assert plain.margin == (0, 0) and plain.sampler.crop == (32, 32)
+    inp0, _ = plain.training_pair(full[None, :, y0 + m : y0 + m + 32, x0 + m : x0 + m + 32])
+    assert float((inp0[0] - want).abs().max()) > 0.02
+
+
+def test_kernel_context_trains_on_crops_of_the_configured_size() -> None:
+    img = structured(64).astype(np.float32)
+    seen: list[tuple[int, ...]] = []
+    cfg = TINY.replace(crop_size=24, kernel_context=True, max_iters=3)
+    model = fit([img], 2, kernel=_gaussian_kernel(9, 1.5), config=cfg, device="cpu")
+    hook = model.net.register_forward_pre_hook(lambda _m, a: seen.append(tuple(a[0].shape)))
+    try:
+        fit([img], 2, kernel=_gaussian_kernel(9, 1.5), config=cfg, device="cpu", model=model)
+    finally:
+        hook.remove()
+    train_shapes = {s for s in seen if s[-1] == 24}
+    assert train_shapes == {(1, 1, 24, 24)}

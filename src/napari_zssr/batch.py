@@ -258,7 +258,7 @@ def _run_many(
         canon = item.layout.canonical(item.arr)
         key = (
             item.layout.channels,
-            training_signature(item.cfg, sc, item.layout.plane_shape, dk is not None),
+            training_signature(item.cfg, sc, item.layout.plane_shape, dk),
         )
         for idx in np.ndindex(*item.layout.stack_shape):
             groups.setdefault(key, []).append((item, idx, canon[idx]))

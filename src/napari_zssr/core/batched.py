@@ -39,6 +39,7 @@ from .engine import (
     _as_tensor,
     _gradual_plan,
     effective_back_projection,
+    father_crop,
     normalise_scale,
     prepare_run,
     son_noise,
@@ -47,7 +48,7 @@ from .inference import back_project, degrade
 from .kernels import DownscaleKernel
 from .network import ZSSRNet
 from .resize import imresize, output_shape
-from .sampling import FatherSource, crop_shape
+from .sampling import FatherSource, trim_margin
 from .train_step import TrainStep
 
 __all__ = [
@@ -269,7 +270,7 @@ def _check_jobs(runs: Sequence[PreparedRun], jobs: Sequence[FitJob]) -> None:
                     f"networks trained together need the same {name}: "
                     f"{getattr(first, name)!r} and {getattr(job.config, name)!r}"
                 )
-    crops = {r.sampler.crop for r in runs}
+    crops = {(r.sampler.crop, r.margin) for r in runs}
     channels = {r.model.net.channels for r in runs}
     if len(crops) > 1 or len(channels) > 1:
         raise ValueError(
@@ -319,11 +320,12 @@ def _batch_inputs(
     sons = [
         son_noise(son, r.model.config, r.noise_gen) for son, r in zip(lr_all.split(batch), runs)
     ]
-    inp = imresize(torch.cat(sons), sc, hrs[0].shape[-2:])
+    margin = runs[0].margin  # one crop and margin per group (_check_jobs)
+    inp = trim_margin(imresize(torch.cat(sons), sc, hrs[0].shape[-2:]), margin)
     # (K*B, C, h, w) -> (B, K*C, h, w): network k reads its own channel block
     k = len(runs)
     inp = inp.unflatten(0, (k, batch)).transpose(0, 1).flatten(1, 2)
-    hr = torch.stack(hrs, dim=1).flatten(1, 2)
+    hr = trim_margin(torch.stack(hrs, dim=1).flatten(1, 2), margin)
     return inp, hr
 
 
@@ -496,15 +498,19 @@ def _plan(cfg: ZSSRConfig, sc: tuple[float, float], with_kernel: bool) -> list:
 
 
 def training_signature(
-    cfg: ZSSRConfig, scale: object, plane_shape: Sequence[int], with_kernel: bool
+    cfg: ZSSRConfig,
+    scale: object,
+    plane_shape: Sequence[int],
+    kernel: DownscaleKernel | None,
 ) -> tuple:
-    """What images must share to train together: the father crop of every gradual step."""
+    """What images must share to train together: the father crop (and context margin) of
+    every gradual step."""
     sc = normalise_scale(scale)
-    plan = _plan(cfg, sc, with_kernel)
+    plan = _plan(cfg, sc, kernel is not None)
     factors = [st for st, _ in plan] + [
         (b[0] / a[0], b[1] / a[1]) for (a, _), (b, _) in itertools.pairwise(plan)
     ]
-    return tuple(crop_shape(cfg.crop_size, f, tuple(plane_shape)) for f in factors)
+    return tuple(father_crop(cfg, f, tuple(plane_shape), kernel) for f in factors)
 
 
 def upscale_planes(

@@ -108,6 +108,12 @@ class ZSSRConfig:
     """Number of recent reconstruction errors the policy fits a line to."""
     lr_slope_ratio: float = 1.5
     """Drop the rate when ``-ratio * slope < std_err(slope)`` (loss no longer clearly falling)."""
+    kernel_context: bool = False
+    """With a kernel (a PSF or an estimate), cut each father with a margin of real image
+    around it, degrade and upscale it whole, then train on the centre
+    (:func:`~napari_zssr.core.sampling.context_margin`): no son pixel is then blurred across
+    the crop's edge into mirrored content. The network sees the same crop size, so a step
+    costs the same. No effect on the bicubic model (the reference's sampling is kept)."""
     eval_max_side: int = 256
     """Largest side of the central region used to measure reconstruction error (bounds its cost)."""
 

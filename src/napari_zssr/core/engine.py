@@ -24,13 +24,14 @@ from .lr_policy import LRPolicy
 from .network import ZSSRNet, preferred_memory_format
 from .progress import Cancelled, Progress, ProgressCallback
 from .resize import imresize
-from .sampling import FatherSampler, FatherSource, crop_shape
+from .sampling import FatherSampler, FatherSource, context_margin, crop_shape, trim_margin
 from .train_step import TrainStep
 
 __all__ = [
     "Reporter",
     "TrainedModel",
     "effective_back_projection",
+    "father_crop",
     "fit",
     "gradual_stages",
     "normalise_scale",
@@ -234,6 +235,18 @@ class PreparedRun:
     eval_in: torch.Tensor
     first: torch.Tensor | None = None
     """The first father image ``(C, H, W)``: what a training snapshot upscales."""
+    margin: tuple[int, int] = (0, 0)
+    """HR pixels cut around each father crop and trimmed after degradation
+    (``ZSSRConfig.kernel_context``)."""
+
+    def training_pair(self, hr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The network's input and target for the fathers ``hr`` ``(B, C, h, w)``: the son
+        (degraded, with the configuration's noise) upscaled back, and the father, both
+        without the context margin."""
+        cfg, sc = self.model.config, self.model.scale
+        son = son_noise(degrade(hr, sc, self.model.kernel), cfg, self.noise_gen)
+        inp = imresize(son, sc, hr.shape[-2:])
+        return trim_margin(inp, self.margin), trim_margin(hr, self.margin)
 
     def snapshot(self, network: bool = True) -> torch.Tensor:
         """The current network's quick output for :attr:`first` (see :class:`Progress`)."""
@@ -303,11 +316,35 @@ def prepare_run(
         )
     else:
         model.scale, model.kernel, model.transforms, model.config = sc, dk, transforms, cfg
-    crop = crop_shape(cfg.crop_size, sc, (min_h, min_w))
-    sampler = FatherSampler(srcs + list(extra_sources), crop, cfg, transforms, rng)
+    crop, margin = father_crop(cfg, sc, (min_h, min_w), dk)
+    cut = (crop[0] + 2 * margin[0], crop[1] + 2 * margin[1])
+    sampler = FatherSampler(srcs + list(extra_sources), cut, cfg, transforms, rng)
     eval_hr = _eval_region(srcs[0].image, cfg.eval_max_side, sc)
     eval_in = imresize(degrade(eval_hr, sc, dk), sc, eval_hr.shape[-2:])
-    return PreparedRun(model, sampler, make_policy(cfg), gen, eval_hr, eval_in, first=srcs[0].image)
+    return PreparedRun(
+        model, sampler, make_policy(cfg), gen, eval_hr, eval_in, first=srcs[0].image, margin=margin
+    )
+
+
+def father_crop(
+    cfg: ZSSRConfig,
+    sc: tuple[float, float],
+    limit: Sequence[int],
+    kernel: DownscaleKernel | None,
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The father crop a run trains on and the context margin cut around it.
+
+    Returns
+    -------
+    crop, margin : (int, int), (int, int)
+        See :func:`~napari_zssr.core.sampling.crop_shape` and
+        :func:`~napari_zssr.core.sampling.context_margin` (``(0, 0)`` unless
+        ``cfg.kernel_context`` and a kernel is given).
+    """
+    crop = crop_shape(cfg.crop_size, sc, limit)
+    if not cfg.kernel_context or kernel is None:
+        return crop, (0, 0)
+    return crop, context_margin(sc, kernel.shape, crop, limit)
 
 
 def fit(
@@ -388,8 +425,8 @@ def fit(
 
 def _train(run: PreparedRun, step: TrainStep, rep: Reporter) -> tuple[int, float | None]:
     """The training loop of :func:`fit`; returns the iterations run and the last loss."""
-    model, sampler, policy, gen = run.model, run.sampler, run.policy, run.noise_gen
-    cfg, sc, dk, net = model.config, model.scale, model.kernel, model.net
+    model, sampler, policy = run.model, run.sampler, run.policy
+    cfg, net = model.config, model.net
     eval_hr, eval_in = run.eval_hr, run.eval_in
     loss_sum = torch.zeros((), device=model.device)
     n_sum = 0
@@ -398,9 +435,7 @@ def _train(run: PreparedRun, step: TrainStep, rep: Reporter) -> tuple[int, float
     net.train()
     rep("train", 0.0, iteration=0, max_iterations=cfg.max_iters, lr=policy.lr, message="training")
     for it in range(1, cfg.max_iters + 1):
-        hr = sampler.sample(cfg.batch_size)
-        lr_son = son_noise(degrade(hr, sc, dk), cfg, gen)
-        inp = imresize(lr_son, sc, hr.shape[-2:])
+        inp, hr = run.training_pair(sampler.sample(cfg.batch_size))
         loss_sum += step(inp, hr)
         n_sum += 1
         if it % cfg.eval_every == 0:

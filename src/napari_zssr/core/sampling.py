@@ -18,7 +18,15 @@ import torch.nn.functional as F
 from .config import ZSSRConfig
 from .resize import imresize
 
-__all__ = ["FatherSampler", "FatherSource", "apply_dihedral", "crop_shape", "undo_dihedral"]
+__all__ = [
+    "FatherSampler",
+    "FatherSource",
+    "apply_dihedral",
+    "context_margin",
+    "crop_shape",
+    "trim_margin",
+    "undo_dihedral",
+]
 
 Transform = tuple[bool, bool, bool]
 
@@ -74,6 +82,64 @@ def crop_shape(crop_size: int, scale: Sequence[float], limit: Sequence[int]) -> 
                 break
         out.append(int(c))
     return out[0], out[1]
+
+
+def context_margin(
+    scale: Sequence[float],
+    kernel_shape: Sequence[int],
+    crop: Sequence[int],
+    limit: Sequence[int],
+) -> tuple[int, int]:
+    """HR pixels of real image around a father crop that its son and input depend on.
+
+    A son cut from the crop alone is blurred across the crop's edge into a mirrored copy of
+    the crop: with a 30 x 30 PSF kernel on a 64 px crop, about half of the son sees mirrored
+    content, a degradation the image itself never had. Cutting the father with this margin,
+    degrading and upscaling it whole, then keeping the centre, makes every training pair the
+    true degradation of real content; the network still sees the crop's size, so a step costs
+    the same.
+
+    Parameters
+    ----------
+    scale : (float, float)
+        The factor ``(s_y, s_x)``.
+    kernel_shape : (int, int)
+        Shape of the downscaling kernel on the HR grid.
+    crop : (int, int)
+        The father crop.
+    limit : (int, int)
+        The smallest source size: crop plus both margins must fit in it.
+
+    Returns
+    -------
+    (int, int)
+        Margin on each side, per axis: the son's reach (half the kernel) plus the bicubic
+        upscale's (``2 s``), a whole number of LR pixels where possible, shrunk
+        to what ``limit`` allows (0 when nothing fits).
+    """
+    out = []
+    for ax, s in enumerate(scale):
+        need = math.ceil(kernel_shape[ax] / 2 + 2 * s) + 1
+        room = max((int(limit[ax]) - int(crop[ax])) // 2, 0)
+        # whole numbers of LR pixels keep the son's grid aligned with the crop's: the
+        # smallest such margin that covers the reach, else the largest that fits
+        whole = [
+            round(n * s)
+            for n in range(1, math.floor(room / s + 1e-9) + 1)
+            if abs(n * s - round(n * s)) < 1e-6
+        ]
+        m = next((c for c in whole if c >= need), whole[-1] if whole else 0)
+        out.append(int(m))
+    return out[0], out[1]
+
+
+def trim_margin(x: torch.Tensor, margin: Sequence[int]) -> torch.Tensor:
+    """The centre of ``x`` without ``margin`` ``(m_y, m_x)`` pixels on each side."""
+    my, mx = (int(m) for m in margin)
+    if not (my or mx):
+        return x
+    h, w = x.shape[-2:]
+    return x[..., my : h - my, mx : w - mx]
 
 
 class FatherSampler:

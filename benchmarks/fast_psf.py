@@ -121,14 +121,18 @@ def run(args: argparse.Namespace) -> int:
 
 def summary(files: list[str], reference: str | None) -> int:
     """Mean gain over seeds per case and variant, ratio to the reference variant."""
-    gains: dict[tuple[str, str, str], list[float]] = defaultdict(list)
-    secs: dict[str, list[float]] = defaultdict(list)
+    rows: dict[tuple[str, str, str, int], dict] = {}
     for name in files:
         for line in Path(name).read_text().splitlines():
             if line.strip():
                 r = json.loads(line)
-                gains[r["image"], r["level"], r["variant"]].append(r["psnr"] - r["bicubic"])
-                secs[r["variant"]].append(r["seconds"])
+                # a run repeated in several files counts once (the last one read)
+                rows[r["image"], r["level"], r["variant"], r["seed"]] = r
+    gains: dict[tuple[str, str, str], list[float]] = defaultdict(list)
+    secs: dict[str, list[float]] = defaultdict(list)
+    for r in rows.values():
+        gains[r["image"], r["level"], r["variant"]].append(r["psnr"] - r["bicubic"])
+        secs[r["variant"]].append(r["seconds"])
     variants = sorted({k[2] for k in gains}, key=lambda v: (v != reference, v))
     cases = sorted({k[:2] for k in gains}, key=lambda c: (c[1], c[0]))
     head = ["image", "SNR"] + [f"`{v}`" for v in variants]

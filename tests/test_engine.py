@@ -617,3 +617,21 @@ def test_kernel_context_trains_on_crops_of_the_configured_size() -> None:
         hook.remove()
     train_shapes = {s for s in seen if s[-1] == 24}
     assert train_shapes == {(1, 1, 24, 24)}
+
+
+def test_with_a_kernel_fathers_can_be_cut_at_the_input_scale_only() -> None:
+    """kernel_min_father_scale=1: with a kernel every father is a crop of the input's own
+    pixels (no warp here); the bicubic model keeps min_father_scale's resized fathers."""
+    img = structured(64).astype(np.float32)
+    cfg = TINY.replace(crop_size=16, kernel_min_father_scale=1.0, affine_prob=0.0)
+    dk = prepare_kernel(_gaussian_kernel(7, 1.0), (2, 2), img.shape)
+    src = torch.from_numpy(img)
+    cpu = torch.device("cpu")
+    native = prepare_run([img], (2, 2), kernel=dk, config=cfg, device=cpu).sampler.sample(16)
+    assert torch.isin(native, src).all()
+    bicubic = prepare_run([img], (2, 2), kernel=None, config=cfg, device=cpu).sampler.sample(16)
+    assert not torch.isin(bicubic, src).all()
+    resized = prepare_run(
+        [img], (2, 2), kernel=dk, config=cfg.replace(kernel_min_father_scale=None), device=cpu
+    ).sampler.sample(16)
+    assert not torch.isin(resized, src).all()

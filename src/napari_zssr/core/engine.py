@@ -318,7 +318,10 @@ def prepare_run(
         model.scale, model.kernel, model.transforms, model.config = sc, dk, transforms, cfg
     crop, margin = father_crop(cfg, sc, (min_h, min_w), dk)
     cut = (crop[0] + 2 * margin[0], crop[1] + 2 * margin[1])
-    sampler = FatherSampler(srcs + list(extra_sources), cut, cfg, transforms, rng)
+    sampling = cfg
+    if dk is not None and cfg.kernel_min_father_scale is not None:
+        sampling = cfg.replace(min_father_scale=cfg.kernel_min_father_scale)
+    sampler = FatherSampler(srcs + list(extra_sources), cut, sampling, transforms, rng)
     eval_hr = _eval_region(srcs[0].image, cfg.eval_max_side, sc)
     eval_in = imresize(degrade(eval_hr, sc, dk), sc, eval_hr.shape[-2:])
     return PreparedRun(

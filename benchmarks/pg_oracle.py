@@ -38,10 +38,9 @@ def _add_noise(lr: np.ndarray, peak: float, read: float, rng: np.random.Generato
     return _ADD_NOISE(lr, peak, read, rng)
 
 
-def _true_camera_noise(
-    arr: np.ndarray, layout: Any, info: Any, noise_std: float, model: str
-) -> dict[str, Any]:
-    fitted = _CAMERA_NOISE(arr, layout, info, noise_std, model)
+def _true_camera_noise(profiles: Any, noise_std: float, model: str) -> dict[str, Any]:
+    fitted = _CAMERA_NOISE(profiles, noise_std, model)
+    arr, info = profiles.arr, profiles.info
     if model != "poisson-gaussian" or noise_std == 0:
         return fitted
     lo, span = float(info.offsets()[0]), float(info.spans()[0])

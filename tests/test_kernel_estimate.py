@@ -141,6 +141,40 @@ def test_api_estimate_records_the_kernel(scene: np.ndarray) -> None:
     np.testing.assert_array_equal(out, again)  # used exactly like a given kernel
 
 
+def test_each_plane_is_measured_for_noise_once(scene: np.ndarray, monkeypatch) -> None:
+    """kernel="estimate" with the estimated Poisson-Gaussian noise: the kernel estimate, the
+    noise on the sons and the noise model share one noise profile per plane-channel, and the
+    estimate is the one the kernel estimator would measure itself."""
+    import napari_zssr.core.noise as noise
+
+    lr = (degrade(scene, gaussian_kernel(1.5, 1.5, 0.0, (2, 2)))[:96, :96] * 255).astype(np.uint8)
+    rng = np.random.default_rng(1)
+    noisy = np.clip(lr + rng.normal(0, 6, lr.shape), 0, 255).astype(np.uint8)
+    profile, seen = noise.noise_profile, []
+
+    def counted(plane, **kw):
+        seen.append(plane.shape)
+        return profile(plane, **kw)
+
+    monkeypatch.setattr(noise, "noise_profile", counted)
+    _, info = super_resolve(
+        noisy, 2, kernel="estimate", noise_std="auto", noise_model="poisson-gaussian",
+        config=TINY, return_info=True,
+    )  # fmt: skip
+    assert seen == [(96, 96)]
+    assert info["noise_std"] > 0 and info["noise_gain"] > 0
+    monkeypatch.setattr(noise, "noise_profile", profile)
+    alone = estimate_kernel([noisy.astype(np.float32) / np.float32(255)], (2, 2))  # uint8: 0-255
+    assert info["kernel_estimate"]["sigma_major_hr_px"] == alone.sigma_major
+    stack = np.stack([noisy, noisy[::-1]])
+    seen.clear()
+    monkeypatch.setattr(noise, "noise_profile", counted)
+    super_resolve(stack, 2, kernel="estimate", noise_std="auto", config=TINY)
+    assert seen == [(96, 96), (96, 96)]
+    with pytest.raises(ValueError, match="noise_std has 1 values for 2 planes"):
+        estimate_kernel([noisy / 255.0, noisy / 255.0], (2, 2), noise_std=[0.01])
+
+
 def test_api_estimate_errors() -> None:
     with pytest.raises(ValueError, match="'estimate'"):
         super_resolve(np.zeros((64, 64)), 2, kernel="guess", config=TINY)

@@ -91,16 +91,41 @@ def _check_noise(noise_std: Any) -> float | str | None:
     return val
 
 
-def _estimate_noise(arr: np.ndarray, layout: Any, info: Any) -> float:
-    """Median noise estimate over channels and up to 16 planes, in normalised units."""
-    from .core.noise import estimate_noise_std
+class NoiseProfiles:
+    """The noise profile (:func:`~napari_zssr.core.noise.noise_profile`) and mean of each
+    plane-channel of an image, measured once and shared by the noise on the sons, the
+    Poisson-Gaussian fit and the kernel estimate (each would otherwise measure the same
+    planes again: the patch statistics are most of an estimate's cost). Normalised units.
 
+    Parameters
+    ----------
+    arr, layout, info
+        The image, its layout and its intensity range (:mod:`napari_zssr.nd`); planes are
+        read (from a lazy array too) only when first asked for.
+    """
+
+    def __init__(self, arr: Any, layout: Any, info: Any) -> None:
+        self.arr, self.layout, self.info = arr, layout, info
+        self._planes: dict[tuple[int, ...], tuple[list[Any], float]] = {}
+
+    def plane(self, idx: tuple[int, ...]) -> tuple[list[Any], float]:
+        """The profiles of plane ``idx``'s channels and the plane's mean intensity."""
+        if idx not in self._planes:
+            from .core.noise import noise_profile
+
+            chans = normalise_plane(self.layout.plane(self.arr, idx), self.info)
+            self._planes[idx] = ([noise_profile(c) for c in chans], float(chans.mean()))
+        return self._planes[idx]
+
+    def sampled(self) -> list[tuple[int, ...]]:
+        """The planes the noise is measured on: up to 16 plane-channels over the stack."""
+        return _father_planes(self.layout, max(1, MAX_FATHER_PLANES // self.layout.channels))
+
+
+def _estimate_noise(profiles: NoiseProfiles) -> float:
+    """Median noise estimate over channels and up to 16 planes, in normalised units."""
     # at most 16 plane-channels: about 0.1 s each on a 1024 x 1024 plane
-    values = [
-        estimate_noise_std(channel)
-        for idx in _father_planes(layout, max(1, MAX_FATHER_PLANES // layout.channels))
-        for channel in normalise_plane(layout.plane(arr, idx), info)
-    ]
+    values = [p.rms for idx in profiles.sampled() for p in profiles.plane(idx)[0]]
     return float(min(max(np.median(values), 0.0), MAX_NOISE_STD))
 
 
@@ -126,9 +151,7 @@ def _resolve_noise(
 
 
 def _noise_on_sons(
-    arr: np.ndarray,
-    layout: Any,
-    info: Any,
+    profiles: NoiseProfiles,
     noise: float | str | None,
     preset: str,
     config: ZSSRConfig | None,
@@ -140,7 +163,7 @@ def _noise_on_sons(
     """The noise on the sons (``noise_std``), its source, the image's estimate and the warnings
     of :func:`super_resolve`: each starts with ``prefix`` and, with ``warn``, is also issued
     (:func:`~napari_zssr.batch.super_resolve_many` issues its own, once every image is checked)."""
-    estimate = _estimate_noise(arr, layout, info)
+    estimate = _estimate_noise(profiles)
     value, source, message = _resolve_noise(noise, preset, config, estimate, with_kernel)
     if message is not None:
         message = prefix + message
@@ -162,44 +185,36 @@ def _check_noise_model(noise_model: Any, cfg: ZSSRConfig) -> str:
     return str(model)
 
 
-def _camera_noise(
-    arr: np.ndarray, layout: Any, info: Any, noise_std: float, model: str
-) -> dict[str, Any]:
+def _camera_noise(profiles: NoiseProfiles, noise_std: float, model: str) -> dict[str, Any]:
     """The sons' noise model: for ``"poisson-gaussian"`` the gain and offset fitted to the
     image (median over channels and up to 16 planes, normalised units), scaled so that the
     model's root-mean-square over the image is ``noise_std`` when that was set by hand (its
     shape across intensities stays the image's); zero when the sons get no noise."""
-    from .core.noise import noise_profile
-
     if model != "poisson-gaussian" or noise_std == 0:
         return {"noise_model": model, "noise_gain": 0.0, "noise_offset": 0.0}
-    canon = layout.canonical(arr)
-    planes = [
-        normalise_plane(canon[idx], info)
-        for idx in _father_planes(layout, max(1, MAX_FATHER_PLANES // layout.channels))
-    ]
-    fits = [noise_profile(channel).poisson_gaussian_fit() for p in planes for channel in p]
+    planes = [profiles.plane(idx) for idx in profiles.sampled()]
+    fits = [p.poisson_gaussian_fit() for chans, _ in planes for p in chans]
     gain, offset = (float(v) for v in np.median(np.asarray(fits), axis=0))
-    level = gain * float(np.mean([p.mean() for p in planes])) + offset  # the model's mean var
+    level = gain * float(np.mean([mean for _, mean in planes])) + offset  # the model's mean var
     if level <= 0:  # no band above the noise floor: a flat variance at the level
         gain, offset, level = 0.0, noise_std**2, noise_std**2
     factor = noise_std**2 / level
     return {"noise_model": model, "noise_gain": gain * factor, "noise_offset": offset * factor}
 
 
-def _estimate_kernel(
-    kernel: str, arr: np.ndarray, layout: Any, info: Any, scale: tuple[float, float]
-) -> Any:
+def _estimate_kernel(kernel: str, profiles: NoiseProfiles, scale: tuple[float, float]) -> Any:
     """``kernel="estimate"``: fit the kernel to the image (channel mean, up to 4 planes)."""
     from .core.kernel_estimate import MAX_PLANES, estimate_kernel
 
     if kernel.strip().lower() != "estimate":
         raise ValueError(f"kernel must be an array, None or 'estimate', got {kernel!r}")
+    layout, idxs = profiles.layout, _father_planes(profiles.layout, MAX_PLANES)
     planes = [
-        normalise_plane(layout.plane(arr, idx), info).mean(axis=0)
-        for idx in _father_planes(layout, MAX_PLANES)
+        normalise_plane(layout.plane(profiles.arr, idx), profiles.info).mean(axis=0) for idx in idxs
     ]
-    return estimate_kernel(planes, scale)
+    # one channel: the plane is the channel the noise on the sons is measured on
+    noise = [profiles.plane(idx)[0][0].rms for idx in idxs] if layout.channels == 1 else None
+    return estimate_kernel(planes, scale, noise_std=noise)
 
 
 def _fallback(kernel_est: Any) -> str | None:
@@ -210,13 +225,13 @@ def _fallback(kernel_est: Any) -> str | None:
 
 
 def _resolve_kernel(
-    kernel: Any, arr: np.ndarray, layout: Any, info: Any, scale: tuple[float, float]
+    kernel: Any, profiles: NoiseProfiles, scale: tuple[float, float]
 ) -> tuple[Any, Any]:
     """``kernel`` as given, or for ``"estimate"`` the estimated one (None, with a warning, when
     the estimate is not reliable: the bicubic kernel is used), and the estimate itself."""
     if not isinstance(kernel, str):
         return kernel, None
-    kernel_est = _estimate_kernel(kernel, arr, layout, info, scale)
+    kernel_est = _estimate_kernel(kernel, profiles, scale)
     fallback = _fallback(kernel_est)
     if fallback is not None:
         warnings.warn(fallback, UserWarning, stacklevel=3)
@@ -401,13 +416,14 @@ def super_resolve(
     layout = make_layout(arr.shape, channel_axis, bool(rgb))
     saved.check_layout(layout, stack_mode)
     info = intensity_info(arr, layout)  # validates the dtype
-    kernel, kernel_est = _resolve_kernel(kernel, arr, layout, info, sc)
+    profiles = NoiseProfiles(arr, layout, info)  # measured once, for each use below
+    kernel, kernel_est = _resolve_kernel(kernel, profiles, sc)
     if kernel is not None:
         validate_kernel(kernel, layout.plane_shape)
-    noise_info = _noise_on_sons(arr, layout, info, noise, preset, config, kernel is not None)
+    noise_info = _noise_on_sons(profiles, noise, preset, config, kernel is not None)
     noise_info["warnings"] += [m for m in [_fallback(kernel_est)] if m is not None]
     cfg = saved.config(cfg.replace(noise_std=noise_info.pop("noise_std")))
-    camera = _camera_noise(arr, layout, info, cfg.noise_std, noise_model)
+    camera = _camera_noise(profiles, cfg.noise_std, noise_model)
     cfg = cfg.replace(**camera)
     noise_info.update(camera)
     dev, reason = resolve_device(device)

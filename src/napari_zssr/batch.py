@@ -122,7 +122,7 @@ class _Item:
     """One image of :func:`super_resolve_many`, checked and ready to be upscaled."""
 
     def __init__(self, index: int, image: Any, ctx: dict[str, Any]) -> None:
-        from .api import _camera_noise, _check_image, _noise_on_sons
+        from .api import NoiseProfiles, _camera_noise, _check_image, _noise_on_sons
         from .core.kernels import validate_kernel
         from .core.resize import output_shape
         from .nd import intensity_info, make_layout
@@ -133,10 +133,9 @@ class _Item:
         self.info = intensity_info(self.arr, self.layout)
         if ctx["kernel"] is not None:
             validate_kernel(ctx["kernel"], self.layout.plane_shape)
+        profiles = NoiseProfiles(self.arr, self.layout, self.info)  # shared by both uses
         noise = _noise_on_sons(
-            self.arr,
-            self.layout,
-            self.info,
+            profiles,
             ctx["noise"],
             ctx["preset"],
             ctx["config"],
@@ -151,9 +150,7 @@ class _Item:
         self.cfg = ctx["cfg"].replace(noise_std=self.noise)
         # a configuration's Poisson-Gaussian model gets its gain and offset from the image
         model = self.cfg.noise_model
-        self.cfg = self.cfg.replace(
-            **_camera_noise(self.arr, self.layout, self.info, self.noise, model)
-        )
+        self.cfg = self.cfg.replace(**_camera_noise(profiles, self.noise, model))
         out_yx = output_shape(self.layout.plane_shape, ctx["scale"])
         self.out = np.empty(self.layout.output_shape(out_yx), dtype=self.arr.dtype)
         self.iterations = 0

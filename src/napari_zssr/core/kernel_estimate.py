@@ -495,6 +495,7 @@ def estimate_kernel(
     *,
     pixel_box: bool = True,
     whiten: bool | None = None,
+    noise_std: Sequence[float] | None = None,
 ) -> KernelEstimate:
     """Estimate the HR-grid downscaling kernel of an image from its own patch recurrence.
 
@@ -515,6 +516,10 @@ def estimate_kernel(
         ``super_resolve(kernel="estimate")`` uses) whitens when the noise makes up less than
         ``WHITEN_MAX_NOISE_SHARE`` of the first differences' variance, and fits the
         intensities when the whitened fit is not ``reliable`` (keeping the one that is).
+    noise_std : sequence of float, optional
+        The noise standard deviation of each plane (same units), when it is already known
+        (:func:`~napari_zssr.core.noise.estimate_noise_std`, which ``super_resolve`` measures
+        anyway for the noise on the sons); None: measured here.
 
     Returns
     -------
@@ -529,9 +534,14 @@ def estimate_kernel(
     sc = (float(scale[0]), float(scale[1]))
     picks = np.unique(np.linspace(0, len(planes) - 1, min(len(planes), MAX_PLANES)).round())
     used = _check_planes([planes[int(i)] for i in picks] if len(planes) else [], sc)
-    from .noise import estimate_noise_std
+    if noise_std is not None and len(noise_std) != len(planes):
+        raise ValueError(f"noise_std has {len(noise_std)} values for {len(planes)} planes")
+    if noise_std is None:
+        from .noise import estimate_noise_std
 
-    noise_var = [estimate_noise_std(p) ** 2 for p in used]
+        noise_var = [estimate_noise_std(p) ** 2 for p in used]
+    else:
+        noise_var = [float(noise_std[int(i)]) ** 2 for i in picks]
     share = float(np.mean([_noise_share(p, v) for p, v in zip(used, noise_var)]))
     facts = {"resolution_px": _resolution(used), "noise_share": share, "planes": len(used)}
     whitened = share < WHITEN_MAX_NOISE_SHARE if whiten is None else whiten

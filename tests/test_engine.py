@@ -620,10 +620,11 @@ def test_kernel_context_trains_on_crops_of_the_configured_size() -> None:
 
 
 def test_with_a_kernel_fathers_can_be_cut_at_the_input_scale_only() -> None:
-    """kernel_min_father_scale=1: with a kernel every father is a crop of the input's own
-    pixels (no warp here); the bicubic model keeps min_father_scale's resized fathers."""
+    """kernel_min_father_scale=1: with a kernel and noise on the sons every father is a crop
+    of the input's own pixels (no warp here); the bicubic model, and a clean input (no noise
+    on the sons), keep min_father_scale's resized fathers."""
     img = structured(64).astype(np.float32)
-    cfg = TINY.replace(crop_size=16, kernel_min_father_scale=1.0, affine_prob=0.0)
+    cfg = TINY.replace(crop_size=16, kernel_min_father_scale=1.0, affine_prob=0.0, noise_std=0.02)
     dk = prepare_kernel(_gaussian_kernel(7, 1.0), (2, 2), img.shape)
     src = torch.from_numpy(img)
     cpu = torch.device("cpu")
@@ -635,3 +636,7 @@ def test_with_a_kernel_fathers_can_be_cut_at_the_input_scale_only() -> None:
         [img], (2, 2), kernel=dk, config=cfg.replace(kernel_min_father_scale=None), device=cpu
     ).sampler.sample(16)
     assert not torch.isin(resized, src).all()
+    clean = prepare_run(
+        [img], (2, 2), kernel=dk, config=cfg.replace(noise_std=0.0), device=cpu
+    ).sampler.sample(16)
+    assert not torch.isin(clean, src).all()

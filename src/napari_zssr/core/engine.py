@@ -319,7 +319,7 @@ def prepare_run(
     crop, margin = father_crop(cfg, sc, (min_h, min_w), dk)
     cut = (crop[0] + 2 * margin[0], crop[1] + 2 * margin[1])
     sampling = cfg
-    if dk is not None and cfg.kernel_min_father_scale is not None:
+    if dk is not None and cfg.kernel_min_father_scale is not None and cfg.noise_std > 0:
         sampling = cfg.replace(min_father_scale=cfg.kernel_min_father_scale)
     sampler = FatherSampler(srcs + list(extra_sources), cut, sampling, transforms, rng)
     eval_hr = _eval_region(srcs[0].image, cfg.eval_max_side, sc)

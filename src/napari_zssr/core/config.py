@@ -397,11 +397,12 @@ PRESETS: dict[str, ZSSRConfig] = {
         min_father_scale=0.75,
     ),
     # Default: most of the paper's gain at a fraction of its time. With a kernel (a PSF or an
-    # estimate) fathers are cut at the input's scale with a margin of real image around them
-    # (kernel_context, kernel_min_father_scale): the training pairs then have the input's own
-    # blur and noise. Microscopy PSF cases (benchmarks/fast_psf.py, docs/benchmarks.md): the
-    # same gain for balanced (+40.51 against +40.59 dB over 14 cases), fast from 83% to 91%
-    # of balanced's gain and from 3-35% to 50% or more on its weakest cases, 10% faster.
+    # estimate) fathers are cut with a margin of real image around them (kernel_context) and,
+    # for a noisy input, at the input's own scale (kernel_min_father_scale): the training
+    # pairs then have the input's own blur and noise. On the 14 microscopy PSF cases
+    # (docs/benchmarks.md, "Fathers at the input's scale") balanced is unchanged within one
+    # seed's spread and fast goes from 82% to 91% of balanced's gain, its weakest case from 3%
+    # to 65%, at the same time; DIV2KRK with the true kernel (clean: margin only) -0.11 dB.
     "balanced": ZSSRConfig(
         kernel_context=True,
         kernel_min_father_scale=1.0,

@@ -401,8 +401,8 @@ PRESETS: dict[str, ZSSRConfig] = {
     # for a noisy input, at the input's own scale (kernel_min_father_scale): the training
     # pairs then have the input's own blur and noise. On the 14 microscopy PSF cases
     # (docs/benchmarks.md, "Fathers at the input's scale") balanced is unchanged within one
-    # seed's spread and fast goes from 82% to 91% of balanced's gain, its weakest case from 3%
-    # to 65%, at the same time; DIV2KRK with the true kernel (clean: margin only) -0.11 dB.
+    # seed's spread and fast goes from 83% to 91% of balanced's gain, its weakest case from 3%
+    # to 66%, at the same time; DIV2KRK with the true kernel (clean: margin only) -0.11 dB.
     "balanced": ZSSRConfig(
         kernel_context=True,
         kernel_min_father_scale=1.0,

@@ -17,6 +17,7 @@ from napari_zssr.core.kernel_estimate import (
     min_estimate_size,
 )
 from napari_zssr.core.kernels import downscale, prepare_kernel
+from napari_zssr.nd import Layout
 
 
 def dead_leaves(size: int, seed: int) -> np.ndarray:
@@ -157,11 +158,16 @@ def test_each_plane_is_measured_for_noise_once(scene: np.ndarray, monkeypatch) -
         return profile(plane, **kw)
 
     monkeypatch.setattr(noise, "noise_profile", counted)
+    read, plane = [], Layout.plane
+    monkeypatch.setattr(
+        Layout, "plane", lambda self, a, idx: read.append(idx) or plane(self, a, idx)
+    )
     _, info = super_resolve(
         noisy, 2, kernel="estimate", noise_std="auto", noise_model="poisson-gaussian",
         config=TINY, return_info=True,
     )  # fmt: skip
     assert seen == [(96, 96)]
+    assert read == [(), ()]  # the plane is read once to measure it, once to train on it
     assert info["noise_std"] > 0 and info["noise_gain"] > 0
     monkeypatch.setattr(noise, "noise_profile", profile)
     alone = estimate_kernel([noisy.astype(np.float32) / np.float32(255)], (2, 2))  # uint8: 0-255

@@ -108,12 +108,18 @@ class NoiseProfiles:
         self.arr, self.layout, self.info = arr, layout, info
         self._planes: dict[tuple[int, ...], tuple[list[Any], float]] = {}
 
-    def plane(self, idx: tuple[int, ...]) -> tuple[list[Any], float]:
-        """The profiles of plane ``idx``'s channels and the plane's mean intensity."""
+    def plane(
+        self, idx: tuple[int, ...], normalised: np.ndarray | None = None
+    ) -> tuple[list[Any], float]:
+        """The profiles of plane ``idx``'s channels and the plane's mean intensity;
+        ``normalised``: the plane as :func:`~napari_zssr.nd.normalise_plane` gives it, when the
+        caller has read it already (not read again)."""
         if idx not in self._planes:
             from .core.noise import noise_profile
 
-            chans = normalise_plane(self.layout.plane(self.arr, idx), self.info)
+            chans = normalised
+            if chans is None:
+                chans = normalise_plane(self.layout.plane(self.arr, idx), self.info)
             self._planes[idx] = ([noise_profile(c) for c in chans], float(chans.mean()))
         return self._planes[idx]
 
@@ -209,11 +215,12 @@ def _estimate_kernel(kernel: str, profiles: NoiseProfiles, scale: tuple[float, f
     if kernel.strip().lower() != "estimate":
         raise ValueError(f"kernel must be an array, None or 'estimate', got {kernel!r}")
     layout, idxs = profiles.layout, _father_planes(profiles.layout, MAX_PLANES)
-    planes = [
-        normalise_plane(layout.plane(profiles.arr, idx), profiles.info).mean(axis=0) for idx in idxs
-    ]
-    # one channel: the plane is the channel the noise on the sons is measured on
-    noise = [profiles.plane(idx)[0][0].rms for idx in idxs] if layout.channels == 1 else None
+    read = [normalise_plane(layout.plane(profiles.arr, idx), profiles.info) for idx in idxs]
+    planes = [chans.mean(axis=0) for chans in read]
+    noise = None
+    if layout.channels == 1:  # the plane is the channel the noise on the sons is measured on
+        noise = [profiles.plane(idx, chans)[0][0].rms for idx, chans in zip(idxs, read)]
+    del read
     return estimate_kernel(planes, scale, noise_std=noise)
 
 

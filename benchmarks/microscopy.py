@@ -16,7 +16,7 @@ the image, ``noise_std="auto"``), the same level with ``noise_model="poisson-gau
 last two with the noise given explicitly; any noise on the sons turns back-projection off,
 as in the reference's real-image configuration).
 Anisotropic Z: the cells3d stack with pairs of planes averaged (z step x2) is restored by
-linear and cubic interpolation along z and by :func:`napari_zssr.isotropic.isotropic_z`.
+linear and cubic interpolation along z and by :func:`napari_zssr.arrays.isotropic.isotropic_z`.
 
 Run from the repository root::
 
@@ -226,7 +226,7 @@ def matched_noise_std(lr_clean: np.ndarray, counts: np.ndarray, peak: float, rea
     """RMS simulated noise in the [0, 1] units the engine normalises ``counts`` to."""
     sigma_counts = math.sqrt(float(np.mean(lr_clean * peak)) + read**2)
     try:
-        from napari_zssr.nd import normalise_intensity
+        from napari_zssr.arrays.planes import normalise_intensity
 
         _, info = normalise_intensity(counts)
         span = float(info.hi[0] - info.lo[0])
@@ -405,7 +405,7 @@ def run_z(
         elif m == "cubic_z":
             est = interp_z(lr_f, ratio, nz, "cubic")
         else:
-            from napari_zssr.isotropic import isotropic_z
+            from napari_zssr.arrays.isotropic import isotropic_z
 
             keep = ("preset", "config", "device", "seed")
             args = {k: v for k, v in zssr_args.items() if k in keep}

@@ -36,7 +36,7 @@ MARKERS = ("<!-- noise-estimate -->", "<!-- /noise-estimate -->")
 
 def _planes(image: np.ndarray, rgb: bool) -> list[np.ndarray]:
     """The normalised channel planes ``super_resolve`` estimates on (first plane of a stack)."""
-    from napari_zssr.nd import intensity_info, make_layout, normalise_plane
+    from napari_zssr.arrays.planes import intensity_info, make_layout, normalise_plane
 
     layout = make_layout(image.shape, None, rgb)
     info = intensity_info(image, layout)

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import microscopy as mic
 
-import napari_zssr.api as api
+import napari_zssr.arrays.upscale as api
 
 _LAST: dict[str, float] = {}
 _ADD_NOISE = mic.add_noise

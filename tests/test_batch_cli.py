@@ -125,7 +125,7 @@ def _pixels(path: Path) -> np.ndarray:
 
 
 def test_unwritable_output_store_fails_before_training(folder, tmp_path, monkeypatch, capsys):
-    from napari_zssr import api
+    from napari_zssr.arrays import upscale as api
 
     monkeypatch.setattr(api, "fit", lambda *a, **k: pytest.fail("training started"))
     blocker = tmp_path / "file"
@@ -136,7 +136,7 @@ def test_unwritable_output_store_fails_before_training(folder, tmp_path, monkeyp
 
 
 def test_unreachable_scheduler_is_a_clear_error_within_seconds():
-    from napari_zssr.cluster import connect
+    from napari_zssr.file_batch.cluster import connect
 
     t0 = time.monotonic()
     with pytest.raises(
@@ -147,7 +147,7 @@ def test_unreachable_scheduler_is_a_clear_error_within_seconds():
 
 
 def test_unreachable_scheduler_on_the_command_line(folder, tmp_path, capsys, monkeypatch):
-    from napari_zssr import cluster
+    from napari_zssr.file_batch import cluster
 
     monkeypatch.setattr(cluster, "CONNECT_TIMEOUT_S", 2)
     args = ["run", str(folder / "*.tif"), "-o", str(tmp_path / "o/"), "--scheduler"]
@@ -160,7 +160,7 @@ _ATTEMPTS: dict[str, int] = {}
 
 def _flaky_task(job, args, argv, threads):
     """Fails the first attempt of every file (as a task on a lost worker), then runs it."""
-    from napari_zssr.cluster import _task
+    from napari_zssr.file_batch.cluster import _task
 
     key = str(job.output)
     _ATTEMPTS[key] = _ATTEMPTS.get(key, 0) + 1
@@ -172,7 +172,7 @@ def _flaky_task(job, args, argv, threads):
 def test_lost_tasks_are_retried_and_nothing_is_lost(folder, tmp_path):
     from napari_zssr.cli.batch_run import expand_inputs, plan_jobs, process_file
     from napari_zssr.cli.parser import build_parser
-    from napari_zssr.cluster import run_jobs
+    from napari_zssr.file_batch.cluster import run_jobs
 
     def parse(out: Path) -> argparse.Namespace:
         return build_parser().parse_args(
@@ -197,7 +197,7 @@ def _die_once(job, args, argv, threads):
     """Ends its worker process on the first attempt at the second file (a lost worker)."""
     import os
 
-    from napari_zssr.cluster import _task
+    from napari_zssr.file_batch.cluster import _task
 
     marker = job.output.parent / ".died"
     if job.input.name == "img1.tif" and not marker.exists():
@@ -210,7 +210,7 @@ def _die_once(job, args, argv, threads):
 def test_a_killed_worker_process_loses_nothing(folder, tmp_path):
     from napari_zssr.cli.batch_run import expand_inputs, plan_jobs, process_file
     from napari_zssr.cli.parser import build_parser
-    from napari_zssr.cluster import run_jobs
+    from napari_zssr.file_batch.cluster import run_jobs
 
     argv = ["run", str(folder / "*.tif"), "-o", f"{tmp_path / 'out'}/", *FAST, "--workers", "2"]
     args = build_parser().parse_args(argv)

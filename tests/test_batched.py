@@ -216,7 +216,7 @@ def test_planes_trained_together_equal_plane_after_plane(batch: int) -> None:
 
 def test_super_resolve_many_equals_separate_runs() -> None:
     from napari_zssr import super_resolve
-    from napari_zssr.batch import super_resolve_many
+    from napari_zssr.arrays.upscale_many import super_resolve_many
 
     imgs = [image(20, 0), (image(20, 1) * 255).astype(np.uint8), image(12, 2), image(20, 3)]
     before = [im.copy() for im in imgs]
@@ -236,7 +236,7 @@ def test_super_resolve_many_equals_separate_runs() -> None:
 
 
 def test_super_resolve_many_rejects_bad_input() -> None:
-    from napari_zssr.batch import super_resolve_many
+    from napari_zssr.arrays.upscale_many import super_resolve_many
 
     with pytest.raises(TypeError, match="images must be"):
         super_resolve_many(image(12, 0), 2)

@@ -15,10 +15,10 @@ from napari_zssr import cli
 from napari_zssr.cli import main
 from napari_zssr.io import read_tiff, write_tiff
 
-HAS_ENGINE = importlib.util.find_spec("napari_zssr.api") is not None
+HAS_ENGINE = importlib.util.find_spec("napari_zssr.arrays.upscale") is not None
 HAS_PSF = importlib.util.find_spec("napari_zssr.psf") is not None
-HAS_ISOTROPIC = importlib.util.find_spec("napari_zssr.isotropic") is not None
-needs_engine = pytest.mark.skipif(not HAS_ENGINE, reason="engine (napari_zssr.api) not present")
+HAS_ISOTROPIC = importlib.util.find_spec("napari_zssr.arrays.isotropic") is not None
+needs_engine = pytest.mark.skipif(not HAS_ENGINE, reason="engine (napari_zssr.arrays.upscale) not present")
 FAST = ["--preset", "fast", "--max-iters", "20", "--quiet"]
 
 
@@ -199,12 +199,12 @@ def test_psf_without_pixel_size_is_refused(tmp_path, capsys):
 
 @needs_engine
 def test_interrupted_run_writes_nothing(image_2d, tmp_path, monkeypatch, capsys):
-    import napari_zssr.api
+    import napari_zssr.arrays.upscale
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(napari_zssr.api, "super_resolve", interrupted)
+    monkeypatch.setattr(napari_zssr.arrays.upscale, "super_resolve", interrupted)
     out = tmp_path / "never.tif"
     assert main(["run", str(image_2d), "-o", str(out), "-s", "2", "-q"]) == 130
     assert "interrupted" in _one_line_error(capsys)
@@ -404,7 +404,7 @@ def test_run_help_shows_no_empty_defaults(capsys):
 
 def _fake_engine(monkeypatch, calls: list | None = None) -> None:
     """Replace training by nearest-neighbour x2 (these tests are about files and messages)."""
-    import napari_zssr.api
+    import napari_zssr.arrays.upscale
 
     def nearest(image, scale, **kwargs):
         if calls is not None:
@@ -413,7 +413,7 @@ def _fake_engine(monkeypatch, calls: list | None = None) -> None:
         out = np.repeat(np.repeat(image, s, axis=-2), s, axis=-1)
         return (out, {"device": "cpu"}) if kwargs.get("return_info") else out
 
-    monkeypatch.setattr(napari_zssr.api, "super_resolve", nearest)
+    monkeypatch.setattr(napari_zssr.arrays.upscale, "super_resolve", nearest)
 
 
 def test_damaged_input_tiff_gives_one_line_and_status_1(broken_tiff, tmp_path, capsys):
@@ -482,8 +482,8 @@ def test_sigterm_during_the_write_leaves_nothing(image_2d, tmp_path):
     script = f"""
 import sys, time
 import numpy as np
-import napari_zssr.api, napari_zssr.io as zio
-napari_zssr.api.super_resolve = lambda image, scale, **kw: (
+import napari_zssr.arrays.upscale, napari_zssr.io as zio
+napari_zssr.arrays.upscale.super_resolve = lambda image, scale, **kw: (
     np.repeat(np.repeat(image, 2, axis=-2), 2, axis=-1), {{"device": "cpu"}})
 def slow_imwrite(fh, *args, **kwargs):
     fh.write(b"x" * 100000)

@@ -13,7 +13,7 @@ from scipy import ndimage
 pytest.importorskip("napari_zssr.core.engine")
 
 from napari_zssr import Cancelled, ZSSRConfig
-from napari_zssr.isotropic import axial_kernel_for, isotropic_placement, isotropic_z
+from napari_zssr.arrays.isotropic import axial_kernel_for, isotropic_placement, isotropic_z
 
 TINY = ZSSRConfig(
     max_iters=20,

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from napari_zssr import super_resolve
+from napari_zssr.arrays.planes import Layout
 from napari_zssr.core.config import ZSSRConfig
 from napari_zssr.core.kernel_estimate import (
     WHITEN_MAX_NOISE_SHARE,
@@ -17,7 +18,6 @@ from napari_zssr.core.kernel_estimate import (
     min_estimate_size,
 )
 from napari_zssr.core.kernels import downscale, prepare_kernel
-from napari_zssr.nd import Layout
 
 
 def dead_leaves(size: int, seed: int) -> np.ndarray:
@@ -286,7 +286,7 @@ def test_an_unusable_whitened_fit_falls_back_to_the_intensities() -> None:
     import tifffile
 
     from napari_zssr._sample_data import SAMPLE_PATH
-    from napari_zssr.nd import normalise_intensity
+    from napari_zssr.arrays.planes import normalise_intensity
 
     plane = normalise_intensity(tifffile.imread(SAMPLE_PATH))[0]
     whitened = estimate_kernel([plane], (2, 2), whiten=True)

@@ -73,4 +73,4 @@ def test_public_entry_points_are_lazy():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "TORCH False" in done.stdout
-    assert "napari_zssr.api napari_zssr.isotropic" in done.stdout
+    assert "napari_zssr.arrays.upscale napari_zssr.arrays.isotropic" in done.stdout

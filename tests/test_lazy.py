@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_zssr import Cancelled, api, super_resolve
+from napari_zssr import Cancelled, super_resolve
+from napari_zssr.arrays import upscale as api
 from napari_zssr.core.config import resolve_config
 
 zarr = pytest.importorskip("zarr")

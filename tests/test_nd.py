@@ -1,11 +1,11 @@
-"""N-D layout (stack, channel and spatial axes) and intensity handling (``napari_zssr.nd``)."""
+"""N-D layout (stack, channel and spatial axes) and intensity handling (``napari_zssr.arrays.planes``)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from napari_zssr.nd import (
+from napari_zssr.arrays.planes import (
     IntensityInfo,
     intensity_info,
     make_layout,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_zssr._placement import (
+from napari_zssr.arrays.placement import (
     axis_factors,
     data_to_world_matrix,
     linear_matrix,

@@ -50,7 +50,7 @@ def _reference(inp: Path, tmp_path: Path) -> np.ndarray:
 
 
 def _run(args: argparse.Namespace, **kw) -> list[str]:
-    from napari_zssr.cluster import run_jobs
+    from napari_zssr.file_batch.cluster import run_jobs
 
     args.workers = 2
     return run_jobs([_job(args)], args, [], processes=False, **kw)
@@ -72,7 +72,7 @@ def test_plane_tasks_equal_one_process(stack_file, tmp_path):
 
 def _fail_on_last_plane(stack, planes, args, argv, threads):
     """A task that dies (every attempt) when it holds the last plane."""
-    from napari_zssr.plane_tasks import plane_task
+    from napari_zssr.file_batch.plane_tasks import plane_task
 
     if stack.n_planes - 1 in planes:
         raise RuntimeError("worker lost")
@@ -80,7 +80,7 @@ def _fail_on_last_plane(stack, planes, args, argv, threads):
 
 
 def test_a_killed_split_run_resumes_to_the_same_output(stack_file, tmp_path):
-    from napari_zssr.plane_tasks import MARKS
+    from napari_zssr.file_batch.plane_tasks import MARKS
 
     ref = _reference(stack_file, tmp_path)
     out = tmp_path / "dask.ome.zarr"
@@ -102,7 +102,7 @@ def test_a_killed_split_run_resumes_to_the_same_output(stack_file, tmp_path):
 
 def test_shards_write_their_planes_without_touching_attributes(tmp_path):
     from napari_zssr import super_resolve
-    from napari_zssr.planes_out import PlaneShard
+    from napari_zssr.arrays.output import PlaneShard
 
     rng = np.random.default_rng(0)
     image = (rng.random((4, 12, 12)) * 500).astype(np.uint16)

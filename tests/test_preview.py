@@ -220,14 +220,14 @@ def test_warm_up_imports_what_the_first_run_needs_once():
     code = (
         "import sys\n"
         "from napari_zssr.napari import worker\n"
-        "assert 'scipy.stats' not in sys.modules and 'napari_zssr.api' not in sys.modules\n"
+        "assert 'scipy.stats' not in sys.modules and 'napari_zssr.arrays.upscale' not in sys.modules\n"
         "worker.warm_up()\n"
         "assert worker._warmed.is_set()\n"
-        "for name in ('torch', 'napari_zssr.api', 'napari_zssr.core.engine', 'scipy.stats'):\n"
+        "for name in ('torch', 'napari_zssr.arrays.upscale', 'napari_zssr.core.engine', 'scipy.stats'):\n"
         "    assert name in sys.modules, name\n"
-        "del sys.modules['napari_zssr.api']\n"
+        "del sys.modules['napari_zssr.arrays.upscale']\n"
         "worker.warm_up()  # once per process: the second call does nothing\n"
-        "assert 'napari_zssr.api' not in sys.modules\n"
+        "assert 'napari_zssr.arrays.upscale' not in sys.modules\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

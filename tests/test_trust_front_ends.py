@@ -124,12 +124,12 @@ def test_no_map_files_without_maps(image_40, tmp_path, capsys):
 
 
 def _fail_if_trained(monkeypatch):
-    import napari_zssr.api
+    import napari_zssr.arrays.upscale
 
     def trained(*args, **kwargs):
         raise AssertionError("training started")
 
-    monkeypatch.setattr(napari_zssr.api, "super_resolve", trained, raising=False)
+    monkeypatch.setattr(napari_zssr.arrays.upscale, "super_resolve", trained, raising=False)
 
 
 @needs_engine

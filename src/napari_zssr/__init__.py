@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .core.config import PRESETS, ZSSRConfig, resolve_config
 from .core.progress import Cancelled, Progress
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "PRESETS",
@@ -32,24 +32,24 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .api import super_resolve
-    from .batch import super_resolve_many
+    from .arrays.isotropic import isotropic_z
+    from .arrays.networks import ZSSRModel, load_model, save_model, train_model
+    from .arrays.upscale import super_resolve
+    from .arrays.upscale_many import super_resolve_many
     from .core.resolution import estimate_resolution
-    from .isotropic import isotropic_z
-    from .networks import ZSSRModel, load_model, save_model, train_model
 
 
 def __getattr__(name: str) -> Any:
     if name == "super_resolve":
-        from .api import super_resolve
+        from .arrays.upscale import super_resolve
 
         return super_resolve
     if name == "isotropic_z":
-        from .isotropic import isotropic_z
+        from .arrays.isotropic import isotropic_z
 
         return isotropic_z
     if name == "super_resolve_many":
-        from .batch import super_resolve_many
+        from .arrays.upscale_many import super_resolve_many
 
         return super_resolve_many
     if name == "estimate_resolution":
@@ -57,7 +57,7 @@ def __getattr__(name: str) -> Any:
 
         return estimate_resolution
     if name in ("ZSSRModel", "load_model", "save_model", "train_model"):
-        from . import networks  # saved networks: train once, apply many
+        from .arrays import networks  # saved networks: train once, apply many
 
         return getattr(networks, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

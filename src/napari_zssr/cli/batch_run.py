@@ -4,7 +4,7 @@ Every input becomes one job ``(input, output)``; :func:`process_file` runs one j
 to end (read, run, write) and is what a Dask worker runs. A job whose output is complete is
 skipped: a TIFF appears only once written whole (:func:`napari_zssr.io.atomic_write`), and an
 OME-Zarr store carries a completion flag written after its last plane; an incomplete store is
-continued where it stopped (:mod:`napari_zssr.planes_out`). No torch at import.
+continued where it stopped (:mod:`napari_zssr.arrays.output`). No torch at import.
 """
 
 from __future__ import annotations
@@ -200,11 +200,11 @@ def batch_command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     if args.z_isotropic and any(j.fmt == "ome-zarr" for j in jobs):
         raise UsageError("--z-isotropic writes TIFF only (the Z upsampling needs the volume)")
     argv = list(sys.argv[1:] if argv is None else argv)
-    from ..plane_tasks import check_plane_options
+    from ..file_batch.plane_tasks import check_plane_options
 
     check_plane_options(jobs, args)
     if args.workers is not None or args.scheduler is not None:
-        from ..cluster import run_jobs
+        from ..file_batch.cluster import run_jobs
 
         statuses = run_jobs(jobs, args, argv)
     else:
@@ -219,8 +219,8 @@ def output_complete(job: Job) -> bool:
     """Whether the job's output is there and whole (a TIFF exists only when whole)."""
     if job.fmt == "tiff":
         return job.output.is_file()
+    from ..arrays.output import is_complete
     from ..io.zarr_store import open_ome_zarr
-    from ..planes_out import is_complete
 
     if not job.output.exists():
         return False

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from ..io import atomic_write, check_writable, write_tiff
 from .run_command import CLI_LABELS, progress_bar
 

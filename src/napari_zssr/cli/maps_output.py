@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from ..io import write_tiff
 from ..pipeline import MAP_MEANINGS, RunResult, describe_resolution
 

@@ -7,7 +7,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from ..core.config import MAX_NOISE_STD, MAX_SCALE, NOISE_MODELS, PRESETS
 from ..pipeline.request import MODALITIES, STACK_MODES
 

@@ -3,7 +3,7 @@
 ``fit`` trains on HR fathers cut from the given images, ``predict`` upscales an image with a
 trained model, and ``upscale_plane`` chains them for one plane, with gradual SR when the
 configuration asks for intermediate scales. All arrays here are float32 in [0, 1]
-(intensity handling lives in :mod:`napari_zssr.nd`).
+(intensity handling lives in :mod:`napari_zssr.arrays.planes`).
 """
 
 from __future__ import annotations

@@ -184,7 +184,7 @@ class MapsCollector:
         Shape of the output in the user's axis order (each map gets it).
     canonical : callable
         Maps an array of ``out_shape`` to a ``(stack..., C, H_out, W_out)`` view
-        (:meth:`napari_zssr.nd.Layout.canonical`).
+        (:meth:`napari_zssr.arrays.planes.Layout.canonical`).
     span : ndarray
         Per-channel intensity span ``hi - lo`` (input unit per normalised unit).
     scale : (float, float)

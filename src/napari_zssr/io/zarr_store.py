@@ -4,7 +4,7 @@
 ``coordinateTransformations`` give the output pixel size: the input's divided by the scale
 on Y and X. :func:`open_ome_zarr` opens an OME-Zarr image (or a plain zarr array) without
 reading its pixels. Finished planes and the completion flag live in the array's attributes
-(see :mod:`napari_zssr.planes_out`).
+(see :mod:`napari_zssr.arrays.output`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ _ORDER = "TCZYX"  # the order OME-NGFF requires
 
 
 def _zarr() -> Any:
-    from .._extras import require
+    from .extras import require
 
     return require("zarr", "OME-Zarr input and output")
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from napari.layers import Image
 
-from .._placement import axis_factors
+from ..arrays.placement import axis_factors
 from ..pipeline import PSFFileSpec, RunRequest, default_axes, read_source
 from .layers import level_placement, plane_index, visible_box
 from .panels.input import PLANES_ALL, PLANES_CURRENT, STACK_MODES, level_data

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from napari.layers import Image
 
-from .._placement import Placement, upscaled_placement, visible_data_box
+from ..arrays.placement import Placement, upscaled_placement, visible_data_box
 from ..pipeline import RunResult
 from .worker import Job
 

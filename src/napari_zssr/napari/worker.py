@@ -386,7 +386,8 @@ def warm_up() -> None:
         import numpy as np
         import torch
 
-        from .. import api, pipeline  # noqa: F401  (the engine, resizing, kernels)
+        from .. import pipeline  # noqa: F401
+        from ..arrays import upscale as api  # noqa: F401  (the engine, resizing, kernels)
         from ..core.network import ZSSRNet, preferred_memory_format
         from ..core.noise import estimate_noise_std
 

@@ -201,7 +201,7 @@ class RunRequest:
         Also compute the quality maps of the upscaling (``RunResult.extra["maps"]``).
     model : path or ZSSRModel, optional
         A saved network applied instead of training one (``.zssr`` file, or in memory);
-        it brings its kernel, so ``psf`` must be None. See :mod:`napari_zssr.networks`.
+        it brings its kernel, so ``psf`` must be None. See :mod:`napari_zssr.arrays.networks`.
     finetune : int
         With ``model``: training iterations on each plane from the saved weights (0: none).
     keep_model : bool

@@ -2,7 +2,7 @@
 
 Steps: check the request, read the part of the source it names, arrange its axes, make the
 kernel from the PSF specification, upscale Y/X (:func:`napari_zssr.super_resolve`), then, for a
-Z-isotropic run, upsample Z of every volume (:func:`napari_zssr.isotropic.isotropic_z`), and
+Z-isotropic run, upsample Z of every volume (:func:`napari_zssr.arrays.isotropic.isotropic_z`), and
 write the run record. No Qt, no argparse, no files other than a PSF file the request names.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from ..core.progress import Progress, ProgressCallback
 from .kernel import estimated_kernel, kernel_for
 from .layout import Arranged, arrange, volumes
@@ -65,7 +65,7 @@ def read_source(request: RunRequest) -> np.ndarray:
     if request.source is None:
         raise RequestError("there is no image to process", "source")
     data = request.source[request.region] if request.region is not None else request.source
-    from ..lazy import is_lazy
+    from ..arrays.lazy import is_lazy
 
     return data if is_lazy(data) else np.asarray(data)  # dask, zarr: read plane by plane
 
@@ -152,7 +152,7 @@ def _relay(callback: ProgressCallback | None, lo: float, hi: float) -> ProgressC
 def _upscale(
     plan: RunPlan, arranged: Arranged, kernel: np.ndarray | None, callback: Any
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    from .. import api  # looked up at call time (tests replace api.super_resolve)
+    from ..arrays import upscale as api  # looked up at call time (tests replace api.super_resolve)
 
     req = plan.request
     return api.super_resolve(
@@ -191,7 +191,7 @@ def _isotropic(
     plan: RunPlan, arranged: Arranged, callback: ProgressCallback | None
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Upsample Z of every (Z, Y, X) volume, channels (C or RGB) jointly."""
-    from .. import isotropic
+    from ..arrays import isotropic
 
     req = plan.request
     ratio = float(plan.z_ratio)  # type: ignore[arg-type]

@@ -10,9 +10,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from . import __version__
-from .batch import auto_batch, check_batch, per_plane_batches
-from .core.config import (
+from .._version import __version__
+from ..core.config import (
     MAX_FATHER_PLANES,
     MAX_NOISE_STD,
     NOISE_MODELS,
@@ -22,8 +21,8 @@ from .core.config import (
     father_planes,
     resolve_config,
 )
-from .core.device import resolve_device
-from .core.engine import (
+from ..core.device import resolve_device
+from ..core.engine import (
     Reporter,
     effective_back_projection,
     fit,
@@ -32,14 +31,15 @@ from .core.engine import (
     predict,
     upscale_plane,
 )
-from .core.kernels import prepare_kernel, validate_kernel
-from .core.maps import MapsCollector
-from .core.progress import ProgressCallback
-from .core.resize import output_shape
+from ..core.kernels import prepare_kernel, validate_kernel
+from ..core.maps import MapsCollector
+from ..core.progress import ProgressCallback
+from ..core.resize import output_shape
 from .lazy import check_lazy, is_lazy
-from .nd import intensity_info, make_layout, normalise_plane, restore_plane
-from .planes_out import PlaneOutput, prepare_output
+from .output import PlaneOutput, prepare_output
+from .planes import intensity_info, make_layout, normalise_plane, restore_plane
 from .snapshots import snapshot_relay
+from .upscale_many import auto_batch, check_batch, per_plane_batches
 
 __all__ = ["super_resolve"]
 
@@ -100,7 +100,7 @@ class NoiseProfiles:
     Parameters
     ----------
     arr, layout, info
-        The image, its layout and its intensity range (:mod:`napari_zssr.nd`); planes are
+        The image, its layout and its intensity range (:mod:`napari_zssr.arrays.planes`); planes are
         read (from a lazy array too) only when first asked for.
     """
 
@@ -112,10 +112,10 @@ class NoiseProfiles:
         self, idx: tuple[int, ...], normalised: np.ndarray | None = None
     ) -> tuple[list[Any], float]:
         """The profiles of plane ``idx``'s channels and the plane's mean intensity;
-        ``normalised``: the plane as :func:`~napari_zssr.nd.normalise_plane` gives it, when the
+        ``normalised``: the plane as :func:`~napari_zssr.arrays.planes.normalise_plane` gives it, when the
         caller has read it already (not read again)."""
         if idx not in self._planes:
-            from .core.noise import noise_profile
+            from ..core.noise import noise_profile
 
             chans = normalised
             if chans is None:
@@ -144,7 +144,7 @@ def _resolve_noise(
 ) -> tuple[float, str, str | None]:
     """The noise the run adds to the sons, where it came from ("set", "preset" or "auto"),
     and a warning when a set (or preset) value is far below a high estimate."""
-    from .core.noise import auto_noise_std, noise_warning
+    from ..core.noise import auto_noise_std, noise_warning
 
     source = "set"
     if noise is None:
@@ -168,7 +168,7 @@ def _noise_on_sons(
 ) -> dict[str, Any]:
     """The noise on the sons (``noise_std``), its source, the image's estimate and the warnings
     of :func:`super_resolve`: each starts with ``prefix`` and, with ``warn``, is also issued
-    (:func:`~napari_zssr.batch.super_resolve_many` issues its own, once every image is checked)."""
+    (:func:`~napari_zssr.arrays.upscale_many.super_resolve_many` issues its own, once every image is checked)."""
     estimate = _estimate_noise(profiles)
     value, source, message = _resolve_noise(noise, preset, config, estimate, with_kernel)
     if message is not None:
@@ -210,7 +210,7 @@ def _camera_noise(profiles: NoiseProfiles, noise_std: float, model: str) -> dict
 
 def _estimate_kernel(kernel: str, profiles: NoiseProfiles, scale: tuple[float, float]) -> Any:
     """``kernel="estimate"``: fit the kernel to the image (channel mean, up to 4 planes)."""
-    from .core.kernel_estimate import MAX_PLANES, estimate_kernel
+    from ..core.kernel_estimate import MAX_PLANES, estimate_kernel
 
     if kernel.strip().lower() != "estimate":
         raise ValueError(f"kernel must be an array, None or 'estimate', got {kernel!r}")
@@ -358,14 +358,14 @@ def super_resolve(
     batch_planes : int, optional
         With ``stack_mode="per_plane"``: planes whose networks train together on the
         device (each as it would alone, up to float rounding; see
-        :mod:`napari_zssr.batch`). None (default) chooses from the free GPU memory, and 1
+        :mod:`napari_zssr.arrays.upscale_many`). None (default) chooses from the free GPU memory, and 1
         on the CPU; 1 trains one plane after another. Unused in shared mode.
     model : ZSSRModel or path, optional
         A saved network (a ``.zssr`` file or a :class:`~napari_zssr.ZSSRModel`) applied
         instead of training one: the same network upscales every plane (``stack_mode`` is
         unused), with this run's self-ensemble and back-projection. It brings its kernel
         (``kernel`` must be None), width and depth; ``scale`` must be the factor it learned
-        and the image must have its number of channels. See :mod:`napari_zssr.networks`.
+        and the image must have its number of channels. See :mod:`napari_zssr.arrays.networks`.
     finetune : int
         With ``model``: training iterations on each plane, starting from the saved weights
         (this run's configuration and noise on the sons), before it is upscaled; 0 (default)
@@ -393,7 +393,7 @@ def super_resolve(
         the same input and parameters skips them; the ``"complete"`` flag is written last.
         The target is returned. Not with ``maps=True``. Dask and zarr inputs and memmaps
         are read plane by plane whether or not ``out`` is given (see
-        :mod:`napari_zssr.lazy`).
+        :mod:`napari_zssr.arrays.lazy`).
 
     Returns
     -------
@@ -569,7 +569,7 @@ class _Planes:
     rep: Reporter
     out_canon: PlaneOutput
     collector: MapsCollector | None = None
-    saved: Any = None  # napari_zssr.networks.SavedRun: a network given to or kept from the run
+    saved: Any = None  # napari_zssr.arrays.networks.SavedRun: a network given to or kept from the run
 
     def collect(self) -> dict[str, Any] | None:
         """A dict for one plane's map ingredients, when maps are asked for."""

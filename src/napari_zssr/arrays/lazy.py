@@ -95,7 +95,7 @@ class _ChannelStats:
 
 
 def lazy_intensity_info(arr: Any, layout: Any) -> Any:
-    """:func:`napari_zssr.nd.intensity_info` in one pass over the planes of ``arr``.
+    """:func:`napari_zssr.arrays.planes.intensity_info` in one pass over the planes of ``arr``.
 
     Minimum and maximum are exact; the robust percentile is taken of all values when a
     channel has at most 2 million (then the result equals the in-memory one), else of a
@@ -104,9 +104,9 @@ def lazy_intensity_info(arr: Any, layout: Any) -> Any:
     Raises
     ------
     ValueError
-        For NaN or Inf values, and as :func:`~napari_zssr.nd.intensity_info`.
+        For NaN or Inf values, and as :func:`~napari_zssr.arrays.planes.intensity_info`.
     """
-    from .nd import _SAMPLE, IntensityInfo, _check_dtype, _range_from, info_from_ranges
+    from .planes import _SAMPLE, IntensityInfo, _check_dtype, _range_from, info_from_ranges
 
     dtype = np.dtype(arr.dtype)
     _check_dtype(dtype)

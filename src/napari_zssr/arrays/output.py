@@ -63,7 +63,7 @@ class PlaneOutput:
     target : array-like
         A NumPy array, or a writable array-like (zarr array, memmap) of the output's shape
         and dtype.
-    layout : napari_zssr.nd.Layout
+    layout : napari_zssr.arrays.planes.Layout
         The output's layout (the input's with the output Y/X sizes).
     fingerprint : str, optional
         The run's :func:`run_fingerprint`; with it, a target with ``attrs`` keeps the record.
@@ -299,7 +299,7 @@ def prepare_output(
     """The :class:`PlaneOutput` of ``super_resolve(..., out=out)``, checked before training.
 
     ``parts`` is ``(version, config, seed, stack_mode, kernel, intensity info, saved run)``
-    (the last: a :class:`napari_zssr.networks.SavedRun` or None).
+    (the last: a :class:`napari_zssr.arrays.networks.SavedRun` or None).
 
     Raises
     ------
@@ -318,7 +318,7 @@ def prepare_output(
     if maps:
         raise ValueError("out cannot be combined with maps=True: the maps are kept in memory")
     if isinstance(out, (str, os.PathLike)):
-        from .io.zarr_store import create_ome_zarr
+        from ..io.zarr_store import create_ome_zarr
 
         out = create_ome_zarr(
             out,

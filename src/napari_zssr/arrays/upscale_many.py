@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from .core.config import ZSSRConfig, resolve_config
-from .core.progress import ProgressCallback
+from ..core.config import ZSSRConfig, resolve_config
+from ..core.progress import ProgressCallback
 
 __all__ = ["auto_batch", "check_batch", "per_plane_batches", "super_resolve_many"]
 
@@ -81,11 +81,11 @@ def per_plane_batches(
     """``stack_mode="per_plane"`` with ``batch`` planes trained together.
 
     Writes each plane's result into ``out_canon`` (and the maps into ``collector``) as the
-    plane-by-plane loop of :func:`~napari_zssr.api.super_resolve` does; returns the
+    plane-by-plane loop of :func:`~napari_zssr.arrays.upscale.super_resolve` does; returns the
     iterations and the final losses.
     """
-    from .core.batched import upscale_planes
-    from .nd import normalise_plane, restore_plane
+    from ..core.batched import upscale_planes
+    from .planes import normalise_plane, restore_plane
 
     # stack indices only: a lazy input is read one batch at a time; planes an earlier run
     # finished (a resumable output) are left out
@@ -122,10 +122,10 @@ class _Item:
     """One image of :func:`super_resolve_many`, checked and ready to be upscaled."""
 
     def __init__(self, index: int, image: Any, ctx: dict[str, Any]) -> None:
-        from .api import NoiseProfiles, _camera_noise, _check_image, _noise_on_sons
-        from .core.kernels import validate_kernel
-        from .core.resize import output_shape
-        from .nd import intensity_info, make_layout
+        from ..core.kernels import validate_kernel
+        from ..core.resize import output_shape
+        from .planes import intensity_info, make_layout
+        from .upscale import NoiseProfiles, _camera_noise, _check_image, _noise_on_sons
 
         self.index = index
         self.arr = _check_image(image)
@@ -198,9 +198,9 @@ def super_resolve_many(
     list of ndarray, or (list of ndarray, list of dict)
         One output per image, its dtype that of its input.
     """
-    from .api import _check_noise
-    from .core.engine import Reporter, normalise_scale
-    from .core.kernels import prepare_kernel
+    from ..core.engine import Reporter, normalise_scale
+    from ..core.kernels import prepare_kernel
+    from .upscale import _check_noise
 
     if isinstance(images, np.ndarray) or not isinstance(images, Sequence) or not images:
         raise TypeError("images must be a non-empty list (or tuple) of arrays")
@@ -244,9 +244,9 @@ def _run_many(
     rep: Any,
 ) -> dict[str, Any]:
     """Train and apply the networks of ``items`` in batches; returns the device and sizes."""
-    from .core.batched import training_signature, upscale_planes
-    from .core.device import resolve_device
-    from .nd import normalise_plane, restore_plane
+    from ..core.batched import training_signature, upscale_planes
+    from ..core.device import resolve_device
+    from .planes import normalise_plane, restore_plane
 
     dev, reason = resolve_device(device)
     # every plane of every image, grouped by what must agree to share kernels

@@ -94,7 +94,7 @@ class Layout:
 
     def plane(self, arr: Any, idx: tuple[int, ...]) -> np.ndarray:
         """The ``(C, Y, X)`` plane at stack index ``idx``: a view of a NumPy array, or read
-        from a lazy one (dask, zarr, memmap; see :mod:`napari_zssr.lazy`)."""
+        from a lazy one (dask, zarr, memmap; see :mod:`napari_zssr.arrays.lazy`)."""
         from .lazy import is_lazy, read_plane
 
         if is_lazy(arr):

@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from .core.config import ZSSRConfig, resolve_config
-from .core.model import INTENSITY_METHOD, ZSSRModel, check_model_scale, snapshot
-from .io.model_file import load_model, save_model
+from .._version import __version__
+from ..core.config import ZSSRConfig, resolve_config
+from ..core.model import INTENSITY_METHOD, ZSSRModel, check_model_scale, snapshot
+from ..io.model_file import load_model, save_model
 
 __all__ = ["SavedRun", "ZSSRModel", "load_model", "save_model", "train_model"]
 
@@ -157,9 +157,9 @@ class SavedRun:
     def apply(self, job: Any, dev: Any) -> tuple[int, list[float]]:
         """Every plane upscaled by the saved network (fine-tuned on the plane first when
         ``finetune`` > 0, each plane starting again from the saved weights)."""
-        from .core.engine import fit, predict
-        from .core.model import restore_weights, to_trained
-        from .nd import normalise_plane
+        from ..core.engine import fit, predict
+        from ..core.model import restore_weights, to_trained
+        from .planes import normalise_plane
 
         assert self.model is not None
         trained = to_trained(self.model, device=dev, config=job.cfg)
@@ -246,7 +246,7 @@ def train_model(
     -------
     ZSSRModel
     """
-    from .api import super_resolve
+    from .upscale import super_resolve
 
     for name in ("return_info", "keep_model", "model", "finetune", "maps"):
         if name in kwargs:

@@ -17,15 +17,15 @@ from typing import Any
 
 import numpy as np
 
-from .core.progress import Progress, ProgressCallback
-from .nd import Layout, restore_plane
+from ..core.progress import Progress, ProgressCallback
+from .planes import Layout, restore_plane
 
 __all__ = ["snapshot_relay"]
 
 
 def _as_output(plane: Any, layout: Layout, info: Any, out_shape: tuple[int, ...]) -> np.ndarray:
     """A normalised ``(C, h, w)`` tensor as an array of the run's output shape and dtype."""
-    from .core.resize import imresize
+    from ..core.resize import imresize
 
     out_yx = (out_shape[layout.y_axis], out_shape[layout.x_axis])
     if tuple(plane.shape[-2:]) != out_yx:

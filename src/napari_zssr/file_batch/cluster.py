@@ -3,7 +3,7 @@
 ``--workers N`` starts a :class:`distributed.LocalCluster`; ``--scheduler ADDRESS`` connects
 to a running one (for instance a ``dask_jobqueue.SLURMCluster``). Each file is one task
 (``client.map`` with ``retries``), except the stacks whose planes are tasks of their own
-(:mod:`napari_zssr.plane_tasks`): it reads its input, trains, and writes its own output, so
+(:mod:`napari_zssr.file_batch.plane_tasks`): it reads its input, trains, and writes its own output, so
 a task that is rerun after its worker was lost gives the same file (a TIFF is replaced
 whole, an OME-Zarr store continues from its finished planes). On a machine with GPUs each
 worker takes the GPU of its rank.
@@ -23,7 +23,7 @@ CONNECT_TIMEOUT_S = 10
 
 
 def _distributed() -> Any:
-    from ._extras import require
+    from ..io.extras import require
 
     return require("distributed", "--workers and --scheduler (a Dask cluster)")
 
@@ -89,7 +89,7 @@ def _task(job: Any, args: argparse.Namespace, argv: Sequence[str], threads: int)
     """One file on a worker: torch threads for its share of the cores, its own device."""
     import torch
 
-    from .cli.batch_run import process_file
+    from ..cli.batch_run import process_file
 
     if threads > 0:  # a local cluster: the machine's cores shared out; else torch's default
         torch.set_num_threads(threads)
@@ -108,7 +108,7 @@ def run_jobs(
     """Run ``jobs`` as tasks on the cluster the arguments name; their statuses, in order.
 
     A stack in per-plane mode with an OME-Zarr output is split into tasks of a few planes
-    (:mod:`napari_zssr.plane_tasks`); every other file is one task. A task whose worker
+    (:mod:`napari_zssr.file_batch.plane_tasks`); every other file is one task. A task whose worker
     dies is rescheduled by Dask on another worker; a task that fails is rerun up to
     ``args.retries`` times, then stops the batch with its error (outputs and planes already
     complete stay, and a rerun of the command skips them).

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from .core.config import MAX_FATHER_PLANES, MAX_SCALE, ZSSRConfig, father_planes, resolve_config
-from .core.progress import Cancelled, Progress, ProgressCallback
+from ..core.config import MAX_FATHER_PLANES, MAX_SCALE, ZSSRConfig, father_planes, resolve_config
+from ..core.progress import Cancelled, Progress, ProgressCallback
 
 __all__ = ["MAX_FATHER_PLANES", "axial_kernel_for", "isotropic_placement", "isotropic_z"]
 
@@ -69,7 +69,7 @@ def axial_kernel_for(
         ``(1, n)`` float64, non-negative, sum 1. With neither argument: the integration over
         one z step alone (a box ``z_ratio`` lateral pixels wide).
     """
-    from .psf.geometry import _box_1d, _finish_1d, _gaussian_taps
+    from ..psf.geometry import _box_1d, _finish_1d, _gaussian_taps
 
     r = _check_ratio(z_ratio)
     if axial_kernel is not None and axial_fwhm is not None:
@@ -129,7 +129,7 @@ def isotropic_placement(z_scale: float, z_translate: float, z_ratio: float) -> t
             f"isotropic_placement needs finite values, z_ratio > 0 and z_scale != 0; got "
             f"z_scale={z_scale!r}, z_translate={z_translate!r}, z_ratio={z_ratio!r}"
         )
-    from ._placement import upscaled_placement  # the one placement formula
+    from .placement import upscaled_placement  # the one placement formula
 
     placed = upscaled_placement((f,), scale=(s,), translate=(t,))
     return float(placed.scale[0]), float(placed.translate[0])
@@ -167,7 +167,7 @@ def _predict_planes(
     Planes are laid side by side along R in montages, each padded by a mirrored margin wider
     than the network's receptive field, so one forward pass serves many planes.
     """
-    from .core.engine import predict
+    from ..core.engine import predict
 
     n, c, rows, _ = planes.shape
     g = int(model.net.receptive_radius) + 2 if n > 1 else 0
@@ -249,10 +249,10 @@ def isotropic_z(
     napari_zssr.Cancelled
         When the callback stopped the run.
     """
-    from . import __version__
-    from .core.device import resolve_device
-    from .core.engine import fit
-    from .nd import intensity_info, make_layout, normalise_plane, restore_plane
+    from .._version import __version__
+    from ..core.device import resolve_device
+    from ..core.engine import fit
+    from .planes import intensity_info, make_layout, normalise_plane, restore_plane
 
     r = _check_ratio(z_ratio)
     arr, vol_in, ca = _check_stack(stack, channel_axis, seed)

@@ -1,11 +1,11 @@
 """The planes of a stack as Dask tasks (``--stack-mode per_plane``, OME-Zarr output).
 
-On a cluster (:mod:`napari_zssr.cluster`) a stack whose planes train independently is split
+On a cluster (:mod:`napari_zssr.file_batch.cluster`) a stack whose planes train independently is split
 into groups of planes, one task each. The client creates the output OME-Zarr store once,
 with a ``napari_zssr_planes`` array beside the image: one uint64 element per plane, each in
 a chunk (a file) of its own. A task opens the input lazily (zarr, OME-Zarr, an uncompressed
 TIFF through a memmap), runs :func:`~napari_zssr.super_resolve` on the whole stack with a
-:class:`~napari_zssr.planes_out.PlaneShard` as ``out``, so that it computes only its planes,
+:class:`~napari_zssr.arrays.output.PlaneShard` as ``out``, so that it computes only its planes,
 writes them straight into the store and marks each one after its data. No task writes the
 store's attributes: when every task has succeeded, the client writes the run record and,
 last, the completion flag, then removes the marks. A rerun (same fingerprint) skips marked
@@ -48,7 +48,7 @@ TASKS_PER_WORKER = 3
 
 def check_plane_options(jobs: Sequence[Any], args: argparse.Namespace) -> None:
     """Refuse ``--planes-per-task`` where a stack cannot be split, with the reason."""
-    from .cli.parser import UsageError
+    from ..cli.parser import UsageError
 
     if getattr(args, "planes_per_task", None) is None:
         return
@@ -88,9 +88,9 @@ class Stack:
 
 def _n_planes(request: Any, plan: Any) -> int:
     """The planes of the arranged input (as :func:`~napari_zssr.super_resolve` sees it)."""
-    from .nd import make_layout
-    from .pipeline.layout import arrange
-    from .pipeline.run import read_source
+    from ..arrays.planes import make_layout
+    from ..pipeline.layout import arrange
+    from ..pipeline.run import read_source
 
     arranged = arrange(read_source(request), plan.axes or "")
     return make_layout(arranged.image.shape, arranged.channel_axis, bool(arranged.rgb)).n_planes
@@ -99,7 +99,7 @@ def _n_planes(request: Any, plan: Any) -> int:
 def prepare_stack(job: Any, args: argparse.Namespace) -> Stack | str | None:
     """Create the job's output store and plane marks: its :class:`Stack`; a status when
     its output is complete; None when it stays one task (one plane only)."""
-    from .cli.batch_run import _open_output, _read, output_complete, prepare_request
+    from ..cli.batch_run import _open_output, _read, output_complete, prepare_request
 
     if output_complete(job) and not args.overwrite:
         return "skipped (complete)"
@@ -136,8 +136,8 @@ def _marks(path: Any, n_planes: int) -> Any:
 def _open_input(path: Any, meta: argparse.Namespace) -> Any:
     """The input without reading it whole: zarr lazily, a TIFF through a memmap when its
     pixels are stored plainly (else read whole)."""
-    from .io import read_tiff
-    from .io.zarr_store import is_zarr_path, open_ome_zarr
+    from ..io import read_tiff
+    from ..io.zarr_store import is_zarr_path, open_ome_zarr
 
     if is_zarr_path(path):
         return open_ome_zarr(path)[0]
@@ -159,11 +159,11 @@ def plane_task(
     import torch
     import zarr
 
-    from .cli.batch_run import prepare_request
-    from .cli.run_command import run_record
+    from ..arrays.output import PlaneShard
+    from ..cli.batch_run import prepare_request
+    from ..cli.run_command import run_record
+    from ..pipeline import run
     from .cluster import worker_device
-    from .pipeline import run
-    from .planes_out import PlaneShard
 
     if threads > 0:  # a local cluster: the machine's cores shared out; else torch's default
         torch.set_num_threads(threads)
@@ -230,8 +230,8 @@ def finish_stack(client: Any, item: Any) -> str:
         return item
     import zarr
 
-    from .io.zarr_store import write_run_record
-    from .planes_out import record_complete
+    from ..arrays.output import record_complete
+    from ..io.zarr_store import write_run_record
 
     stack, futures = item
     results = client.gather(futures)

@@ -1,7 +1,7 @@
 """Networks trained together: planes per second, seconds per image and quality.
 
 Three parts, each comparing one network after another (batch 1) with networks trained
-together (``auto``: the batch :func:`napari_zssr.arrays.upscale_many.auto_batch` picks, or a number),
+together (``auto``: the batch :func:`napari_zssr.arrays.loop.auto_batch` picks, or a number),
 under each requested precision:
 
 * ``stack``: speed of ``stack_mode="per_plane"`` on a ``N x H x W`` uint16 stack (default

@@ -71,7 +71,7 @@ def _microscopy_cases(data: Path, noisy: bool = True) -> list[tuple[str, np.ndar
     """
     import microscopy as mic
 
-    from napari_zssr.arrays.planes import normalise_intensity
+    from napari_zssr.arrays.intensity import normalise_intensity
 
     psf, kernel = mic.true_psf(), np.asarray(mic.zssr_kernel().kernel, dtype=np.float64)
     out = []

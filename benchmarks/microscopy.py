@@ -226,7 +226,7 @@ def matched_noise_std(lr_clean: np.ndarray, counts: np.ndarray, peak: float, rea
     """RMS simulated noise in the [0, 1] units the engine normalises ``counts`` to."""
     sigma_counts = math.sqrt(float(np.mean(lr_clean * peak)) + read**2)
     try:
-        from napari_zssr.arrays.planes import normalise_intensity
+        from napari_zssr.arrays.intensity import normalise_intensity
 
         _, info = normalise_intensity(counts)
         span = float(info.hi[0] - info.lo[0])

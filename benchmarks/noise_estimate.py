@@ -36,7 +36,8 @@ MARKERS = ("<!-- noise-estimate -->", "<!-- /noise-estimate -->")
 
 def _planes(image: np.ndarray, rgb: bool) -> list[np.ndarray]:
     """The normalised channel planes ``super_resolve`` estimates on (first plane of a stack)."""
-    from napari_zssr.arrays.planes import intensity_info, make_layout, normalise_plane
+    from napari_zssr.arrays.intensity import intensity_info, normalise_plane
+    from napari_zssr.arrays.planes import make_layout
 
     layout = make_layout(image.shape, None, rgb)
     info = intensity_info(image, layout)

@@ -26,11 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import microscopy as mic
 
-import napari_zssr.arrays.upscale as api
+import napari_zssr.arrays.degradation as api
 
 _LAST: dict[str, float] = {}
 _ADD_NOISE = mic.add_noise
-_CAMERA_NOISE = api._camera_noise
+_CAMERA_NOISE = api.camera_noise
 
 
 def _add_noise(lr: np.ndarray, peak: float, read: float, rng: np.random.Generator) -> np.ndarray:
@@ -58,5 +58,5 @@ def _true_camera_noise(profiles: Any, noise_std: float, model: str) -> dict[str,
 
 if __name__ == "__main__":
     mic.add_noise = _add_noise
-    api._camera_noise = _true_camera_noise
+    api.camera_noise = _true_camera_noise
     sys.exit(mic.main(sys.argv[1:]))

@@ -125,9 +125,9 @@ def _pixels(path: Path) -> np.ndarray:
 
 
 def test_unwritable_output_store_fails_before_training(folder, tmp_path, monkeypatch, capsys):
-    from napari_zssr.arrays import upscale as api
+    from napari_zssr.core import engine
 
-    monkeypatch.setattr(api, "fit", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr(engine, "fit", lambda *a, **k: pytest.fail("training started"))
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     out = blocker / "out.zarr"

@@ -12,12 +12,12 @@ from napari_zssr.core.batched import (
     StackedAdam,
     StackedNets,
     fit_many,
-    upscale_planes,
 )
 from napari_zssr.core.config import ZSSRConfig
-from napari_zssr.core.engine import fit, upscale_plane
+from napari_zssr.core.engine import fit
 from napari_zssr.core.kernels import prepare_kernel
 from napari_zssr.core.network import ZSSRNet
+from napari_zssr.core.upscale import upscale_plane, upscale_planes
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

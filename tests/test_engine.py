@@ -15,11 +15,9 @@ from napari_zssr.core.engine import (
     Reporter,
     TrainedModel,
     fit,
-    gradual_stages,
     normalise_scale,
     predict,
     prepare_run,
-    upscale_plane,
 )
 from napari_zssr.core.inference import back_project, degrade, forward_tiled, median
 from napari_zssr.core.kernels import prepare_kernel
@@ -33,6 +31,7 @@ from napari_zssr.core.sampling import (
     crop_shape,
     undo_dihedral,
 )
+from napari_zssr.core.upscale import gradual_stages, upscale_plane
 
 TINY = ZSSRConfig(
     max_iters=20,

@@ -286,7 +286,7 @@ def test_an_unusable_whitened_fit_falls_back_to_the_intensities() -> None:
     import tifffile
 
     from napari_zssr._sample_data import SAMPLE_PATH
-    from napari_zssr.arrays.planes import normalise_intensity
+    from napari_zssr.arrays.intensity import normalise_intensity
 
     plane = normalise_intensity(tifffile.imread(SAMPLE_PATH))[0]
     whitened = estimate_kernel([plane], (2, 2), whiten=True)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from napari_zssr import Cancelled, super_resolve
-from napari_zssr.arrays import upscale as api
+from napari_zssr.core import engine
 from napari_zssr.core.config import resolve_config
 
 zarr = pytest.importorskip("zarr")
@@ -163,13 +163,13 @@ def test_read_only_out_fails_before_training(stack, reference, tmp_path, monkeyp
     z = zarr.open_array(str(tmp_path / "o.zarr"), mode="w", shape=reference.shape, dtype="uint16")
     ro = zarr.open_array(str(tmp_path / "o.zarr"), mode="r")
     del z
-    monkeypatch.setattr(api, "fit", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr(engine, "fit", lambda *a, **k: pytest.fail("training started"))
     with pytest.raises(PermissionError, match="cannot write the output store"):
         super_resolve(stack, 2, out=ro, **KW)
 
 
 def test_out_in_missing_folder_fails_before_training(stack, tmp_path, monkeypatch):
-    monkeypatch.setattr(api, "fit", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr(engine, "fit", lambda *a, **k: pytest.fail("training started"))
     with pytest.raises(FileNotFoundError, match="output folder does not exist"):
         super_resolve(stack, 2, out=tmp_path / "nowhere" / "o.zarr", **KW)
 

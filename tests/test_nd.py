@@ -1,19 +1,19 @@
-"""N-D layout (stack, channel and spatial axes) and intensity handling (``napari_zssr.arrays.planes``)."""
+"""N-D layout (stack, channel and spatial axes) and intensity handling (``napari_zssr.arrays``)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from napari_zssr.arrays.planes import (
+from napari_zssr.arrays.intensity import (
     IntensityInfo,
     intensity_info,
-    make_layout,
     normalise_intensity,
     normalise_plane,
     restore_intensity,
     restore_plane,
 )
+from napari_zssr.arrays.planes import make_layout
 
 # --- layout ----------------------------------------------------------------------------------
 

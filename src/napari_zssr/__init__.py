@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._version import __version__
 from .core.config import PRESETS, ZSSRConfig, resolve_config
 from .core.progress import Cancelled, Progress
-
-from ._version import __version__
 
 __all__ = [
     "PRESETS",
@@ -33,7 +32,8 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .arrays.isotropic import isotropic_z
-    from .arrays.networks import ZSSRModel, load_model, save_model, train_model
+    from .arrays.networks import ZSSRModel, load_model, save_model
+    from .arrays.train import train_model
     from .arrays.upscale import super_resolve
     from .arrays.upscale_many import super_resolve_many
     from .core.resolution import estimate_resolution
@@ -56,8 +56,12 @@ def __getattr__(name: str) -> Any:
         from .core.resolution import estimate_resolution
 
         return estimate_resolution
-    if name in ("ZSSRModel", "load_model", "save_model", "train_model"):
-        from .arrays import networks  # saved networks: train once, apply many
+    if name == "train_model":
+        from .arrays.train import train_model  # saved networks: train once, apply many
+
+        return train_model
+    if name in ("ZSSRModel", "load_model", "save_model"):
+        from .arrays import networks
 
         return getattr(networks, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

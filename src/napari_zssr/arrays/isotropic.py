@@ -14,7 +14,6 @@ its source in napari's world coordinates.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -22,86 +21,18 @@ from typing import Any
 
 import numpy as np
 
-from ..core.config import MAX_FATHER_PLANES, MAX_SCALE, ZSSRConfig, father_planes, resolve_config
-from ..core.progress import Cancelled, Progress, ProgressCallback
+from ..core.config import MAX_FATHER_PLANES, ZSSRConfig, father_planes, resolve_config
+from ..core.progress import Cancelled, Progress, ProgressCallback, relay
+from ..psf.axial import axial_kernel_for
+from .checks import check_seed, check_stack, check_z_ratio
+from .intensity import intensity_info, normalise_plane, restore_plane
+from .planes import make_layout
+from .run_info import run_info
 
 __all__ = ["MAX_FATHER_PLANES", "axial_kernel_for", "isotropic_placement", "isotropic_z"]
 
 _MONTAGE_PIXELS = 1 << 20  # output pixels per montage of XZ/YZ planes given to the network
 _TRAIN_SHARE = 0.7  # share of the progress bar given to training
-
-
-def _check_ratio(z_ratio: Any) -> float:
-    if isinstance(z_ratio, (bool, np.bool_)) or not isinstance(z_ratio, (int, float, np.number)):
-        raise TypeError(f"z_ratio must be a number, got {type(z_ratio).__name__}")
-    r = float(z_ratio)
-    if not math.isfinite(r) or not 1.0 < r <= MAX_SCALE:
-        raise ValueError(
-            f"z_ratio (z step / xy pixel size) must be in (1, {MAX_SCALE:g}], got {z_ratio!r}; "
-            "a stack whose z step is not coarser than its pixel needs no isotropic reconstruction"
-        )
-    return r
-
-
-def axial_kernel_for(
-    z_ratio: float,
-    axial_kernel: np.ndarray | None = None,
-    axial_fwhm: float | None = None,
-) -> np.ndarray:
-    """The ``1 x n`` axial downscaling kernel on the lateral (HR) grid.
-
-    Parameters
-    ----------
-    z_ratio : float
-        z step / lateral pixel size, in (1, 16].
-    axial_kernel : numpy.ndarray, optional
-        The complete 1-D kernel on the lateral grid (e.g. from
-        :func:`napari_zssr.psf.axial_profile` with ``integrate_step`` = the z step),
-        used as given apart from normalisation.
-    axial_fwhm : float, optional
-        FWHM, in lateral pixels, of a Gaussian axial blur *beyond* the lateral one (for
-        Gaussian-like PSFs ``sqrt(fwhm_z**2 - fwhm_xy**2)`` in pixels); it is convolved with
-        the integration over one z step.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(1, n)`` float64, non-negative, sum 1. With neither argument: the integration over
-        one z step alone (a box ``z_ratio`` lateral pixels wide).
-    """
-    from ..psf.geometry import _box_1d, _finish_1d, _gaussian_taps
-
-    r = _check_ratio(z_ratio)
-    if axial_kernel is not None and axial_fwhm is not None:
-        raise ValueError("give axial_kernel or axial_fwhm, not both")
-    if axial_kernel is not None:
-        k = np.asarray(axial_kernel)
-        if k.dtype == object or k.dtype.kind not in "biuf":
-            raise TypeError(f"axial_kernel must be a real numeric array, got dtype {k.dtype}")
-        k = np.array(k, dtype=np.float64).reshape(-1) if k.ndim == 1 or 1 in k.shape else None
-        if k is None:
-            raise ValueError(
-                f"axial_kernel must be 1-D (or 1 x n), got shape {np.shape(axial_kernel)}"
-            )
-        if k.size == 0:
-            raise ValueError("axial_kernel is empty")
-        if not np.all(np.isfinite(k)):
-            raise ValueError("axial_kernel contains NaN or Inf values")
-        if np.any(k < 0) or not k.sum() > 0:
-            raise ValueError("axial_kernel must be non-negative with a positive sum")
-        if k.size > 257:
-            raise ValueError(f"axial_kernel has {k.size} taps; at most 257 are accepted")
-        return (k / k.sum())[None, :]
-    if axial_fwhm is not None:
-        if isinstance(axial_fwhm, (bool, np.bool_)) or not isinstance(
-            axial_fwhm, (int, float, np.number)
-        ):
-            raise TypeError(f"axial_fwhm must be a number, got {type(axial_fwhm).__name__}")
-        f = float(axial_fwhm)
-        if not math.isfinite(f) or not 0.0 < f <= 64.0:
-            raise ValueError(f"axial_fwhm must be in (0, 64] lateral pixels, got {axial_fwhm!r}")
-        return _finish_1d(_gaussian_taps(f), r, 0.999, 3.0)[None, :]
-    return _box_1d(r)[None, :]
 
 
 def isotropic_placement(z_scale: float, z_translate: float, z_ratio: float) -> tuple[float, float]:
@@ -135,19 +66,8 @@ def isotropic_placement(z_scale: float, z_translate: float, z_ratio: float) -> t
     return float(placed.scale[0]), float(placed.translate[0])
 
 
-def _relay(
-    callback: ProgressCallback | None, lo: float, hi: float, total: float = 0.9
-) -> ProgressCallback | None:
-    """Forward the engine's progress, its fraction in [0, total] mapped to [lo, hi]."""
-    if callback is None:
-        return None
-
-    def relay(p: Progress) -> bool | None:
-        frac = lo + (hi - lo) * min(max(p.fraction / total, 0.0), 1.0)
-        msg = "training on lateral planes" if p.stage == "train" else p.message
-        return callback(dataclasses.replace(p, fraction=frac, message=msg))
-
-    return relay
+def _training_message(p: Progress) -> str:
+    return "training on lateral planes" if p.stage == "train" else p.message
 
 
 def _emit(callback: ProgressCallback | None, progress: Progress) -> None:
@@ -249,13 +169,12 @@ def isotropic_z(
     napari_zssr.Cancelled
         When the callback stopped the run.
     """
-    from .._version import __version__
     from ..core.device import resolve_device
     from ..core.engine import fit
-    from .planes import intensity_info, make_layout, normalise_plane, restore_plane
 
-    r = _check_ratio(z_ratio)
-    arr, vol_in, ca = _check_stack(stack, channel_axis, seed)
+    seed = check_seed(seed)
+    r = check_z_ratio(z_ratio)
+    arr, vol_in, ca = check_stack(stack, channel_axis)
     c, nz, ny, nx = vol_in.shape
     if nz < 2:
         raise ValueError(f"the stack needs at least 2 z planes, got {nz}")
@@ -279,7 +198,7 @@ def isotropic_z(
         config=cfg,
         device=dev,
         seed=int(seed),
-        callback=_relay(callback, 0.0, _TRAIN_SHARE),
+        callback=relay(callback, (0.0, _TRAIN_SHARE), total=0.9, message=_training_message),
     )
 
     out_z = math.ceil(round(nz * r, 9))
@@ -294,30 +213,10 @@ def isotropic_z(
     _emit(callback, done)
     if not return_info:
         return out
-    summary = f"axial 1 x {kernel.shape[1]} on the lateral grid"
-    run_info = {
-        "version": __version__,
-        "method": "isotropic_z",
-        "preset": None if config is not None else preset,
-        "config": cfg.to_dict(),
-        "z_ratio": r,
-        "scale": [1.0, r],
-        "axial_kernel": [float(v) for v in kernel[0]],
-        # JSON-able throughout (the taps are axial_kernel); kernel_summary as super_resolve's
-        "kernel": summary,
-        "kernel_summary": summary,
-        "n_father_planes": len(chosen),
-        "seed": int(seed),
-        "device": str(dev),
-        "device_reason": reason,
-        "seconds": seconds,
-        "final_loss": model.final_loss,
-        "iterations": model.iterations,
-        "intensity": info.to_dict(),
-        "input_shape": list(arr.shape),
-        "output_shape": list(out.shape),
-    }
-    return out, run_info
+    return out, _run_information(
+        model, kernel, len(chosen), r, (dev, reason), seconds,
+        preset=preset, config=config, cfg=cfg, seed=seed, info=info, shapes=(arr.shape, out.shape),
+    )  # fmt: skip
 
 
 def _fitting_kernel(
@@ -341,42 +240,6 @@ def _lateral_fathers(vol: np.ndarray, chosen: list[int]) -> list[np.ndarray]:
         fathers.append(plane)
         fathers.append(np.ascontiguousarray(plane.transpose(0, 2, 1)))
     return fathers
-
-
-def _check_stack(
-    stack: Any, channel_axis: Any, seed: Any
-) -> tuple[np.ndarray, np.ndarray, int | None]:
-    """The stack as an array, its ``(C, Z, Y, X)`` view and its channel axis (None: none)."""
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an integer, got {seed!r}")
-    if isinstance(stack, (list, tuple)) or not hasattr(stack, "shape"):
-        raise TypeError(f"stack must be a NumPy array, got {type(stack).__name__}")
-    arr = np.asarray(stack)
-    if arr.dtype == object or arr.dtype.kind not in "uif":
-        raise TypeError(f"stack must be a numeric array, got dtype {arr.dtype}")
-    if channel_axis is None:
-        if arr.ndim != 3:
-            raise ValueError(
-                f"stack must be (Z, Y, X), or 4-D with channel_axis; got shape {arr.shape}"
-            )
-        vol_in = arr[None]
-        ca = None
-    else:
-        if arr.ndim != 4:
-            raise ValueError(f"with channel_axis the stack must be 4-D, got shape {arr.shape}")
-        if isinstance(channel_axis, (bool, np.bool_)) or not isinstance(
-            channel_axis, (int, np.integer)
-        ):
-            raise TypeError(f"channel_axis must be an integer, got {channel_axis!r}")
-        if not -4 <= int(channel_axis) < 4:
-            raise ValueError(f"channel_axis must be in [-4, 3] for a 4-D stack, got {channel_axis}")
-        ca = int(channel_axis) % 4
-        vol_in = np.moveaxis(arr, ca, 0)  # (C, Z, Y, X) view
-    if arr.size == 0:
-        raise ValueError(f"stack is empty (shape {arr.shape})")
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        raise ValueError("stack contains NaN or Inf values; replace them first")
-    return arr, vol_in, ca
 
 
 def _xz_and_yz(
@@ -419,3 +282,47 @@ def _xz_and_yz(
     acc *= 0.5
     del yz
     return acc
+
+
+def _run_information(
+    model: Any,
+    kernel: np.ndarray,
+    n_fathers: int,
+    r: float,
+    device: tuple[Any, str],
+    seconds: float,
+    *,
+    preset: str,
+    config: ZSSRConfig | None,
+    cfg: ZSSRConfig,
+    seed: int,
+    info: Any,
+    shapes: tuple[Any, Any],
+) -> dict[str, Any]:
+    """The run information of :func:`isotropic_z` (JSON-able)."""
+    summary = f"axial 1 x {kernel.shape[1]} on the lateral grid"
+    degradation = {
+        "z_ratio": r,
+        "scale": [1.0, r],
+        "axial_kernel": [float(v) for v in kernel[0]],
+        # JSON-able throughout (the taps are axial_kernel); kernel_summary as super_resolve's
+        "kernel": summary,
+        "kernel_summary": summary,
+        "n_father_planes": n_fathers,
+    }
+    return run_info(
+        preset=preset,
+        config=config,
+        cfg=cfg,
+        seed=seed,
+        device=device[0],
+        device_reason=device[1],
+        seconds=seconds,
+        final_loss=model.final_loss,
+        iterations=model.iterations,
+        intensity=info,
+        input_shape=shapes[0],
+        output_shape=shapes[1],
+        method="isotropic_z",
+        degradation=degradation,
+    )

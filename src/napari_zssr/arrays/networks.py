@@ -16,6 +16,7 @@ at training and when a network is applied, is mapped to [0, 1] by its own range
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,19 +24,22 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
-from ..core.config import ZSSRConfig, resolve_config
-from ..core.model import INTENSITY_METHOD, ZSSRModel, check_model_scale, snapshot
+from ..core import engine as _engine  # fit and predict looked up at call time (tests spy)
+from ..core.config import ZSSRConfig
+from ..core.engine import Reporter
+from ..core.model import (
+    INTENSITY_METHOD,
+    ZSSRModel,
+    check_model_scale,
+    restore_weights,
+    snapshot,
+    to_trained,
+)
 from ..io.model_file import load_model, save_model
+from .checks import check_finetune, check_flag
+from .loop import Plane, PlaneJob, Upscaler
 
-__all__ = ["SavedRun", "ZSSRModel", "load_model", "save_model", "train_model"]
-
-
-def _check_finetune(finetune: Any) -> int:
-    if isinstance(finetune, bool) or not isinstance(finetune, (int, np.integer)):
-        raise TypeError(f"finetune must be a whole number of iterations, got {finetune!r}")
-    if finetune < 0:
-        raise ValueError(f"finetune must be >= 0 iterations, got {finetune!r}")
-    return int(finetune)
+__all__ = ["SavedRun", "ZSSRModel", "load_model", "save_model"]
 
 
 def _as_model(model: Any) -> tuple[ZSSRModel, str]:
@@ -74,6 +78,7 @@ class SavedRun:
     kept: ZSSRModel | None = None
     note: str | None = None
     facts: dict[str, Any] = field(default_factory=dict)
+    _trained: Any = field(default=None, repr=False)
 
     @classmethod
     def make(
@@ -88,9 +93,8 @@ class SavedRun:
     ) -> SavedRun:
         """Check the network arguments of :func:`~napari_zssr.super_resolve` (the file is
         read and checked here, before any work) and the factor against the network's."""
-        n_ft = _check_finetune(finetune)
-        if not isinstance(keep, (bool, np.bool_)):
-            raise TypeError(f"keep_model must be True or False, got {keep!r}")
+        n_ft = check_finetune(finetune)
+        keep = check_flag(keep, "keep_model")
         if keep and not return_info:
             raise ValueError(
                 "keep_model=True needs return_info=True: the network is returned in info['model']"
@@ -132,11 +136,11 @@ class SavedRun:
         net_cfg = self.model.config
         return cfg.replace(width=net_cfg.width, depth=net_cfg.depth, gradual_scales=())
 
-    def keep_from(self, trained: Any, job: Any) -> None:
-        """Keep ``trained`` (a host copy, now) when asked to."""
+    def keep_from(self, trained: Any, job: PlaneJob, sc: tuple[float, float], seed: int) -> None:
+        """Keep ``trained`` (a host copy, now), trained on ``job``'s planes, when asked to."""
         if not self.keep:
             return
-        if tuple(trained.scale) != tuple(job.sc):
+        if tuple(trained.scale) != tuple(sc):
             self.note = (
                 "no network kept: this run went through gradual steps, and a kept network "
                 "learns the whole factor in one jump (gradual_scales=(), --one-jump)"
@@ -149,53 +153,54 @@ class SavedRun:
                 "channels": int(job.layout.channels),
                 **job.info.to_dict(),
             },
-            noise_std=float(job.cfg.noise_std),
+            noise_std=float(job.config.noise_std),
             version=__version__,
-            training={"seed": int(job.seed), "input_shape": list(job.layout.shape)},
+            training={"seed": int(seed), "input_shape": list(job.layout.shape)},
         )
 
-    def apply(self, job: Any, dev: Any) -> tuple[int, list[float]]:
-        """Every plane upscaled by the saved network (fine-tuned on the plane first when
-        ``finetune`` > 0, each plane starting again from the saved weights)."""
-        from ..core.engine import fit, predict
-        from ..core.model import restore_weights, to_trained
-        from .planes import normalise_plane
-
+    def upscaler(
+        self, job: PlaneJob, sc: tuple[float, float], device: Any, seed: int, rep: Reporter
+    ) -> Upscaler:
+        """The upscaler that applies the saved network to each plane, fine-tuned on the plane
+        first when ``finetune`` > 0 (each plane starting again from the saved weights);
+        :meth:`finish` keeps the network afterwards, when asked to."""
         assert self.model is not None
-        trained = to_trained(self.model, device=dev, config=job.cfg)
+        saved = self.model
+        self._trained = to_trained(saved, device=device, config=job.config)
         n_ft = self.finetune
-        ft_cfg = job.cfg.replace(max_iters=n_ft, min_iters=n_ft) if n_ft else None
-        iterations, losses = 0, []
-        out_yx = job.out_canon.shape[-2:]
-        for k, idx in enumerate(np.ndindex(*job.layout.stack_shape)):
-            job.rep.plane = k
-            if job.out_canon.done(idx):  # finished by an earlier run (a resumable output)
-                continue
-            plane = normalise_plane(job.layout.plane(job.arr, idx), job.info)  # lazy: one plane
-            if ft_cfg is not None:
-                if k:
-                    restore_weights(trained, self.model)
-                trained = fit(
-                    [plane],
-                    job.sc,
-                    kernel=trained.kernel,
-                    config=ft_cfg,
-                    model=trained,
-                    seed=job.seed + k,
-                    reporter=job.rep,
-                )
-                iterations += n_ft
-                if trained.final_loss is not None:
-                    losses.append(trained.final_loss)
-            coll = job.collect()
-            hr = predict(
-                trained, plane, out_shape=out_yx, reporter=job.rep, vmax=job.info.vmax, collect=coll
-            )
-            job.store(idx, plane, hr, coll)
-        if self.keep:  # the given network, or its weights after the last plane's fine-tuning
-            tuned = self.model.replace(weights=snapshot(trained).weights) if n_ft else None
-            self.kept = tuned or self.model
-        return iterations, losses
+        ft_cfg = job.config.replace(max_iters=n_ft, min_iters=n_ft) if n_ft else None
+        out_yx = job.out.shape[-2:]
+
+        def upscale(
+            chunk: Sequence[Plane], images: list[np.ndarray], colls: list[dict | None]
+        ) -> list[tuple[np.ndarray, int, float | None]]:
+            results: list[tuple[np.ndarray, int, float | None]] = []
+            for p, plane, coll in zip(chunk, images, colls):
+                trained, loss = self._trained, None
+                if ft_cfg is not None:
+                    if p.number:
+                        restore_weights(trained, saved)
+                    trained = _engine.fit(
+                        [plane], sc, kernel=trained.kernel, config=ft_cfg, model=trained,
+                        seed=seed + p.number, reporter=rep,
+                    )  # fmt: skip
+                    self._trained, loss = trained, trained.final_loss
+                hr = _engine.predict(
+                    trained, plane, out_shape=out_yx, reporter=rep, vmax=job.info.vmax,
+                    collect=coll,
+                )  # fmt: skip
+                results.append((hr, n_ft if ft_cfg is not None else 0, loss))
+            return results
+
+        return upscale
+
+    def finish(self) -> None:
+        """After the planes: keep the given network, or its weights after the last plane's
+        fine-tuning, when asked to."""
+        if self.keep and self.model is not None:
+            self.kept = self.model
+            if self.finetune:
+                self.kept = self.model.replace(weights=snapshot(self._trained).weights)
 
     def info(self) -> dict[str, Any]:
         """The run information's entries: ``saved_network`` (JSON-able) and, when a network
@@ -214,45 +219,3 @@ class SavedRun:
             if self.note:
                 out["model_note"] = self.note
         return out
-
-
-def train_model(
-    image: Any,
-    scale: float | tuple[float, float],
-    *,
-    preset: str = "balanced",
-    config: ZSSRConfig | None = None,
-    **kwargs: Any,
-) -> ZSSRModel:
-    """Train a network on ``image`` for ``scale`` and return it (to save or apply elsewhere).
-
-    Runs :func:`~napari_zssr.super_resolve` with the same arguments in one jump
-    (``gradual_scales=()``) and keeps its network; the upscaled image is discarded. A stack
-    trains one network on up to 16 of its planes (``stack_mode="shared"``).
-
-    Parameters
-    ----------
-    image : ndarray
-        As for :func:`~napari_zssr.super_resolve`.
-    scale : float or (float, float)
-        The factor the network learns; it can only be applied at this factor.
-    preset, config
-        The training configuration, as for :func:`~napari_zssr.super_resolve`.
-    **kwargs
-        Other arguments of :func:`~napari_zssr.super_resolve` (``kernel``, ``noise_std``,
-        ``channel_axis``, ``rgb``, ``device``, ``seed``, ``callback``).
-
-    Returns
-    -------
-    ZSSRModel
-    """
-    from .upscale import super_resolve
-
-    for name in ("return_info", "keep_model", "model", "finetune", "maps"):
-        if name in kwargs:
-            raise TypeError(f"train_model() does not take {name!r}")
-    cfg = resolve_config(preset, config).replace(gradual_scales=())
-    _, info = super_resolve(
-        image, scale, preset=preset, config=cfg, return_info=True, keep_model=True, **kwargs
-    )
-    return info["model"]

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from .planes import write_plane
+
 __all__ = [
     "RECORD_KEY",
     "PlaneOutput",
@@ -130,8 +132,6 @@ class PlaneOutput:
         if self._canon is not None:
             self._canon[idx] = plane
             return
-        from .lazy import write_plane
-
         write_plane(self.layout, self.target, idx, plane)
         if self._shard is not None:  # marked after the data, as below
             self._shard.mark(self._flat(idx))

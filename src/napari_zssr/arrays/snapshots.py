@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from ..core.progress import Progress, ProgressCallback
-from .planes import Layout, restore_plane
+from ..core.progress import Progress, ProgressCallback, relay
+from .intensity import restore_plane
+from .planes import Layout
 
 __all__ = ["snapshot_relay"]
 
@@ -71,9 +72,9 @@ def snapshot_relay(
 
         return snapshot
 
-    def relay(p: Progress) -> bool | None:
+    def change(p: Progress) -> Progress:
         if p.snapshot is not None:
             p = dataclasses.replace(p, snapshot=convert(p.snapshot) if single else None)
-        return callback(p)
+        return p
 
-    return relay
+    return relay(callback, change=change)

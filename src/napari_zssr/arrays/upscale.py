@@ -2,255 +2,42 @@
 
 from __future__ import annotations
 
-import math
 import time
-import warnings
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
 from .._version import __version__
-from ..core.config import (
-    MAX_FATHER_PLANES,
-    MAX_NOISE_STD,
-    NOISE_MODELS,
-    PRESETS,
-    ZSSRConfig,
-    default_noise_std,
-    father_planes,
-    resolve_config,
-)
+from ..core.config import ZSSRConfig, resolve_config
 from ..core.device import resolve_device
-from ..core.engine import (
-    Reporter,
-    effective_back_projection,
-    fit,
-    gradual_stages,
-    normalise_scale,
-    predict,
-    upscale_plane,
-)
-from ..core.kernels import prepare_kernel, validate_kernel
+from ..core.engine import Reporter, effective_back_projection, normalise_scale
+from ..core.kernels import prepare_kernel
 from ..core.maps import MapsCollector
 from ..core.progress import ProgressCallback
 from ..core.resize import output_shape
-from .lazy import check_lazy, is_lazy
-from .output import PlaneOutput, prepare_output
-from .planes import intensity_info, make_layout, normalise_plane, restore_plane
+from .checks import (
+    check_batch,
+    check_callback,
+    check_flag,
+    check_image,
+    check_noise,
+    check_noise_model,
+    check_seed,
+    check_stack_mode,
+)
+from .degradation import set_up_degradation, warn_ignored_gradual
+from .intensity import intensity_info
+from .loop import PlaneJob, fresh_networks, run_planes, shared_network
+from .networks import SavedRun
+from .output import prepare_output
+from .planes import make_layout
+from .run_info import mean_loss, run_info
 from .snapshots import snapshot_relay
-from .upscale_many import auto_batch, check_batch, per_plane_batches
+from .upscale_many import auto_batch
 
 __all__ = ["super_resolve"]
 
 StackMode = Literal["per_plane", "shared"]
-SHARED_ITERS_FACTOR = 2
-
-
-def _check_image(image: Any) -> np.ndarray:
-    if is_lazy(image):  # dask, zarr, memmap: read plane by plane, never whole
-        return check_lazy(image)
-    if isinstance(image, (list, tuple)) or not hasattr(image, "shape"):
-        raise TypeError(
-            f"image must be a NumPy array (or array-like with a shape), got {type(image).__name__}"
-        )
-    if isinstance(image, np.ma.MaskedArray) and np.ma.getmask(image) is not np.ma.nomask:
-        if np.ma.getmaskarray(image).any():
-            raise ValueError(
-                "image is a masked array with masked pixels; the network cannot honour a mask "
-                "(masked values would be processed as data): pass image.filled(value) or the "
-                "plain data"
-            )
-    arr = np.asarray(image)
-    if arr.dtype == object:
-        raise TypeError("image has dtype object; pass a numeric array")
-    if arr.size == 0:
-        raise ValueError(f"image is empty (shape {arr.shape})")
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        raise ValueError("image contains NaN or Inf values; replace them before super-resolving")
-    return arr
-
-
-def _check_noise(noise_std: Any) -> float | str | None:
-    if noise_std is None:
-        return None
-    if isinstance(noise_std, str):
-        if noise_std.strip().lower() == "auto":
-            return "auto"
-        raise TypeError(
-            f"noise_std must be a number in [0, {MAX_NOISE_STD}] or 'auto', got {noise_std!r}"
-        )
-    if isinstance(noise_std, bool) or not isinstance(noise_std, (int, float, np.number)):
-        raise TypeError(f"noise_std must be a number or 'auto', got {noise_std!r}")
-    val = float(noise_std)
-    if not math.isfinite(val) or not 0.0 <= val <= MAX_NOISE_STD:
-        raise ValueError(
-            f"noise_std must be in [0, {MAX_NOISE_STD}] (units of the normalised [0, 1] "
-            f"range), got {val!r}"
-        )
-    return val
-
-
-class NoiseProfiles:
-    """The noise profile (:func:`~napari_zssr.core.noise.noise_profile`) and mean of each
-    plane-channel of an image, measured once and shared by the noise on the sons, the
-    Poisson-Gaussian fit and the kernel estimate (each would otherwise measure the same
-    planes again: the patch statistics are most of an estimate's cost). Normalised units.
-
-    Parameters
-    ----------
-    arr, layout, info
-        The image, its layout and its intensity range (:mod:`napari_zssr.arrays.planes`); planes are
-        read (from a lazy array too) only when first asked for.
-    """
-
-    def __init__(self, arr: Any, layout: Any, info: Any) -> None:
-        self.arr, self.layout, self.info = arr, layout, info
-        self._planes: dict[tuple[int, ...], tuple[list[Any], float]] = {}
-
-    def plane(
-        self, idx: tuple[int, ...], normalised: np.ndarray | None = None
-    ) -> tuple[list[Any], float]:
-        """The profiles of plane ``idx``'s channels and the plane's mean intensity;
-        ``normalised``: the plane as :func:`~napari_zssr.arrays.planes.normalise_plane` gives it, when the
-        caller has read it already (not read again)."""
-        if idx not in self._planes:
-            from ..core.noise import noise_profile
-
-            chans = normalised
-            if chans is None:
-                chans = normalise_plane(self.layout.plane(self.arr, idx), self.info)
-            self._planes[idx] = ([noise_profile(c) for c in chans], float(chans.mean()))
-        return self._planes[idx]
-
-    def sampled(self) -> list[tuple[int, ...]]:
-        """The planes the noise is measured on: up to 16 plane-channels over the stack."""
-        return _father_planes(self.layout, max(1, MAX_FATHER_PLANES // self.layout.channels))
-
-
-def _estimate_noise(profiles: NoiseProfiles) -> float:
-    """Median noise estimate over channels and up to 16 planes, in normalised units."""
-    # at most 16 plane-channels: about 0.1 s each on a 1024 x 1024 plane
-    values = [p.rms for idx in profiles.sampled() for p in profiles.plane(idx)[0]]
-    return float(min(max(np.median(values), 0.0), MAX_NOISE_STD))
-
-
-def _resolve_noise(
-    noise: float | str | None,
-    preset: str,
-    config: ZSSRConfig | None,
-    estimate: float,
-    with_kernel: bool,
-) -> tuple[float, str, str | None]:
-    """The noise the run adds to the sons, where it came from ("set", "preset" or "auto"),
-    and a warning when a set (or preset) value is far below a high estimate."""
-    from ..core.noise import auto_noise_std, noise_warning
-
-    source = "set"
-    if noise is None:
-        noise = default_noise_std(preset, config)
-        source = "preset"
-    if noise == "auto":
-        return auto_noise_std(estimate, with_kernel=with_kernel), "auto", None
-    value = float(noise)
-    return value, source, noise_warning(value, estimate, with_kernel=with_kernel)
-
-
-def _noise_on_sons(
-    profiles: NoiseProfiles,
-    noise: float | str | None,
-    preset: str,
-    config: ZSSRConfig | None,
-    with_kernel: bool,
-    *,
-    prefix: str = "",
-    warn: bool = True,
-) -> dict[str, Any]:
-    """The noise on the sons (``noise_std``), its source, the image's estimate and the warnings
-    of :func:`super_resolve`: each starts with ``prefix`` and, with ``warn``, is also issued
-    (:func:`~napari_zssr.arrays.upscale_many.super_resolve_many` issues its own, once every image is checked)."""
-    estimate = _estimate_noise(profiles)
-    value, source, message = _resolve_noise(noise, preset, config, estimate, with_kernel)
-    if message is not None:
-        message = prefix + message
-        if warn:
-            warnings.warn(message, UserWarning, stacklevel=3)
-    return {
-        "noise_std": value,
-        "noise_std_source": source,
-        "noise_estimate": estimate,
-        "warnings": [message] if message is not None else [],
-    }
-
-
-def _check_noise_model(noise_model: Any, cfg: ZSSRConfig) -> str:
-    """``noise_model`` as given, or the configuration's; refused when unknown."""
-    model = cfg.noise_model if noise_model is None else noise_model
-    if model not in NOISE_MODELS:
-        raise ValueError(f"noise_model must be one of {', '.join(NOISE_MODELS)}, got {model!r}")
-    return str(model)
-
-
-def _camera_noise(profiles: NoiseProfiles, noise_std: float, model: str) -> dict[str, Any]:
-    """The sons' noise model: for ``"poisson-gaussian"`` the gain and offset fitted to the
-    image (median over channels and up to 16 planes, normalised units), scaled so that the
-    model's root-mean-square over the image is ``noise_std`` when that was set by hand (its
-    shape across intensities stays the image's); zero when the sons get no noise."""
-    if model != "poisson-gaussian" or noise_std == 0:
-        return {"noise_model": model, "noise_gain": 0.0, "noise_offset": 0.0}
-    planes = [profiles.plane(idx) for idx in profiles.sampled()]
-    fits = [p.poisson_gaussian_fit() for chans, _ in planes for p in chans]
-    gain, offset = (float(v) for v in np.median(np.asarray(fits), axis=0))
-    level = gain * float(np.mean([mean for _, mean in planes])) + offset  # the model's mean var
-    if level <= 0:  # no band above the noise floor: a flat variance at the level
-        gain, offset, level = 0.0, noise_std**2, noise_std**2
-    factor = noise_std**2 / level
-    return {"noise_model": model, "noise_gain": gain * factor, "noise_offset": offset * factor}
-
-
-def _estimate_kernel(kernel: str, profiles: NoiseProfiles, scale: tuple[float, float]) -> Any:
-    """``kernel="estimate"``: fit the kernel to the image (channel mean, up to 4 planes)."""
-    from ..core.kernel_estimate import MAX_PLANES, estimate_kernel
-
-    if kernel.strip().lower() != "estimate":
-        raise ValueError(f"kernel must be an array, None or 'estimate', got {kernel!r}")
-    layout, idxs = profiles.layout, _father_planes(profiles.layout, MAX_PLANES)
-    read = [normalise_plane(layout.plane(profiles.arr, idx), profiles.info) for idx in idxs]
-    planes = [chans.mean(axis=0) for chans in read]
-    noise = None
-    if layout.channels == 1:  # the plane is the channel the noise on the sons is measured on
-        noise = [profiles.plane(idx, chans)[0][0].rms for idx, chans in zip(idxs, read)]
-    del read
-    return estimate_kernel(planes, scale, noise_std=noise)
-
-
-def _fallback(kernel_est: Any) -> str | None:
-    """The warning of an estimated kernel that was not used, or None."""
-    if kernel_est is None or kernel_est.reliable:
-        return None
-    return kernel_est.fallback_message()
-
-
-def _resolve_kernel(
-    kernel: Any, profiles: NoiseProfiles, scale: tuple[float, float]
-) -> tuple[Any, Any]:
-    """``kernel`` as given, or for ``"estimate"`` the estimated one (None, with a warning, when
-    the estimate is not reliable: the bicubic kernel is used), and the estimate itself."""
-    if not isinstance(kernel, str):
-        return kernel, None
-    kernel_est = _estimate_kernel(kernel, profiles, scale)
-    fallback = _fallback(kernel_est)
-    if fallback is not None:
-        warnings.warn(fallback, UserWarning, stacklevel=3)
-        return None, kernel_est
-    # from here on, used exactly like a given kernel
-    return kernel_est.kernel, kernel_est
-
-
-def _father_planes(layout: Any, limit: int = MAX_FATHER_PLANES) -> list[tuple[int, ...]]:
-    """Stack indices of up to ``limit`` planes spread evenly over the stack."""
-    indices = list(np.ndindex(*layout.stack_shape))
-    return [indices[i] for i in father_planes(len(indices), limit)]
 
 
 def super_resolve(
@@ -358,8 +145,8 @@ def super_resolve(
     batch_planes : int, optional
         With ``stack_mode="per_plane"``: planes whose networks train together on the
         device (each as it would alone, up to float rounding; see
-        :mod:`napari_zssr.arrays.upscale_many`). None (default) chooses from the free GPU memory, and 1
-        on the CPU; 1 trains one plane after another. Unused in shared mode.
+        :mod:`napari_zssr.core.batched`). None (default) chooses from the free GPU memory,
+        and 1 on the CPU; 1 trains one plane after another. Unused in shared mode.
     model : ZSSRModel or path, optional
         A saved network (a ``.zssr`` file or a :class:`~napari_zssr.ZSSRModel`) applied
         instead of training one: the same network upscales every plane (``stack_mode`` is
@@ -407,15 +194,13 @@ def super_resolve(
     napari_zssr.Cancelled
         When the callback stopped the run.
     """
-    arr = _check_image(image)
+    arr = check_image(image)
     sc = normalise_scale(scale)
     cfg = resolve_config(preset, config)
-    noise = _check_noise(noise_std)
-    noise_model = _check_noise_model(noise_model, cfg)
-    _check_arguments(callback, rgb, stack_mode, seed, maps, return_info)
+    noise = check_noise(noise_std)
+    noise_model = check_noise_model(noise_model, cfg)
+    seed = _check_arguments(callback, rgb, stack_mode, seed, maps, return_info)
     batch_planes = check_batch(batch_planes)
-    from .networks import SavedRun  # the network given to the run, or kept from it
-
     saved = SavedRun.make(
         model, finetune=finetune, keep=keep_model, return_info=return_info, kernel=kernel, scale=sc
     )
@@ -423,18 +208,12 @@ def super_resolve(
     layout = make_layout(arr.shape, channel_axis, bool(rgb))
     saved.check_layout(layout, stack_mode)
     info = intensity_info(arr, layout)  # validates the dtype
-    profiles = NoiseProfiles(arr, layout, info)  # measured once, for each use below
-    kernel, kernel_est = _resolve_kernel(kernel, profiles, sc)
-    if kernel is not None:
-        validate_kernel(kernel, layout.plane_shape)
-    noise_info = _noise_on_sons(profiles, noise, preset, config, kernel is not None)
-    noise_info["warnings"] += [m for m in [_fallback(kernel_est)] if m is not None]
-    cfg = saved.config(cfg.replace(noise_std=noise_info.pop("noise_std")))
-    camera = _camera_noise(profiles, cfg.noise_std, noise_model)
-    cfg = cfg.replace(**camera)
-    noise_info.update(camera)
+    cfg, kernel, kernel_est, noise_info = set_up_degradation(
+        arr, layout, info, sc, kernel=kernel, noise=noise, noise_model=noise_model,
+        preset=preset, config=config, cfg=cfg, saved=saved,
+    )  # fmt: skip
     dev, reason = resolve_device(device)
-    _warn_ignored_gradual(kernel, cfg, preset, sc)
+    warn_ignored_gradual(kernel, cfg, preset, sc)
     dk = prepare_kernel(kernel, sc, layout.plane_shape) if kernel is not None else None
 
     out_yx = output_shape(layout.plane_shape, sc)
@@ -448,22 +227,87 @@ def super_resolve(
     relay = snapshot_relay(callback, layout, info, out.shape)
     rep = Reporter(relay, n_planes=layout.n_planes + (1 if shared else 0), snapshots=True)
     collector = MapsCollector(out.shape, layout.canonical, info.spans(), sc, dk) if maps else None
-    job = _Planes(arr, layout, info, sc, dk, cfg, int(seed), rep, writer, collector)
-    job.saved = saved
+    job = PlaneJob(arr, layout, info, writer, cfg, collector)
     n_batch = 1
     if not shared and layout.n_planes > 1:
         n_batch = batch_planes or auto_batch(dev, cfg, layout.n_planes)
-    iterations, losses = _run_planes(job, dev, shared, n_batch)
+    _upscale_planes(job, saved, shared, n_batch, sc, dk, dev, seed, rep)
     writer.finish()  # the completion flag, last
     rep.plane = rep.n_planes - 1
     rep.step = rep.n_steps - 1
-    rep("done", 1.0, loss=losses[-1] if losses else None, message="done")
+    rep("done", 1.0, loss=job.losses[-1] if job.losses else None, message="done")
     if not return_info:
         return out
-    run_info = {
-        "version": __version__,
-        "preset": None if config is not None else preset,
-        "config": cfg.to_dict(),
+    result = _run_information(
+        job, sc, dk, kernel_est, noise_info, (dev, reason), time.perf_counter() - t0,
+        preset=preset, config=config, seed=seed, stack_mode=stack_mode, n_batch=n_batch,
+    )  # fmt: skip
+    if collector is not None:
+        result.update(collector.info())
+    result.update(saved.info())
+    return out, result
+
+
+def _upscale_planes(
+    job: PlaneJob,
+    saved: SavedRun,
+    shared: bool,
+    n_batch: int,
+    sc: tuple[float, float],
+    dk: Any,
+    dev: Any,
+    seed: int,
+    rep: Reporter,
+) -> None:
+    """Every plane through the plane loop: a saved network applied to each, one network
+    shared by the stack, or a network of its own for each (``n_batch`` trained together)."""
+    if saved.model is not None:  # a saved network, the same for every plane
+        run_planes(job.pending(), saved.upscaler(job, sc, dev, seed, rep), rep)
+        saved.finish()
+        return
+    if shared:
+        if job.out.all_done:  # a resumed run that had finished every plane
+            return
+        model, upscale = shared_network(job, job.config, sc, dk, dev, seed, rep)
+        saved.keep_from(model, job, sc, seed)
+        run_planes(job.pending(first=1), upscale, rep)  # the shared training was "plane" 0
+        return
+    keep = None if not saved.keep else lambda model: saved.keep_from(model, job, sc, seed)
+    run_planes(job.pending(), fresh_networks(sc, dk, dev, seed, rep, keep), rep, group=n_batch)
+
+
+def _check_arguments(
+    callback: Any, rgb: Any, stack_mode: Any, seed: Any, maps: Any, return_info: Any
+) -> int:
+    """The plain arguments of :func:`super_resolve`, each refused with its own message;
+    returns the seed."""
+    check_callback(callback)
+    check_flag(rgb, "rgb")
+    check_stack_mode(stack_mode)
+    seed = check_seed(seed)
+    if check_flag(maps, "maps") and not return_info:
+        raise ValueError("maps=True needs return_info=True: the maps are returned in the info")
+    return seed
+
+
+def _run_information(
+    job: PlaneJob,
+    sc: tuple[float, float],
+    dk: Any,
+    kernel_est: Any,
+    noise_info: dict[str, Any],
+    device: tuple[Any, str],
+    seconds: float,
+    *,
+    preset: str,
+    config: ZSSRConfig | None,
+    seed: int,
+    stack_mode: str,
+    n_batch: int,
+) -> dict[str, Any]:
+    """The run information of :func:`super_resolve` (before the maps and saved networks)."""
+    cfg = job.config
+    degradation = {
         "scale": [sc[0], sc[1]],
         # the kernel itself (given or estimated; None: MATLAB bicubic), and in words
         "kernel": None if dk is None else np.array(dk.weights, dtype=np.float64),
@@ -475,197 +319,20 @@ def super_resolve(
         "noise_std_estimated": noise_info["noise_std_source"] == "auto",
         **noise_info,
         "back_projection_iters": effective_back_projection(cfg),
-        "seed": int(seed),
-        "device": str(dev),
-        "device_reason": reason,
-        "stack_mode": stack_mode,
-        "n_planes": layout.n_planes,
-        "batch_planes": n_batch,
-        "seconds": time.perf_counter() - t0,
-        "final_loss": float(np.mean(losses)) if losses else None,
-        "iterations": iterations,
-        "intensity": info.to_dict(),
-        "input_shape": list(arr.shape),
-        "output_shape": list(out.shape),
     }
-    if collector is not None:
-        run_info.update(collector.info())
-    run_info.update(saved.info())
-    return out, run_info
-
-
-def _run_planes(job: _Planes, dev: Any, shared: bool, n_batch: int) -> tuple[int, list[float]]:
-    """Train and infer every plane: one shared network, batches of networks, or one by one."""
-    if job.saved is not None and job.saved.model is not None:
-        return job.saved.apply(job, dev)  # a saved network, the same for every plane
-    if shared:
-        return _train_shared(job, dev)
-    if n_batch > 1:  # several planes' networks trained together
-        return per_plane_batches(
-            job.arr,
-            job.layout,
-            job.info,
-            scale=job.sc,
-            kernel=job.dk,
-            config=job.cfg,
-            device=dev,
-            seed=job.seed,
-            reporter=job.rep,
-            batch=n_batch,
-            out_canon=job.out_canon,
-            collector=job.collector,
-        )
-    return _train_per_plane(job, dev)
-
-
-def _check_arguments(
-    callback: Any, rgb: Any, stack_mode: Any, seed: Any, maps: Any, return_info: Any
-) -> None:
-    """The plain arguments of :func:`super_resolve`, each refused with its own message."""
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable (or None), got {callback!r}")
-    if not isinstance(rgb, (bool, np.bool_)):
-        raise TypeError(f"rgb must be True or False, got {rgb!r}")
-    if stack_mode not in ("per_plane", "shared"):
-        raise ValueError(f"stack_mode must be 'per_plane' or 'shared', got {stack_mode!r}")
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an integer, got {seed!r}")
-    if not 0 <= int(seed) < 2**32:
-        raise ValueError(f"seed must be in [0, 2**32 - 1], got {seed!r}")
-    if not isinstance(maps, (bool, np.bool_)):
-        raise TypeError(f"maps must be True or False, got {maps!r}")
-    if maps and not return_info:
-        raise ValueError("maps=True needs return_info=True: the maps are returned in the info")
-
-
-def _warn_ignored_gradual(kernel: Any, cfg: ZSSRConfig, preset: Any, sc: tuple) -> None:
-    """Warn when the caller asked for gradual steps that a custom kernel rules out."""
-    preset_gradual = (
-        PRESETS[preset].gradual_scales if isinstance(preset, str) and preset in PRESETS else ()
+    return run_info(
+        preset=preset,
+        config=config,
+        cfg=cfg,
+        seed=seed,
+        device=device[0],
+        device_reason=device[1],
+        seconds=seconds,
+        final_loss=mean_loss(job.losses),
+        iterations=job.iterations,
+        intensity=job.info,
+        input_shape=job.arr.shape,
+        output_shape=job.out.target.shape,
+        degradation=degradation,
+        work={"stack_mode": stack_mode, "n_planes": job.layout.n_planes, "batch_planes": n_batch},
     )
-    if (
-        kernel is not None
-        and cfg.gradual_scales != preset_gradual  # the caller asked for other steps
-        and len(gradual_stages(sc, cfg.gradual_scales, cfg.gradual_above)) > 1
-    ):
-        warnings.warn(
-            "gradual_scales are ignored with a custom kernel (it is defined for the final "
-            "factor only)",
-            stacklevel=3,
-        )
-
-
-@dataclass
-class _Planes:
-    """What the plane loops share: input, layout, intensities, factors, kernel, output view."""
-
-    arr: np.ndarray
-    layout: Any
-    info: Any
-    sc: tuple[float, float]
-    dk: Any
-    cfg: ZSSRConfig
-    seed: int
-    rep: Reporter
-    out_canon: PlaneOutput
-    collector: MapsCollector | None = None
-    saved: Any = None  # napari_zssr.arrays.networks.SavedRun: a network given to or kept from the run
-
-    def collect(self) -> dict[str, Any] | None:
-        """A dict for one plane's map ingredients, when maps are asked for."""
-        return {} if self.collector is not None else None
-
-    def store(self, idx: tuple, plane: np.ndarray, hr: np.ndarray, coll: Any) -> None:
-        """Write one output plane back (and hand its map ingredients to the collector)."""
-        self.out_canon[idx] = restore_plane(hr, self.info)
-        if self.collector is not None and coll is not None:
-            self.collector.add(idx, plane, hr, coll)
-
-
-def _train_shared(job: _Planes, dev: Any) -> tuple[int, list[float]]:
-    """One network trained on up to 16 planes, then fine-tuned briefly on each plane."""
-    cfg, rep = job.cfg, job.rep
-    if job.out_canon.all_done:  # a resumed run that had finished every plane
-        return 0, []
-    fathers = [
-        normalise_plane(job.layout.plane(job.arr, idx), job.info)
-        for idx in _father_planes(job.layout)
-    ]
-    model = fit(
-        fathers,
-        job.sc,
-        kernel=job.dk,
-        # many planes to learn from: twice the iterations of a single plane, without the
-        # early stop (measured on a 32-plane stack: stopping early costs 0.1 dB)
-        config=cfg.replace(
-            gradual_scales=(),
-            max_iters=SHARED_ITERS_FACTOR * cfg.max_iters,
-            min_iters=SHARED_ITERS_FACTOR * cfg.max_iters,
-        ),
-        device=dev,
-        seed=job.seed,
-        reporter=rep,
-    )
-    del fathers
-    if job.saved is not None:
-        job.saved.keep_from(model, job)
-    iterations = model.iterations
-    losses = [model.final_loss if model.final_loss is not None else float("nan")]
-    # Each plane starts from the shared weights and adapts to itself for a few
-    # iterations: most of the per-plane quality at a fraction of its cost.
-    n_ft = cfg.plane_finetune_iters
-    ft_cfg = cfg.replace(gradual_scales=(), max_iters=n_ft, min_iters=n_ft) if n_ft else None
-    shared_state = (
-        {k: v.clone() for k, v in model.net.state_dict().items()} if ft_cfg is not None else None
-    )
-    out_yx = job.out_canon.shape[-2:]
-    for k, idx in enumerate(np.ndindex(*job.layout.stack_shape)):
-        rep.plane = k + 1
-        if job.out_canon.done(idx):  # finished by an earlier run
-            continue
-        plane = normalise_plane(job.layout.plane(job.arr, idx), job.info)
-        if ft_cfg is not None and shared_state is not None:
-            model.net.load_state_dict(shared_state)
-            model = fit(
-                [plane],
-                job.sc,
-                kernel=job.dk,
-                config=ft_cfg,
-                model=model,
-                seed=job.seed + 1 + k,
-                reporter=rep,
-            )
-            iterations += n_ft
-        coll = job.collect()
-        hr = predict(model, plane, out_shape=out_yx, reporter=rep, vmax=job.info.vmax, collect=coll)
-        job.store(idx, plane, hr, coll)
-    return iterations, losses
-
-
-def _train_per_plane(job: _Planes, dev: Any) -> tuple[int, list[float]]:
-    """A network trained from scratch for every plane."""
-    iterations, losses = 0, []
-    for k, idx in enumerate(np.ndindex(*job.layout.stack_shape)):
-        job.rep.plane = k
-        if job.out_canon.done(idx):  # finished by an earlier run
-            continue
-        plane = normalise_plane(job.layout.plane(job.arr, idx), job.info)
-        coll = job.collect()
-        hr, model = upscale_plane(
-            plane,
-            job.sc,
-            kernel=job.dk,
-            config=job.cfg,
-            device=dev,
-            seed=job.seed,
-            reporter=job.rep,
-            vmax=job.info.vmax,
-            collect=coll,
-        )
-        job.store(idx, plane, hr, coll)
-        if job.saved is not None:
-            job.saved.keep_from(model, job)
-        iterations += model.iterations
-        if model.final_loss is not None:
-            losses.append(model.final_loss)
-    return iterations, losses

@@ -1,11 +1,9 @@
 """Super-resolving many planes or images at once: one network each, trained together.
 
-:func:`super_resolve_many` upscales a list of independent images;
-:func:`super_resolve` uses :func:`per_plane_batches` for ``stack_mode="per_plane"`` with
-``batch_planes`` above 1. Each image (or plane) gets the network it would get alone, with
-the same seed; the networks of a batch share every kernel on the device
-(:mod:`napari_zssr.core.batched`), which pays on a GPU, where one small network leaves most
-of the device idle.
+:func:`super_resolve_many` upscales a list of independent images. Each image (or plane) gets
+the network it would get alone from :func:`~napari_zssr.super_resolve`, with the same seed;
+the networks of a batch share every kernel on the device (:mod:`napari_zssr.core.batched`),
+which pays on a GPU, where one small network leaves most of the device idle.
 """
 
 from __future__ import annotations
@@ -18,143 +16,48 @@ from typing import Any
 import numpy as np
 
 from ..core.config import ZSSRConfig, resolve_config
+from ..core.device import resolve_device
+from ..core.engine import Reporter, normalise_scale
+from ..core.kernels import prepare_kernel, validate_kernel
 from ..core.progress import ProgressCallback
+from ..core.resize import output_shape
+from ..core.upscale import training_signature
+from .checks import check_batch, check_callback, check_image, check_images, check_noise, check_seed
+from .degradation import NoiseProfiles, camera_noise, noise_on_sons
+from .intensity import intensity_info
+from .loop import Plane, PlaneJob, auto_batch, fresh_networks, run_planes
+from .output import prepare_output
+from .planes import make_layout
+from .run_info import mean_loss, run_info
 
-__all__ = ["auto_batch", "check_batch", "per_plane_batches", "super_resolve_many"]
-
-#: Most networks :func:`auto_batch` trains together. Chosen, not measured: a GPU run of
-#: ``benchmarks/gpu_check.py`` measures planes per second at this and smaller sizes.
-MAX_AUTO_BATCH = 16
-#: Share of the free device memory that the networks of one batch may use.
-MEMORY_FRACTION = 0.5
-#: Bytes per father pixel and hidden channel of one training step: the activations kept
-#: for the backward pass, their gradients and the ReLU masks, with headroom (an estimate).
-BYTES_PER_ACTIVATION = 16
-
-
-def check_batch(value: object, name: str = "batch_planes") -> int | None:
-    """Validate a batch size: None (automatic) or a whole number >= 1."""
-    if value is None:
-        return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be None (automatic) or a whole number >= 1, got {value!r}")
-    if int(value) < 1:
-        raise ValueError(f"{name} must be None (automatic) or a whole number >= 1, got {value!r}")
-    return int(value)
+__all__ = ["super_resolve_many"]
 
 
-def auto_batch(device: Any, config: ZSSRConfig, n_items: int) -> int:
-    """How many networks to train together on ``device``.
-
-    On CUDA: as many as half the free memory holds (an estimate of one network's training
-    memory from the crop, width and depth), at most :data:`MAX_AUTO_BATCH` and
-    ``n_items``. Elsewhere 1: on a 2-core CPU four planes trained together were not
-    faster than one after another (docs/benchmarks.md), and MPS has not been measured.
-    """
-    import torch
-
-    dev = torch.device(device)
-    if dev.type != "cuda" or n_items <= 1:
-        return 1
-    free, _ = torch.cuda.mem_get_info(dev)
-    pixels = config.batch_size * config.crop_size**2
-    per_net = pixels * config.width * config.depth * BYTES_PER_ACTIVATION
-    fits = int(free * MEMORY_FRACTION // max(per_net, 1))
-    return max(1, min(MAX_AUTO_BATCH, n_items, fits))
-
-
-def per_plane_batches(
-    arr: np.ndarray,
-    layout: Any,
-    info: Any,
-    *,
-    scale: tuple[float, float],
-    kernel: Any,
-    config: ZSSRConfig,
-    device: Any,
-    seed: int,
-    reporter: Any,
-    batch: int,
-    out_canon: np.ndarray,
-    collector: Any = None,
-) -> tuple[int, list[float]]:
-    """``stack_mode="per_plane"`` with ``batch`` planes trained together.
-
-    Writes each plane's result into ``out_canon`` (and the maps into ``collector``) as the
-    plane-by-plane loop of :func:`~napari_zssr.arrays.upscale.super_resolve` does; returns the
-    iterations and the final losses.
-    """
-    from ..core.batched import upscale_planes
-    from .planes import normalise_plane, restore_plane
-
-    # stack indices only: a lazy input is read one batch at a time; planes an earlier run
-    # finished (a resumable output) are left out
-    done = getattr(out_canon, "done", None)
-    planes = [idx for idx in np.ndindex(*layout.stack_shape) if done is None or not done(idx)]
-    iterations, losses = 0, []
-    for start in range(0, len(planes), batch):
-        group = [(idx, layout.plane(arr, idx)) for idx in planes[start : start + batch]]
-        reporter.plane = start
-        imgs = [normalise_plane(view, info) for _, view in group]
-        colls: list[dict | None] = [{} if collector is not None else None for _ in group]
-        outs, models = upscale_planes(
-            imgs,
-            scale,
-            kernel=kernel,
-            configs=[config] * len(group),
-            device=device,
-            seed=seed,
-            reporter=reporter,
-            vmax=info.vmax,
-            collects=colls,
-        )
-        for (idx, _), img, hr, model, coll in zip(group, imgs, outs, models, colls):
-            out_canon[idx] = restore_plane(hr, info)
-            if collector is not None and coll is not None:
-                collector.add(idx, img, hr, coll)
-            iterations += model.iterations
-            if model.final_loss is not None:
-                losses.append(model.final_loss)
-    return iterations, losses
-
-
-class _Item:
-    """One image of :func:`super_resolve_many`, checked and ready to be upscaled."""
-
-    def __init__(self, index: int, image: Any, ctx: dict[str, Any]) -> None:
-        from ..core.kernels import validate_kernel
-        from ..core.resize import output_shape
-        from .planes import intensity_info, make_layout
-        from .upscale import NoiseProfiles, _camera_noise, _check_image, _noise_on_sons
-
-        self.index = index
-        self.arr = _check_image(image)
-        self.layout = make_layout(self.arr.shape, ctx["channel_axis"], ctx["rgb"])
-        self.info = intensity_info(self.arr, self.layout)
-        if ctx["kernel"] is not None:
-            validate_kernel(ctx["kernel"], self.layout.plane_shape)
-        profiles = NoiseProfiles(self.arr, self.layout, self.info)  # shared by both uses
-        noise = _noise_on_sons(
-            profiles,
-            ctx["noise"],
-            ctx["preset"],
-            ctx["config"],
-            ctx["kernel"] is not None,
-            prefix=f"image {index}: ",
-            warn=False,  # issued by super_resolve_many once every image is checked
-        )
-        self.estimate = noise["noise_estimate"]
-        self.noise = noise["noise_std"]
-        self.noise_source = noise["noise_std_source"]
-        self.warning = noise["warnings"][0] if noise["warnings"] else None
-        self.cfg = ctx["cfg"].replace(noise_std=self.noise)
-        # a configuration's Poisson-Gaussian model gets its gain and offset from the image
-        model = self.cfg.noise_model
-        self.cfg = self.cfg.replace(**_camera_noise(profiles, self.noise, model))
-        out_yx = output_shape(self.layout.plane_shape, ctx["scale"])
-        self.out = np.empty(self.layout.output_shape(out_yx), dtype=self.arr.dtype)
-        self.iterations = 0
-        self.losses: list[float] = []
+def _image_job(index: int, image: Any, ctx: dict[str, Any]) -> tuple[PlaneJob, dict[str, Any]]:
+    """One image of :func:`super_resolve_many`, checked, with its noise set up: its plane job
+    and its noise's account (whose warning, prefixed with the image's index, is not issued
+    here)."""
+    arr = check_image(image)
+    layout = make_layout(arr.shape, ctx["channel_axis"], ctx["rgb"])
+    info = intensity_info(arr, layout)
+    if ctx["kernel"] is not None:
+        validate_kernel(ctx["kernel"], layout.plane_shape)
+    profiles = NoiseProfiles(arr, layout, info)  # shared by both uses
+    noise = noise_on_sons(
+        profiles,
+        ctx["noise"],
+        ctx["preset"],
+        ctx["config"],
+        ctx["kernel"] is not None,
+        prefix=f"image {index}: ",
+        warn=False,  # issued by super_resolve_many once every image is checked
+    )
+    cfg = ctx["cfg"].replace(noise_std=noise.pop("noise_std"))
+    # a configuration's Poisson-Gaussian model gets its gain and offset from the image
+    cfg = cfg.replace(**camera_noise(profiles, cfg.noise_std, cfg.noise_model))
+    out_yx = output_shape(layout.plane_shape, ctx["scale"])
+    writer = prepare_output(None, arr, layout, out_yx, ctx["scale"], False, ())
+    return PlaneJob(arr, layout, info, writer, cfg), noise
 
 
 def super_resolve_many(
@@ -198,110 +101,96 @@ def super_resolve_many(
     list of ndarray, or (list of ndarray, list of dict)
         One output per image, its dtype that of its input.
     """
-    from ..core.engine import Reporter, normalise_scale
-    from ..core.kernels import prepare_kernel
-    from .upscale import _check_noise
-
-    if isinstance(images, np.ndarray) or not isinstance(images, Sequence) or not images:
-        raise TypeError("images must be a non-empty list (or tuple) of arrays")
     sc = normalise_scale(scale)
     batch = check_batch(batch_size, "batch_size")
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable (or None), got {callback!r}")
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise TypeError(f"seed must be a non-negative integer, got {seed!r}")
+    images = check_images(images)
+    check_callback(callback)
+    seed = check_seed(seed)
     ctx = {
         "channel_axis": channel_axis,
         "rgb": bool(rgb),
         "kernel": kernel,
-        "noise": _check_noise(noise_std),
+        "noise": check_noise(noise_std),
         "preset": preset,
         "config": config,
         "cfg": resolve_config(preset, config),
         "scale": sc,
     }
-    items = [_Item(i, im, ctx) for i, im in enumerate(images)]
-    for item in items:
-        if item.warning is not None:
-            warnings.warn(item.warning, UserWarning, stacklevel=2)
-    dk = prepare_kernel(kernel, sc, items[0].layout.plane_shape) if kernel is not None else None
+    made = [_image_job(i, im, ctx) for i, im in enumerate(images)]
+    for _, noise in made:
+        for message in noise["warnings"]:
+            warnings.warn(message, UserWarning, stacklevel=2)
+    jobs = [job for job, _ in made]
+    dk = prepare_kernel(kernel, sc, jobs[0].layout.plane_shape) if kernel is not None else None
     t0 = time.perf_counter()
-    used = _run_many(items, sc, dk, device, int(seed), batch, Reporter(callback))
-    outs = [item.out for item in items]
+    dev, reason = resolve_device(device)
+    sizes = _run_many(jobs, sc, dk, dev, seed, batch, Reporter(callback))
+    outs = [job.out.target for job in jobs]
     if not return_info:
         return outs
     seconds = time.perf_counter() - t0
-    return outs, [_item_info(item, used, seconds / len(items)) for item in items]
+    return outs, [
+        _image_info(i, job, noise, preset, config, seed, (dev, reason), sizes, seconds / len(jobs))
+        for i, (job, noise) in enumerate(made)
+    ]
+
+
+def _image_info(
+    index: int,
+    job: PlaneJob,
+    noise: dict[str, Any],
+    preset: str,
+    config: ZSSRConfig | None,
+    seed: int,
+    device: tuple[Any, str],
+    sizes: list[int],
+    seconds: float,
+) -> dict[str, Any]:
+    """One image's run information (its share of the time in ``seconds``)."""
+    return run_info(
+        preset=preset,
+        config=config,
+        cfg=job.config,
+        seed=seed,
+        device=device[0],
+        device_reason=device[1],
+        seconds=seconds,
+        final_loss=mean_loss(job.losses),
+        iterations=job.iterations,
+        intensity=job.info,
+        input_shape=job.arr.shape,
+        output_shape=job.out.target.shape,
+        method="super_resolve_many",
+        degradation={"noise_std": job.config.noise_std, **noise},
+        work={"index": index, "batch_sizes": sizes, "seconds_per_image": seconds},
+    )
 
 
 def _run_many(
-    items: list[_Item],
+    jobs: list[PlaneJob],
     sc: tuple[float, float],
     dk: Any,
-    device: str,
+    dev: Any,
     seed: int,
     batch: int | None,
-    rep: Any,
-) -> dict[str, Any]:
-    """Train and apply the networks of ``items`` in batches; returns the device and sizes."""
-    from ..core.batched import training_signature, upscale_planes
-    from ..core.device import resolve_device
-    from .planes import normalise_plane, restore_plane
-
-    dev, reason = resolve_device(device)
-    # every plane of every image, grouped by what must agree to share kernels
-    groups: dict[tuple, list[tuple[_Item, tuple[int, ...], np.ndarray]]] = {}
-    for item in items:
-        canon = item.layout.canonical(item.arr)
-        key = (
-            item.layout.channels,
-            training_signature(item.cfg, sc, item.layout.plane_shape, dk),
-        )
-        for idx in np.ndindex(*item.layout.stack_shape):
-            groups.setdefault(key, []).append((item, idx, canon[idx]))
+    rep: Reporter,
+) -> list[int]:
+    """Train and apply the networks of every plane of ``jobs`` in batches, grouped by what
+    must agree to share kernels; returns the batch sizes."""
+    groups: dict[tuple, list[Plane]] = {}
+    for job in jobs:
+        key = (job.layout.channels, training_signature(job.config, sc, job.layout.plane_shape, dk))
+        groups.setdefault(key, []).extend(job.pending())
     rep.n_planes = sum(len(g) for g in groups.values())
     sizes, done = [], 0
+    upscale = fresh_networks(sc, dk, dev, seed, rep)
     for members in groups.values():
-        k = batch if batch is not None else auto_batch(dev, members[0][0].cfg, len(members))
-        for start in range(0, len(members), k):
-            chunk = members[start : start + k]
-            rep.plane = done
-            imgs = [normalise_plane(view, it.info) for it, _, view in chunk]
-            outs, models = upscale_planes(
-                imgs,
-                sc,
-                kernel=dk,
-                configs=[it.cfg for it, _, _ in chunk],
-                device=dev,
-                seed=seed,
-                reporter=rep,
-                vmax=[it.info.vmax for it, _, _ in chunk],
-            )
-            for (it, idx, _), hr, model in zip(chunk, outs, models):
-                it.layout.canonical(it.out)[idx] = restore_plane(hr, it.info)
-                it.iterations += model.iterations
-                if model.final_loss is not None:
-                    it.losses.append(model.final_loss)
-            sizes.append(len(chunk))
-            done += len(chunk)
+        k = batch if batch is not None else auto_batch(dev, members[0].job.config, len(members))
+        # numbered in the order they are done: the progress runs over every image's planes
+        numbered = [Plane(p.job, p.idx, done + i) for i, p in enumerate(members)]
+        run_planes(numbered, upscale, rep, group=k)
+        sizes += [len(numbered[s : s + k]) for s in range(0, len(numbered), k)]
+        done += len(members)
     rep.plane, rep.step = rep.n_planes - 1, rep.n_steps - 1
     rep("done", 1.0, message="done")
-    return {"device": str(dev), "device_reason": reason, "batch_sizes": sizes}
-
-
-def _item_info(item: _Item, used: dict[str, Any], seconds: float) -> dict[str, Any]:
-    return {
-        "index": item.index,
-        "input_shape": list(item.arr.shape),
-        "output_shape": list(item.out.shape),
-        "config": item.cfg.to_dict(),
-        "noise_std": item.noise,
-        "noise_std_source": item.noise_source,
-        "noise_estimate": item.estimate,
-        "warnings": [item.warning] if item.warning is not None else [],
-        "iterations": item.iterations,
-        "final_loss": float(np.mean(item.losses)) if item.losses else None,
-        "seconds_per_image": seconds,
-        "intensity": item.info.to_dict(),
-        **used,
-    }
+    return sizes

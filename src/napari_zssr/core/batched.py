@@ -18,12 +18,10 @@ and this Adam round differently from one convolution and ``torch.optim.Adam``).
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -36,18 +34,14 @@ from .engine import (
     PreparedRun,
     Reporter,
     TrainedModel,
-    _as_tensor,
-    _gradual_plan,
-    effective_back_projection,
-    father_crop,
     normalise_scale,
     prepare_run,
     son_noise,
 )
-from .inference import back_project, degrade
+from .inference import degrade
 from .kernels import DownscaleKernel
 from .network import ZSSRNet
-from .resize import imresize, output_shape
+from .resize import imresize
 from .sampling import FatherSource, trim_margin
 from .train_step import TrainStep
 
@@ -57,8 +51,6 @@ __all__ = [
     "StackedAdam",
     "StackedNets",
     "fit_many",
-    "training_signature",
-    "upscale_planes",
 ]
 
 
@@ -482,139 +474,3 @@ def _train_group(
             group.drop(finished)
         if not group.active:
             break
-
-
-def _plan(cfg: ZSSRConfig, sc: tuple[float, float], with_kernel: bool) -> list:
-    """Gradual steps with their back-projection iterations (one jump with a kernel)."""
-    if with_kernel:
-        return [(sc, cfg.back_projection_iters)]
-    return _gradual_plan(
-        sc,
-        cfg.gradual_scales,
-        cfg.gradual_back_projection_iters,
-        cfg.back_projection_iters,
-        cfg.gradual_above,
-    )
-
-
-def training_signature(
-    cfg: ZSSRConfig,
-    scale: object,
-    plane_shape: Sequence[int],
-    kernel: DownscaleKernel | None,
-) -> tuple:
-    """What images must share to train together: the father crop (and context margin) of
-    every gradual step."""
-    sc = normalise_scale(scale)
-    plan = _plan(cfg, sc, kernel is not None)
-    factors = [st for st, _ in plan] + [
-        (b[0] / a[0], b[1] / a[1]) for (a, _), (b, _) in itertools.pairwise(plan)
-    ]
-    return tuple(father_crop(cfg, f, tuple(plane_shape), kernel) for f in factors)
-
-
-def upscale_planes(
-    images: Sequence[np.ndarray],
-    scale: object,
-    *,
-    kernel: np.ndarray | DownscaleKernel | None = None,
-    configs: Sequence[ZSSRConfig],
-    device: str | torch.device = "auto",
-    seed: int = 0,
-    reporter: Reporter | None = None,
-    vmax: float | Sequence[float] = 1.0,
-    collects: Sequence[dict | None] | None = None,
-) -> tuple[list[np.ndarray], list[TrainedModel]]:
-    """:func:`~napari_zssr.core.engine.upscale_plane` of several images, trained together.
-
-    Image ``i`` (``(C, H, W)`` in [0, 1]) gets its own network, trained with
-    ``configs[i]`` and ``seed`` exactly as ``upscale_plane`` would train it alone (up to
-    float rounding; one image is ``upscale_plane`` itself). Every gradual step trains all
-    networks at once through :func:`fit_many`. The configurations must agree on the
-    network, the batch and the gradual steps (they may differ in noise and policy).
-
-    Returns
-    -------
-    outputs : list of ndarray
-        ``(C, ceil(H*s_y), ceil(W*s_x))`` float32 per image, clipped to ``[0, vmax]``
-        (one ``vmax`` for all images or one per image).
-    models : list of TrainedModel
-    """
-    sc = normalise_scale(scale)
-    rep = reporter if reporter is not None else Reporter()
-    if len(configs) != len(images):
-        raise ValueError(f"one config per image needed: {len(configs)} for {len(images)} images")
-    plan = _plan(configs[0], sc, kernel is not None)
-    if any(_plan(c, sc, kernel is not None) != plan for c in configs[1:]):
-        raise ValueError("images trained together need the same gradual steps")
-    coll = list(collects) if collects is not None else [None] * len(images)
-    vmaxes = [float(vmax)] * len(images) if np.isscalar(vmax) else [float(v) for v in vmax]
-    imgs = [np.asarray(im, dtype=np.float32) for im in images]
-    imgs = [im[None] if im.ndim == 2 else im for im in imgs]
-    rep.n_steps = len(plan)
-    rep.span = len(imgs)  # the images share one stretch of the progress
-    from_input = configs[0].gradual_from_input
-    # a final factor beyond every step goes on from the largest step's output
-    chain_last = len(plan) > 1 and sc[0] > plan[-2][0][0] and sc[1] > plan[-2][0][1]
-    current: list[np.ndarray | torch.Tensor] = list(imgs)
-    models: list[TrainedModel | None] = [None] * len(imgs)
-    extras: list[list[FatherSource]] = [[] for _ in imgs]
-    prev = (1.0, 1.0)
-    for k, (st, n_bp) in enumerate(plan):
-        rep.step = k
-        last = k == len(plan) - 1
-        chained = not from_input or (last and chain_last)
-        jobs = [
-            FitJob([im], _step_config(c, n_bp), seed + k, m, tuple(ex))
-            for im, c, m, ex in zip(imgs, configs, models, extras)
-        ]
-        factor = (st[0] / prev[0], st[1] / prev[1]) if chained else st
-        models = list(fit_many(jobs, factor, kernel=kernel, device=device, reporter=rep))
-        outs = []
-        for i, (im, model) in enumerate(zip(imgs, models)):
-            rep.member = i
-            shape = output_shape(im.shape[-2:], sc if last else st)
-            # stays on the device: it is one of the next step's fathers (and maybe its input)
-            out = _engine.predict(
-                model,
-                current[i] if chained else im,
-                out_shape=shape,
-                reporter=rep,
-                vmax=vmaxes[i],
-                as_numpy=False,
-                collect=coll[i] if last else None,
-            )
-            outs.append(out)
-            if not last:
-                # a normal tensor (not an inference-mode one): training crops it
-                extras[i].append(FatherSource(out.float().clone(), base=st))
-        if not last:
-            current, prev = outs, st
-    rep.span, rep.member = 1, 0
-    final = [
-        _back_project_input(o, im, m, sc, len(plan) > 1 and chained, v)
-        for o, im, m, v in zip(outs, imgs, models, vmaxes)
-    ]
-    return final, [m for m in models if m is not None]
-
-
-def _step_config(cfg: ZSSRConfig, n_bp: int) -> ZSSRConfig:
-    return cfg if n_bp == cfg.back_projection_iters else cfg.replace(back_projection_iters=n_bp)
-
-
-def _back_project_input(
-    out: torch.Tensor,
-    img: np.ndarray,
-    model: TrainedModel | None,
-    sc: tuple[float, float],
-    chained_gradual: bool,
-    vmax: float,
-) -> np.ndarray:
-    """The output as float32 NumPy, back-projected onto the input when the last gradual
-    step upscaled an earlier output (it must reproduce the input through the whole factor)."""
-    assert model is not None
-    n_bp = effective_back_projection(model.config)
-    if chained_gradual and n_bp:
-        with torch.inference_mode():
-            out = back_project(out, _as_tensor(img, model.device), sc, None, n_bp, vmax)
-    return out.float().cpu().numpy()

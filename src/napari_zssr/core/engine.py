@@ -1,8 +1,8 @@
 """Training a ZSSR network on one image (or one stack) and applying it.
 
-``fit`` trains on HR fathers cut from the given images, ``predict`` upscales an image with a
-trained model, and ``upscale_plane`` chains them for one plane, with gradual SR when the
-configuration asks for intermediate scales. All arrays here are float32 in [0, 1]
+``fit`` trains on HR fathers cut from the given images and ``predict`` upscales an image with
+a trained model (:mod:`napari_zssr.core.upscale` chains them, with gradual steps, for one or
+several planes). All arrays here are float32 in [0, 1]
 (intensity handling lives in :mod:`napari_zssr.arrays.planes`).
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .config import MAX_SCALE, ZSSRConfig, step_order, step_pair
+from .config import MAX_SCALE, ZSSRConfig
 from .device import resolve_device
 from .inference import degrade, quick_output, super_resolve_tensor
 from .kernels import DownscaleKernel, allowed_transforms, prepare_kernel
@@ -30,13 +30,13 @@ from .train_step import TrainStep
 __all__ = [
     "Reporter",
     "TrainedModel",
+    "as_tensor",
     "effective_back_projection",
     "father_crop",
     "fit",
-    "gradual_stages",
     "normalise_scale",
     "predict",
-    "upscale_plane",
+    "son_noise",
 ]
 
 #: Fractions of a step's progress for training (the first) and inference (the rest).
@@ -158,7 +158,7 @@ class TrainedModel:
     history: list[tuple[int, float]] = field(default_factory=list)
 
 
-def _as_tensor(img: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
+def as_tensor(img: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
     t = img if isinstance(img, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(img))
     if t.ndim == 2:
         t = t[None]
@@ -283,7 +283,7 @@ def prepare_run(
     cfg, dev = config, device
     if not fathers:
         raise ValueError("fit needs at least one father image")
-    srcs = [FatherSource(_as_tensor(f, dev)) for f in fathers]
+    srcs = [FatherSource(as_tensor(f, dev)) for f in fathers]
     channels = srcs[0].image.shape[0]
     if any(s.image.shape[0] != channels for s in srcs):
         raise ValueError("all father images must have the same number of channels")
@@ -501,7 +501,7 @@ def predict(
     """
     cfg = model.config
     rep = reporter if reporter is not None else Reporter(callback)
-    x = _as_tensor(lr, model.device)
+    x = as_tensor(lr, model.device)
     transforms = model.transforms if cfg.self_ensemble else ((False, False, False),)
 
     def on_member(i: int, n: int) -> None:
@@ -551,79 +551,3 @@ def predict(
     if not as_numpy:
         return out
     return out.float().cpu().numpy()
-
-
-def _gradual_plan(
-    scale: tuple[float, float],
-    gradual: Sequence[float | tuple[float, float]],
-    back_projection: Sequence[int] = (),
-    final_back_projection: int = 0,
-    above: float = 1.0,
-) -> list[tuple[tuple[float, float], int]]:
-    """Each gradual step's total factor with its back-projection iterations, ending at ``scale``."""
-    steps: dict[tuple[float, float], int] = {}
-    if max(scale) <= above:
-        gradual = ()
-    for i, g in enumerate(gradual):
-        gy, gx = step_pair(g)
-        st = (min(gy, scale[0]), min(gx, scale[1]))
-        if st != scale and st != (1.0, 1.0):
-            steps.setdefault(st, back_projection[i] if back_projection else final_back_projection)
-    order = sorted(steps, key=step_order)
-    return [(st, steps[st]) for st in order] + [(scale, final_back_projection)]
-
-
-def gradual_stages(
-    scale: tuple[float, float],
-    gradual: Sequence[float | tuple[float, float]],
-    above: float = 1.0,
-) -> list[tuple[float, float]]:
-    """Total scale of each gradual step (factors or (s_y, s_x) pairs), ending at ``scale``.
-
-    Steps are capped at ``scale`` per axis, duplicates and steps equal to ``scale`` are
-    dropped, and the rest run in order of increasing area; none unless a factor of
-    ``scale`` exceeds ``above`` (``ZSSRConfig.gradual_above``).
-    """
-    return [st for st, _ in _gradual_plan(scale, gradual, above=above)]
-
-
-def upscale_plane(
-    image: np.ndarray,
-    scale: object,
-    *,
-    kernel: np.ndarray | DownscaleKernel | None = None,
-    config: ZSSRConfig | None = None,
-    device: str | torch.device = "auto",
-    seed: int = 0,
-    callback: ProgressCallback | None = None,
-    reporter: Reporter | None = None,
-    vmax: float = 1.0,
-    collect: dict[str, torch.Tensor] | None = None,
-) -> tuple[np.ndarray, TrainedModel]:
-    """ZSSR of one ``(C, H, W)`` image in [0, 1]: train, then infer; gradual if configured.
-
-    With ``config.gradual_scales`` the same network is trained for each intermediate
-    factor in turn and each step's output joins the pool of fathers. By default each step
-    upscales the previous step's output, and the final result is back-projected onto the
-    input itself through the whole factor; with ``config.gradual_from_input`` every step
-    upscales the input by its own total factor (the reference's gradual configuration),
-    except a final factor above the largest step on both axes, which is reached from that
-    step's output (the reference's "base change"; from the input it was worse: Set5 x4).
-    Gradual steps need the bicubic model (a kernel is defined for the final factor only)
-    and are skipped when a kernel is given. ``collect`` (a dict) receives the last step's
-    ensemble spread and output before back-projection (see :func:`predict`).
-    """
-    from .batched import upscale_planes  # it builds on this module
-
-    outs, models = upscale_planes(
-        [image],
-        scale,
-        kernel=kernel,
-        configs=[config if config is not None else ZSSRConfig()],
-        device=device,
-        seed=seed,
-        reporter=reporter if reporter is not None else Reporter(callback),
-        vmax=vmax,
-        collects=[collect],
-    )
-    return outs[0], models[0]

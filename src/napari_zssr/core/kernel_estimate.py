@@ -80,7 +80,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .kernels import _centre_of_mass, downscale, prepare_kernel
+from .kernels import centre_of_mass, downscale, prepare_kernel
 
 __all__ = [
     "KernelEstimate",
@@ -584,7 +584,7 @@ def _fit(
 def _lr_fwhm(kernel: np.ndarray, scale: tuple[float, float]) -> float:
     """FWHM of ``kernel``'s major axis on the LR grid (Gaussian-equivalent, from its moments)."""
     k = kernel / kernel.sum()
-    cy, cx = _centre_of_mass(k)
+    cy, cx = centre_of_mass(k)
     ys, xs = np.indices(k.shape, dtype=np.float64)
     dy, dx = (ys - cy) / scale[0], (xs - cx) / scale[1]  # LR pixels
     cov = np.array(

@@ -109,7 +109,7 @@ def _is_integer(s: float) -> bool:
     return abs(s - round(s)) < 1e-6
 
 
-def _centre_of_mass(kernel: np.ndarray) -> np.ndarray:
+def centre_of_mass(kernel: np.ndarray) -> np.ndarray:
     ys, xs = np.indices(kernel.shape, dtype=np.float64)
     total = kernel.sum()
     return np.array([(ys * kernel).sum() / total, (xs * kernel).sum() / total])
@@ -124,7 +124,7 @@ def centre_kernel(kernel: np.ndarray, scale: Sequence[float]) -> np.ndarray:
     uses cubic-spline interpolation; ringing below zero is clipped and the kernel is
     renormalised. A kernel already at the right phase is returned unchanged.
     """
-    com = _centre_of_mass(kernel)
+    com = centre_of_mass(kernel)
     shift = np.zeros(2)
     for ax in range(2):
         s = float(scale[ax])
@@ -184,7 +184,7 @@ def allowed_transforms(
         k = np.asarray(kernel, dtype=np.float64)
         k = k / k.sum()
         # Compare about the centre of mass: embed in an odd square canvas centred on it.
-        com = _centre_of_mass(k)
+        com = centre_of_mass(k)
         half = int(np.ceil(max(k.shape) / 2.0)) + 2
         size = 2 * half + 1
         canvas = np.zeros((size, size))
@@ -249,7 +249,7 @@ def prepare_kernel(
     k = validate_kernel(kernel, image_shape)
     sc = (float(scale[0]), float(scale[1]))
     k = centre_kernel(k, sc)
-    com = _centre_of_mass(k)
+    com = centre_of_mass(k)
     return DownscaleKernel(weights=k, scale=sc, com=(float(com[0]), float(com[1])))
 
 

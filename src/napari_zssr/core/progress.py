@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Cancelled", "Progress", "ProgressCallback"]
+__all__ = ["Cancelled", "Progress", "ProgressCallback", "relay"]
 
 
 class Cancelled(Exception):
@@ -67,3 +68,31 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], "bool | None"]
+
+
+def relay(
+    callback: ProgressCallback | None,
+    span: tuple[float, float] = (0.0, 1.0),
+    *,
+    total: float = 1.0,
+    message: Callable[[Progress], str] | None = None,
+    change: Callable[[Progress], Progress] | None = None,
+) -> ProgressCallback | None:
+    """``callback`` receiving the reports of a part of a run: each report's fraction, which
+    runs from 0 to ``total`` over the part, mapped onto ``span`` of the whole run (clipped
+    to it), its message rewritten by ``message`` and the report changed by ``change`` when
+    given. None for no callback; ``callback`` itself when there is nothing to change."""
+    if callback is None:
+        return None
+    lo, hi = span
+    if (lo, hi, total) == (0.0, 1.0, 1.0) and message is None and change is None:
+        return callback
+
+    def forward(p: Progress) -> bool | None:
+        fraction = lo + (hi - lo) * min(max(p.fraction / total, 0.0), 1.0)
+        p = dataclasses.replace(p, fraction=fraction)
+        if message is not None:
+            p = dataclasses.replace(p, message=message(p))
+        return callback(change(p) if change is not None else p)
+
+    return forward

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
-from ..core.progress import Progress, ProgressCallback
+from ..core.progress import ProgressCallback, relay
 from .kernel import estimated_kernel, kernel_for
 from .layout import Arranged, arrange, volumes
 from .request import EstimateSpec, RequestError, RunPlan, RunRequest
@@ -65,7 +65,7 @@ def read_source(request: RunRequest) -> np.ndarray:
     if request.source is None:
         raise RequestError("there is no image to process", "source")
     data = request.source[request.region] if request.region is not None else request.source
-    from ..arrays.lazy import is_lazy
+    from ..arrays.planes import is_lazy
 
     return data if is_lazy(data) else np.asarray(data)  # dask, zarr: read plane by plane
 
@@ -112,7 +112,7 @@ def run(
     share = 0.5 if plan.scale is not None and request.z_isotropic else 1.0
     out, info, extra = arranged.image, {}, {}
     if plan.scale is not None:
-        out, info = _upscale(plan, arranged, kernel, _relay(callback, 0.0, share))
+        out, info = _upscale(plan, arranged, kernel, relay(callback, (0.0, share)))
         if isinstance(request.psf, EstimateSpec):  # known once the run has made it
             kernel, psf = estimated_kernel(info)
         if "maps" in info:  # arrays: an output of their own, not part of the record
@@ -122,7 +122,7 @@ def run(
     iso_info = None
     if request.z_isotropic:
         lateral = dataclasses.replace(arranged, image=out)
-        out, iso_info = _isotropic(plan, lateral, _relay(callback, 1.0 - share, 1.0))
+        out, iso_info = _isotropic(plan, lateral, relay(callback, (1.0 - share, 1.0)))
         info = info or _summary(iso_info)
     pixel = _output_pixel(plan)
     record = {
@@ -136,17 +136,6 @@ def run(
         "seconds": round(time.perf_counter() - t0, 3),
     }
     return RunResult(out, arranged.axes, pixel, info, record, kernel, psf, extra)
-
-
-def _relay(callback: ProgressCallback | None, lo: float, hi: float) -> ProgressCallback | None:
-    """Forward progress with its fraction mapped from [0, 1] to [lo, hi]."""
-    if callback is None or (lo, hi) == (0.0, 1.0):
-        return callback
-
-    def relay(p: Progress) -> bool | None:
-        return callback(dataclasses.replace(p, fraction=lo + (hi - lo) * p.fraction))
-
-    return relay
 
 
 def _upscale(
@@ -202,13 +191,8 @@ def _isotropic(
     infos: list[dict[str, Any]] = []
 
     def one(volume: np.ndarray, k: int, n: int) -> np.ndarray:
-        def report(p: Progress) -> bool | None:
-            if callback is None:
-                return None
-            where = f"volume {k + 1}/{n}: " if n > 1 else ""
-            frac = (k + p.fraction) / n
-            return callback(dataclasses.replace(p, fraction=frac, message=where + p.message))
-
+        where = f"volume {k + 1}/{n}: " if n > 1 else ""
+        report = relay(callback, (k / n, (k + 1) / n), message=lambda p: where + p.message)
         out, info = isotropic.isotropic_z(
             volume,
             ratio,

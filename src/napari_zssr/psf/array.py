@@ -7,22 +7,22 @@ from typing import Any
 
 import numpy as np
 
-from .beads import _background, _in_focus_plane
+from .beads import bead_background, in_focus_plane
 from .checks import (
-    _as_array,
-    _json_float,
-    _length_pair,
-    _positive_part,
+    as_array,
+    json_float,
+    length_pair,
+    positive_part,
 )
 from .geometry import (
     PSFKernel,
-    _centre_of_mass,
-    _check_fits,
-    _common_options,
-    _describe,
-    _hr_pixel,
-    _kernel_on_hr_grid,
-    _resample,
+    centre_of_mass,
+    check_fits,
+    common_options,
+    describe_kernel,
+    hr_pixel,
+    kernel_on_hr_grid,
+    resample_psf,
 )
 
 
@@ -76,7 +76,7 @@ def kernel_from_psf(
     TypeError
         Non-numeric input.
     """
-    a = _as_array(psf, "psf", (2, 3))
+    a = as_array(psf, "psf", (2, 3))
     if psf_pixel_size is None:
         raise ValueError(
             "psf_pixel_size is required: give the PSF's pixel size in micrometres (um); "
@@ -85,32 +85,32 @@ def kernel_from_psf(
     p_vals = np.asarray(psf_pixel_size, dtype=object).ravel()
     if p_vals.size == 3:  # (z, y, x) as load_psf_file gives it for a stack: lateral part
         p_vals = p_vals[1:]
-    p = _length_pair("psf_pixel_size", p_vals[0] if p_vals.size == 1 else list(p_vals))
-    px, sc, hr = _hr_pixel(image_pixel_size, scale)
-    e, mf = _common_options(energy, max_fwhm)
+    p = length_pair("psf_pixel_size", p_vals[0] if p_vals.size == 1 else list(p_vals))
+    px, sc, hr = hr_pixel(image_pixel_size, scale)
+    e, mf = common_options(energy, max_fwhm)
     stack = a if a.ndim == 3 else a[None]
     bg = 0.0
     if background is not None:
-        bg, _ = _background(stack, background)
+        bg, _ = bead_background(stack, background)
         stack = stack - bg
-    z = _in_focus_plane(stack) if stack.shape[0] > 1 else 0
-    plane = _positive_part(stack[z], "psf")
-    resampled = _resample(plane, _centre_of_mass(plane), p, hr)
-    kernel, psf_fwhm = _kernel_on_hr_grid(resampled, sc, bool(integrate_pixel), e, mf)
-    _check_fits(kernel, image_shape, sc)
+    z = in_focus_plane(stack) if stack.shape[0] > 1 else 0
+    plane = positive_part(stack[z], "psf")
+    resampled = resample_psf(plane, centre_of_mass(plane), p, hr)
+    kernel, psf_fwhm = kernel_on_hr_grid(resampled, sc, bool(integrate_pixel), e, mf)
+    check_fits(kernel, image_shape, sc)
     source = {
         "type": "psf_array",
-        "psf_pixel_size_um": [_json_float(v) for v in p],
+        "psf_pixel_size_um": [json_float(v) for v in p],
         "psf_shape": [int(n) for n in a.shape],
         "plane": z if a.ndim == 3 else None,
-        "background": _json_float(bg),
-        "image_pixel_size_um": [_json_float(v) for v in px],
-        "scale": [_json_float(v) for v in sc],
-        "hr_pixel_size_um": [_json_float(v) for v in hr],
+        "background": json_float(bg),
+        "image_pixel_size_um": [json_float(v) for v in px],
+        "scale": [json_float(v) for v in sc],
+        "hr_pixel_size_um": [json_float(v) for v in hr],
         "integrate_pixel": bool(integrate_pixel),
         "energy": e,
         "max_fwhm": mf,
-        "psf_fwhm_um": [_json_float(psf_fwhm[0] * hr[0]), _json_float(psf_fwhm[1] * hr[1])],
+        "psf_fwhm_um": [json_float(psf_fwhm[0] * hr[0]), json_float(psf_fwhm[1] * hr[1])],
     }
     what = f"PSF array {'x'.join(str(n) for n in a.shape)} at {p[1]:.4g} um pixels"
-    return PSFKernel(kernel, _describe(kernel, what, hr), source)
+    return PSFKernel(kernel, describe_kernel(kernel, what, hr), source)

@@ -12,21 +12,21 @@ import numpy as np
 from scipy import ndimage
 
 from .checks import (
-    _as_array,
-    _json_float,
-    _length,
-    _length_pair,
-    _number,
+    as_array,
+    check_length,
+    check_number,
+    json_float,
+    length_pair,
 )
 from .geometry import (
     PSFKernel,
-    _centre_of_mass,
-    _check_fits,
-    _common_options,
-    _describe,
-    _hr_pixel,
-    _kernel_on_hr_grid,
-    _resample,
+    centre_of_mass,
+    check_fits,
+    common_options,
+    describe_kernel,
+    hr_pixel,
+    kernel_on_hr_grid,
+    resample_psf,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -49,14 +49,14 @@ def _border_stats(stack: np.ndarray) -> tuple[float, float]:
     return med, sigma
 
 
-def _background(stack: np.ndarray, background: Any) -> tuple[float, float]:
+def bead_background(stack: np.ndarray, background: Any) -> tuple[float, float]:
     """Background level and noise sigma of a (Z, Y, X) stack."""
     med, sigma = _border_stats(stack)
     if background is None or (isinstance(background, str) and background == "auto"):
         return med, sigma
     if isinstance(background, str):
         raise ValueError(f"background must be None, 'auto' or a number, got {background!r}")
-    return _number("background", background), sigma
+    return check_number("background", background), sigma
 
 
 @dataclass
@@ -69,7 +69,7 @@ class _Bead:
     touches_border: bool
 
 
-def _find_beads(
+def find_beads(
     work: np.ndarray, sigma: float, noise_sigmas: float, detect_fraction: float
 ) -> list[_Bead]:
     """Beads of a background-subtracted (Z, Y, X) stack, brightest first."""
@@ -109,7 +109,7 @@ def _find_beads(
         plane = np.clip(work[z0], 0.0, None) * mask
         if not plane.sum() > 0:
             continue
-        com = _centre_of_mass(plane)
+        com = centre_of_mass(plane)
         touches = bool(
             comp[0, :].any() or comp[-1, :].any() or comp[:, 0].any() or comp[:, -1].any()
         )
@@ -191,24 +191,24 @@ def kernel_from_bead_stack(
     TypeError
         Non-numeric input.
     """
-    a = _as_array(stack, "bead stack", (2, 3))
+    a = as_array(stack, "bead stack", (2, 3))
     if a.ndim == 2:
         a = a[None]
     z_um, lateral = _bead_voxel(voxel_size)
-    px, sc, hr = _hr_pixel(image_pixel_size, scale)
-    e, mf = _common_options(energy, max_fwhm)
-    ns = _number("noise_sigmas", noise_sigmas)
+    px, sc, hr = hr_pixel(image_pixel_size, scale)
+    e, mf = common_options(energy, max_fwhm)
+    ns = check_number("noise_sigmas", noise_sigmas)
     if beads not in ("brightest", "average"):
         raise ValueError(f"beads must be 'brightest' or 'average', got {beads!r}")
 
-    bg, sigma = _background(a, background)
+    bg, sigma = bead_background(a, background)
     work = a - bg
     if not np.any(work > 0):
         raise ValueError(
             "the bead stack is empty after subtracting the background "
             f"({bg:.4g}): all-zero image, or background too high"
         )
-    found = _find_beads(work, sigma, ns, 0.1)
+    found = find_beads(work, sigma, ns, 0.1)
     used = found[:1] if beads == "brightest" else [b for b in found if not b.touches_border]
     if not used:
         used = found[:1]
@@ -219,36 +219,36 @@ def kernel_from_bead_stack(
         )
     acc: np.ndarray | None = None
     for b in used:
-        r = _resample(b.plane, b.centre, lateral, hr)
+        r = resample_psf(b.plane, b.centre, lateral, hr)
         if acc is None:
             acc = r
         else:  # grids may differ by a pixel: pad both to the larger one, centred
             shape = np.maximum(acc.shape, r.shape)
             acc = _pad_centred(acc, shape) + _pad_centred(r, shape)
     assert acc is not None
-    kernel, psf_fwhm = _kernel_on_hr_grid(acc, sc, bool(integrate_pixel), e, mf)
-    _check_fits(kernel, image_shape, sc)
+    kernel, psf_fwhm = kernel_on_hr_grid(acc, sc, bool(integrate_pixel), e, mf)
+    check_fits(kernel, image_shape, sc)
     first = used[0]
     source = {
         "type": "bead_stack",
-        "voxel_size_um": [_json_float(v) for v in ([z_um] if z_um else []) + list(lateral)],
-        "image_pixel_size_um": [_json_float(v) for v in px],
-        "scale": [_json_float(v) for v in sc],
-        "hr_pixel_size_um": [_json_float(v) for v in hr],
-        "background": _json_float(bg),
+        "voxel_size_um": [json_float(v) for v in ([z_um] if z_um else []) + list(lateral)],
+        "image_pixel_size_um": [json_float(v) for v in px],
+        "scale": [json_float(v) for v in sc],
+        "hr_pixel_size_um": [json_float(v) for v in hr],
+        "background": json_float(bg),
         "beads": beads,
         "n_beads": len(used),
-        "bead_position_px": [first.z, _json_float(first.centre[0]), _json_float(first.centre[1])],
+        "bead_position_px": [first.z, json_float(first.centre[0]), json_float(first.centre[1])],
         "integrate_pixel": bool(integrate_pixel),
         "energy": e,
         "max_fwhm": mf,
-        "psf_fwhm_um": [_json_float(psf_fwhm[0] * hr[0]), _json_float(psf_fwhm[1] * hr[1])],
+        "psf_fwhm_um": [json_float(psf_fwhm[0] * hr[0]), json_float(psf_fwhm[1] * hr[1])],
     }
     what = (
         f"bead PSF ({len(used)} bead{'s' if len(used) > 1 else ''}, plane z={first.z}, "
         f"{lateral[1]:.4g} um pixels)"
     )
-    return PSFKernel(kernel, _describe(kernel, what, hr), source)
+    return PSFKernel(kernel, describe_kernel(kernel, what, hr), source)
 
 
 def _pad_centred(a: np.ndarray, shape: Sequence[int]) -> np.ndarray:
@@ -257,7 +257,7 @@ def _pad_centred(a: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     return np.pad(a, pads)
 
 
-def _in_focus_plane(psf: np.ndarray) -> int:
+def in_focus_plane(psf: np.ndarray) -> int:
     """Index of the plane with the highest (lightly smoothed) peak of a (Z, Y, X) PSF."""
     smooth = ndimage.gaussian_filter(psf, sigma=(0.0, 1.0, 1.0))
     return int(np.argmax(smooth.reshape(smooth.shape[0], -1).max(axis=1)))
@@ -273,11 +273,11 @@ def _bead_voxel(voxel_size: Any) -> tuple[float | None, tuple[float, float]]:
     vs = np.asarray(voxel_size, dtype=object).ravel()
     if vs.size == 3:
         # the z step is not needed for the lateral kernel: a file may not know it
-        z_um: float | None = None if vs[0] is None else _length("voxel_size[0] (z)", vs[0])
-        lateral = _length_pair("voxel_size (y, x)", list(vs[1:]))
+        z_um: float | None = None if vs[0] is None else check_length("voxel_size[0] (z)", vs[0])
+        lateral = length_pair("voxel_size (y, x)", list(vs[1:]))
     elif vs.size in (1, 2):
         z_um = None
-        lateral = _length_pair("voxel_size", list(vs) if vs.size == 2 else vs[0])
+        lateral = length_pair("voxel_size", list(vs) if vs.size == 2 else vs[0])
     else:
         raise ValueError(f"voxel_size must hold 1, 2 or 3 lengths in um, got {vs.size}")
     return z_um, lateral

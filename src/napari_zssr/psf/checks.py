@@ -14,8 +14,8 @@ MIN_LENGTH_UM = 1e-4
 """Smallest accepted pixel size or z step, in micrometres."""
 MAX_LENGTH_UM = 50.0
 """Largest accepted pixel size or z step, in micrometres."""
-_FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
-_MAX_HR_RADIUS = 1024  # HR pixels: bound on the resampling canvas
+FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
+MAX_HR_RADIUS = 1024  # HR pixels: bound on the resampling canvas
 
 
 # --------------------------------------------------------------------------------------------
@@ -23,7 +23,7 @@ _MAX_HR_RADIUS = 1024  # HR pixels: bound on the resampling canvas
 # --------------------------------------------------------------------------------------------
 
 
-def _number(name: str, value: Any) -> float:
+def check_number(name: str, value: Any) -> float:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
     v = float(value)
@@ -32,9 +32,9 @@ def _number(name: str, value: Any) -> float:
     return v
 
 
-def _length(name: str, value: Any) -> float:
+def check_length(name: str, value: Any) -> float:
     """A length in um, checked for plausibility."""
-    v = _number(name, value)
+    v = check_number(name, value)
     if v <= 0:
         raise ValueError(f"{name} must be a positive length in micrometres (um), got {v:g}")
     if not MIN_LENGTH_UM <= v <= MAX_LENGTH_UM:
@@ -46,7 +46,7 @@ def _length(name: str, value: Any) -> float:
     return v
 
 
-def _length_pair(name: str, value: Any) -> tuple[float, float]:
+def length_pair(name: str, value: Any) -> tuple[float, float]:
     """A scalar or (y, x) pair of lengths in um."""
     if value is None:
         raise ValueError(
@@ -56,19 +56,19 @@ def _length_pair(name: str, value: Any) -> tuple[float, float]:
         vals = list(np.asarray(value, dtype=object).ravel())
         if len(vals) != 2:
             raise ValueError(f"{name} must be one number or a (y, x) pair, got {len(vals)} values")
-        return (_length(f"{name}[0]", vals[0]), _length(f"{name}[1]", vals[1]))
-    v = _length(name, value)
+        return (check_length(f"{name}[0]", vals[0]), check_length(f"{name}[1]", vals[1]))
+    v = check_length(name, value)
     return (v, v)
 
 
-def _scale_pair(scale: Any) -> tuple[float, float]:
+def scale_pair(scale: Any) -> tuple[float, float]:
     if isinstance(scale, (Sequence, np.ndarray)) and not isinstance(scale, str):
         vals = list(np.asarray(scale, dtype=object).ravel())
         if len(vals) != 2:
             raise ValueError(f"scale must be one number or a (y, x) pair, got {len(vals)} values")
-        pair = (_number("scale[0]", vals[0]), _number("scale[1]", vals[1]))
+        pair = (check_number("scale[0]", vals[0]), check_number("scale[1]", vals[1]))
     else:
-        s = _number("scale", scale)
+        s = check_number("scale", scale)
         pair = (s, s)
     for s in pair:
         if not 1.0 <= s <= MAX_SCALE:
@@ -76,14 +76,14 @@ def _scale_pair(scale: Any) -> tuple[float, float]:
     return pair
 
 
-def _fraction(name: str, value: Any, low: float, high: float) -> float:
-    v = _number(name, value)
+def check_fraction(name: str, value: Any, low: float, high: float) -> float:
+    v = check_number(name, value)
     if not low < v <= high:
         raise ValueError(f"{name} must be in ({low:g}, {high:g}], got {v:g}")
     return v
 
 
-def _as_array(arr: Any, name: str, ndims: tuple[int, ...]) -> np.ndarray:
+def as_array(arr: Any, name: str, ndims: tuple[int, ...]) -> np.ndarray:
     """A float64 copy of a numeric array with one of ``ndims`` dimensions, all finite."""
     a = np.asarray(arr)
     if a.dtype == object or a.dtype.kind not in "biuf":
@@ -100,7 +100,7 @@ def _as_array(arr: Any, name: str, ndims: tuple[int, ...]) -> np.ndarray:
     return a
 
 
-def _positive_part(a: np.ndarray, name: str) -> np.ndarray:
+def positive_part(a: np.ndarray, name: str) -> np.ndarray:
     """Clip small negative values (noise, numerical error) of a PSF with positive mass."""
     pos = float(a[a > 0].sum())
     neg = float(-a[a < 0].sum())
@@ -119,12 +119,12 @@ def _positive_part(a: np.ndarray, name: str) -> np.ndarray:
     return np.clip(a, 0.0, None)
 
 
-def _json_float(v: float) -> float:
+def json_float(v: float) -> float:
     return float(f"{float(v):.6g}")
 
 
-def _wavelength(name: str, value: Any) -> float:
-    v = _number(name, value)
+def check_wavelength(name: str, value: Any) -> float:
+    v = check_number(name, value)
     if not 0.2 <= v <= 2.0:
         hint = " (nanometres? divide by 1000)" if v > 2.0 else ""
         raise ValueError(
@@ -132,3 +132,16 @@ def _wavelength(name: str, value: Any) -> float:
             f"range [0.2, 2] um{hint}"
         )
     return v
+
+
+def check_z_ratio(z_ratio: Any) -> float:
+    """z step / lateral pixel size, in (1, MAX_SCALE]."""
+    if isinstance(z_ratio, (bool, np.bool_)) or not isinstance(z_ratio, (int, float, np.number)):
+        raise TypeError(f"z_ratio must be a number, got {type(z_ratio).__name__}")
+    r = float(z_ratio)
+    if not math.isfinite(r) or not 1.0 < r <= MAX_SCALE:
+        raise ValueError(
+            f"z_ratio (z step / xy pixel size) must be in (1, {MAX_SCALE:g}], got {z_ratio!r}; "
+            "a stack whose z step is not coarser than its pixel needs no isotropic reconstruction"
+        )
+    return r

@@ -15,14 +15,14 @@ from scipy import ndimage, signal
 
 from ..core.resize import cubic
 from .checks import (
-    _FWHM_PER_SIGMA,
-    _MAX_HR_RADIUS,
-    _as_array,
-    _fraction,
-    _length_pair,
-    _number,
-    _positive_part,
-    _scale_pair,
+    FWHM_PER_SIGMA,
+    MAX_HR_RADIUS,
+    as_array,
+    check_fraction,
+    check_number,
+    length_pair,
+    positive_part,
+    scale_pair,
 )
 
 
@@ -61,7 +61,7 @@ class PSFKernel:
 # --------------------------------------------------------------------------------------------
 
 
-def _box_1d(width: float) -> np.ndarray:
+def box_1d(width: float) -> np.ndarray:
     """Weights of a box ``width`` pixels wide at its natural phase, sum 1.
 
     An integer width gives ``width`` equal taps; a fractional one has partial end taps. The
@@ -81,7 +81,7 @@ def _box_1d(width: float) -> np.ndarray:
     return w / w.sum()
 
 
-def _resample_matrix(n_in: int, centre: float, p: float, h: float, radius: int) -> np.ndarray:
+def resample_matrix(n_in: int, centre: float, p: float, h: float, radius: int) -> np.ndarray:
     """Linear operator from ``n_in`` pixels of size ``p`` to ``2 * radius + 1`` of size ``h``.
 
     Output pixel ``k`` (``-radius..radius``) is centred at ``k * h`` from the input position
@@ -100,7 +100,7 @@ def _resample_matrix(n_in: int, centre: float, p: float, h: float, radius: int) 
     return cubic(pos - i) * (h / p)
 
 
-def _resample(
+def resample_psf(
     img: np.ndarray,
     centre: Sequence[float],
     p: Sequence[float],
@@ -115,13 +115,13 @@ def _resample(
         n = img.shape[ax]
         c = float(centre[ax])
         reach = max(c + 0.5, n - 0.5 - c) * p[ax] / h[ax]
-        radius = min(max(0, math.ceil(reach + 0.5 - 1e-9) - 1), _MAX_HR_RADIUS)
-        mats.append(_resample_matrix(n, c, p[ax], h[ax], radius))
+        radius = min(max(0, math.ceil(reach + 0.5 - 1e-9) - 1), MAX_HR_RADIUS)
+        mats.append(resample_matrix(n, c, p[ax], h[ax], radius))
     out = mats[0] @ img @ mats[1].T
     return np.clip(out, 0.0, None)
 
 
-def _centre_of_mass(a: np.ndarray) -> np.ndarray:
+def centre_of_mass(a: np.ndarray) -> np.ndarray:
     total = a.sum()
     return np.array(
         [
@@ -187,8 +187,8 @@ def kernel_fwhm(kernel: np.ndarray) -> tuple[float, float]:
     (float, float)
         FWHM along y and along x, in pixels.
     """
-    k = _positive_part(_as_array(kernel, "kernel", (2,)), "kernel")
-    com = _centre_of_mass(k)
+    k = positive_part(as_array(kernel, "kernel", (2,)), "kernel")
+    com = centre_of_mass(k)
     out = []
     for ax in range(2):
         n = k.shape[ax]
@@ -247,7 +247,7 @@ def _finish(kernel: np.ndarray) -> np.ndarray:
     return k
 
 
-def _check_fits(kernel: np.ndarray, image_shape: Any, scale: tuple[float, float]) -> None:
+def check_fits(kernel: np.ndarray, image_shape: Any, scale: tuple[float, float]) -> None:
     if image_shape is None:
         return
     shape = tuple(int(n) for n in np.asarray(image_shape).ravel())
@@ -262,7 +262,7 @@ def _check_fits(kernel: np.ndarray, image_shape: Any, scale: tuple[float, float]
         )
 
 
-def _kernel_on_hr_grid(
+def kernel_on_hr_grid(
     resampled: np.ndarray,
     scale: tuple[float, float],
     integrate_pixel: bool,
@@ -279,7 +279,7 @@ def _kernel_on_hr_grid(
     psf_radius = [(resampled.shape[ax] - 1) // 2 for ax in range(2)]
     k = resampled
     if integrate_pixel:
-        box = np.outer(_box_1d(scale[0]), _box_1d(scale[1]))
+        box = np.outer(box_1d(scale[0]), box_1d(scale[1]))
         if box.size > 1:
             k = signal.convolve2d(resampled, box, mode="full")
     max_half: list[int | None] = [None, None]
@@ -291,26 +291,26 @@ def _kernel_on_hr_grid(
     return _finish(k), psf_fwhm
 
 
-def _hr_pixel(
+def hr_pixel(
     image_pixel_size: Any, scale: Any
 ) -> tuple[tuple[float, float], tuple[float, float], tuple[float, float]]:
-    px = _length_pair("image_pixel_size", image_pixel_size)
-    sc = _scale_pair(scale)
+    px = length_pair("image_pixel_size", image_pixel_size)
+    sc = scale_pair(scale)
     hr = (px[0] / sc[0], px[1] / sc[1])
     return px, sc, hr
 
 
-def _common_options(energy: Any, max_fwhm: Any) -> tuple[float, float | None]:
-    e = _fraction("energy", energy, 0.5, 1.0)
+def common_options(energy: Any, max_fwhm: Any) -> tuple[float, float | None]:
+    e = check_fraction("energy", energy, 0.5, 1.0)
     if max_fwhm is None:
         return e, None
-    m = _number("max_fwhm", max_fwhm)
+    m = check_number("max_fwhm", max_fwhm)
     if not m >= 0.5:
         raise ValueError(f"max_fwhm must be >= 0.5 (FWHMs from the centre) or None, got {m:g}")
     return e, m
 
 
-def _describe(kernel: np.ndarray, what: str, hr: tuple[float, float]) -> str:
+def describe_kernel(kernel: np.ndarray, what: str, hr: tuple[float, float]) -> str:
     fy, fx = kernel_fwhm(kernel)
     hr_txt = f"{hr[0]:.4g} um" if hr[0] == hr[1] else f"{hr[0]:.4g} x {hr[1]:.4g} um"
     return (
@@ -319,18 +319,18 @@ def _describe(kernel: np.ndarray, what: str, hr: tuple[float, float]) -> str:
     )
 
 
-def _gaussian_taps(fwhm_px: float) -> np.ndarray:
+def gaussian_taps(fwhm_px: float) -> np.ndarray:
     """Gaussian of FWHM ``fwhm_px`` integrated over unit pixels, odd length, sum 1."""
     from scipy.special import ndtr
 
-    sigma = fwhm_px / _FWHM_PER_SIGMA
+    sigma = fwhm_px / FWHM_PER_SIGMA
     radius = max(1, math.ceil(4.0 * sigma + 0.5))
     edges = (np.arange(-radius, radius + 2) - 0.5) / sigma
     taps = np.diff(ndtr(edges))
     return taps / taps.sum()
 
 
-def _finish_1d(
+def finish_1d(
     profile: np.ndarray, integrate: float | None, energy: float, max_fwhm: float | None
 ) -> np.ndarray:
     """Integrate over ``integrate`` pixels (box), crop, normalise a centred odd 1-D profile."""
@@ -338,7 +338,7 @@ def _finish_1d(
     radius = (len(profile) - 1) // 2
     k = profile
     if integrate is not None and integrate > 1.0 + 1e-9:
-        k = np.convolve(profile, _box_1d(integrate), mode="full")
+        k = np.convolve(profile, box_1d(integrate), mode="full")
     cap = max(1, math.ceil(max_fwhm * fwhm)) if max_fwhm is not None and fwhm > 0 else None
     k2 = _crop(k[None, :], energy, [None, cap], [0, radius])
     return np.asarray(_finish(k2)[0]).copy()

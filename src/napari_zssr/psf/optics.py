@@ -10,18 +10,18 @@ from typing import Any
 import numpy as np
 
 from .checks import (
-    _json_float,
-    _number,
-    _wavelength,
+    check_number,
+    check_wavelength,
+    json_float,
 )
 from .geometry import (
     PSFKernel,
-    _check_fits,
-    _common_options,
-    _describe,
-    _hr_pixel,
-    _kernel_on_hr_grid,
-    _resample,
+    check_fits,
+    common_options,
+    describe_kernel,
+    hr_pixel,
+    kernel_on_hr_grid,
+    resample_psf,
 )
 
 
@@ -94,8 +94,8 @@ def kernel_from_optics(
     ValueError
         Implausible lengths (not in um), NA not below ni, unknown modality or model.
     """
-    px, sc, hr = _hr_pixel(image_pixel_size, scale)
-    e, mf = _common_options(energy, max_fwhm)
+    px, sc, hr = hr_pixel(image_pixel_size, scale)
+    e, mf = common_options(energy, max_fwhm)
     o = _check_optics(
         na=na,
         wavelength=wavelength,
@@ -122,9 +122,9 @@ def kernel_from_optics(
     if hr[0] == hr[1]:
         resampled = psf
     else:
-        resampled = _resample(psf, (half, half), (d, d), hr)
-    kernel, psf_fwhm = _kernel_on_hr_grid(resampled, sc, bool(integrate_pixel), e, mf)
-    _check_fits(kernel, image_shape, sc)
+        resampled = resample_psf(psf, (half, half), (d, d), hr)
+    kernel, psf_fwhm = kernel_on_hr_grid(resampled, sc, bool(integrate_pixel), e, mf)
+    check_fits(kernel, image_shape, sc)
     source = {
         "type": "optics",
         "modality": modality,
@@ -136,18 +136,18 @@ def kernel_from_optics(
         "ni": ni_v,
         "ns": ns_v,
         "depth_um": depth_v,
-        "image_pixel_size_um": [_json_float(v) for v in px],
-        "scale": [_json_float(v) for v in sc],
-        "hr_pixel_size_um": [_json_float(v) for v in hr],
+        "image_pixel_size_um": [json_float(v) for v in px],
+        "scale": [json_float(v) for v in sc],
+        "hr_pixel_size_um": [json_float(v) for v in hr],
         "integrate_pixel": bool(integrate_pixel),
         "energy": e,
         "max_fwhm": mf,
-        "psf_fwhm_um": [_json_float(psf_fwhm[0] * hr[0]), _json_float(psf_fwhm[1] * hr[1])],
+        "psf_fwhm_um": [json_float(psf_fwhm[0] * hr[0]), json_float(psf_fwhm[1] * hr[1])],
     }
     what = f"{modality} {model} PSF, NA {na_v:g}, {wvl * 1000:.0f} nm"
     if modality == "confocal":
         what += f" (excitation {ex_wvl * 1000:.0f} nm, pinhole {pin:g} AU)"
-    return PSFKernel(kernel, _describe(kernel, what, hr), source)
+    return PSFKernel(kernel, describe_kernel(kernel, what, hr), source)
 
 
 def _check_optics(
@@ -163,31 +163,31 @@ def _check_optics(
     model: str,
 ) -> dict[str, float]:
     """Checked optical parameters (lengths in um) of :func:`kernel_from_optics`."""
-    wvl = _wavelength("wavelength", wavelength)
+    wvl = check_wavelength("wavelength", wavelength)
     ex_wvl = (
         wvl
         if excitation_wavelength is None
-        else _wavelength("excitation_wavelength", excitation_wavelength)
+        else check_wavelength("excitation_wavelength", excitation_wavelength)
     )
-    ni_v = _number("ni", ni)
-    ns_v = _number("ns", ns)
+    ni_v = check_number("ni", ni)
+    ns_v = check_number("ns", ns)
     for name, v in (("ni", ni_v), ("ns", ns_v)):
         if not 1.0 <= v <= 2.0:
             raise ValueError(f"{name} is a refractive index in [1, 2], got {v:g}")
-    na_v = _number("na", na)
+    na_v = check_number("na", na)
     if not 0 < na_v < ni_v:
         raise ValueError(
             f"na must be in (0, ni) = (0, {ni_v:g}) (the NA cannot exceed the immersion "
             f"medium's refractive index), got {na_v:g}"
         )
-    depth_v = _number("depth", depth)
+    depth_v = check_number("depth", depth)
     if not 0 <= depth_v <= 1000:
         raise ValueError(f"depth must be in [0, 1000] um above the coverslip, got {depth_v:g}")
     if modality not in ("widefield", "confocal"):
         raise ValueError(f"modality must be 'widefield' or 'confocal', got {modality!r}")
     if model not in ("vectorial", "scalar", "gaussian"):
         raise ValueError(f"model must be 'vectorial', 'scalar' or 'gaussian', got {model!r}")
-    pin = _number("pinhole_au", pinhole_au)
+    pin = check_number("pinhole_au", pinhole_au)
     if modality == "confocal" and not 0 < pin <= 100:
         raise ValueError(f"pinhole_au must be in (0, 100] Airy units, got {pin:g}")
 

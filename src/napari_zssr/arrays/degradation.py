@@ -1,0 +1,237 @@
+"""The degradation a run trains under, set up from the image: the noise on the sons (its
+level and, for a Poisson-Gaussian camera, its shape) and an estimated kernel.
+
+Every plane-channel's noise is measured once (:class:`NoiseProfiles`) and shared by the
+noise on the sons, the Poisson-Gaussian fit and the kernel estimate.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from ..core.config import MAX_FATHER_PLANES, MAX_NOISE_STD, PRESETS, ZSSRConfig, default_noise_std
+from ..core.upscale import gradual_stages
+from .intensity import normalise_plane
+from .planes import sampled_planes
+
+__all__ = [
+    "NoiseProfiles",
+    "camera_noise",
+    "estimate_image_kernel",
+    "estimate_noise",
+    "kernel_fallback",
+    "noise_on_sons",
+    "resolve_kernel",
+    "resolve_noise",
+    "set_up_degradation",
+    "warn_ignored_gradual",
+]
+
+
+class NoiseProfiles:
+    """The noise profile (:func:`~napari_zssr.core.noise.noise_profile`) and mean of each
+    plane-channel of an image, measured once and shared by the noise on the sons, the
+    Poisson-Gaussian fit and the kernel estimate (each would otherwise measure the same
+    planes again: the patch statistics are most of an estimate's cost). Normalised units.
+
+    Parameters
+    ----------
+    arr, layout, info
+        The image, its layout and its intensity range (:mod:`napari_zssr.arrays.planes`); planes are
+        read (from a lazy array too) only when first asked for.
+    """
+
+    def __init__(self, arr: Any, layout: Any, info: Any) -> None:
+        self.arr, self.layout, self.info = arr, layout, info
+        self._planes: dict[tuple[int, ...], tuple[list[Any], float]] = {}
+
+    def plane(
+        self, idx: tuple[int, ...], normalised: np.ndarray | None = None
+    ) -> tuple[list[Any], float]:
+        """The profiles of plane ``idx``'s channels and the plane's mean intensity;
+        ``normalised``: the plane as :func:`~napari_zssr.arrays.intensity.normalise_plane`
+        gives it, when the caller has read it already (not read again)."""
+        if idx not in self._planes:
+            from ..core.noise import noise_profile
+
+            chans = normalised
+            if chans is None:
+                chans = normalise_plane(self.layout.plane(self.arr, idx), self.info)
+            self._planes[idx] = ([noise_profile(c) for c in chans], float(chans.mean()))
+        return self._planes[idx]
+
+    def sampled(self) -> list[tuple[int, ...]]:
+        """The planes the noise is measured on: up to 16 plane-channels over the stack."""
+        return sampled_planes(self.layout, max(1, MAX_FATHER_PLANES // self.layout.channels))
+
+
+def estimate_noise(profiles: NoiseProfiles) -> float:
+    """Median noise estimate over channels and up to 16 planes, in normalised units."""
+    # at most 16 plane-channels: about 0.1 s each on a 1024 x 1024 plane
+    values = [p.rms for idx in profiles.sampled() for p in profiles.plane(idx)[0]]
+    return float(min(max(np.median(values), 0.0), MAX_NOISE_STD))
+
+
+def resolve_noise(
+    noise: float | str | None,
+    preset: str,
+    config: ZSSRConfig | None,
+    estimate: float,
+    with_kernel: bool,
+) -> tuple[float, str, str | None]:
+    """The noise the run adds to the sons, where it came from ("set", "preset" or "auto"),
+    and a warning when a set (or preset) value is far below a high estimate."""
+    from ..core.noise import auto_noise_std, noise_warning
+
+    source = "set"
+    if noise is None:
+        noise = default_noise_std(preset, config)
+        source = "preset"
+    if noise == "auto":
+        return auto_noise_std(estimate, with_kernel=with_kernel), "auto", None
+    value = float(noise)
+    return value, source, noise_warning(value, estimate, with_kernel=with_kernel)
+
+
+def noise_on_sons(
+    profiles: NoiseProfiles,
+    noise: float | str | None,
+    preset: str,
+    config: ZSSRConfig | None,
+    with_kernel: bool,
+    *,
+    prefix: str = "",
+    warn: bool = True,
+) -> dict[str, Any]:
+    """The noise on the sons (``noise_std``), its source, the image's estimate and the warnings
+    of :func:`super_resolve`: each starts with ``prefix`` and, with ``warn``, is also issued
+    (:func:`~napari_zssr.super_resolve_many` issues its own, once every image is checked)."""
+    estimate = estimate_noise(profiles)
+    value, source, message = resolve_noise(noise, preset, config, estimate, with_kernel)
+    if message is not None:
+        message = prefix + message
+        if warn:
+            warnings.warn(message, UserWarning, stacklevel=4)
+    return {
+        "noise_std": value,
+        "noise_std_source": source,
+        "noise_estimate": estimate,
+        "warnings": [message] if message is not None else [],
+    }
+
+
+def camera_noise(profiles: NoiseProfiles, noise_std: float, model: str) -> dict[str, Any]:
+    """The sons' noise model: for ``"poisson-gaussian"`` the gain and offset fitted to the
+    image (median over channels and up to 16 planes, normalised units), scaled so that the
+    model's root-mean-square over the image is ``noise_std`` when that was set by hand (its
+    shape across intensities stays the image's); zero when the sons get no noise."""
+    if model != "poisson-gaussian" or noise_std == 0:
+        return {"noise_model": model, "noise_gain": 0.0, "noise_offset": 0.0}
+    planes = [profiles.plane(idx) for idx in profiles.sampled()]
+    fits = [p.poisson_gaussian_fit() for chans, _ in planes for p in chans]
+    gain, offset = (float(v) for v in np.median(np.asarray(fits), axis=0))
+    level = gain * float(np.mean([mean for _, mean in planes])) + offset  # the model's mean var
+    if level <= 0:  # no band above the noise floor: a flat variance at the level
+        gain, offset, level = 0.0, noise_std**2, noise_std**2
+    factor = noise_std**2 / level
+    return {"noise_model": model, "noise_gain": gain * factor, "noise_offset": offset * factor}
+
+
+def estimate_image_kernel(
+    kernel: str, profiles: NoiseProfiles, scale: tuple[float, float]
+) -> Any:
+    """``kernel="estimate"``: fit the kernel to the image (channel mean, up to 4 planes)."""
+    from ..core.kernel_estimate import MAX_PLANES, estimate_kernel
+
+    if kernel.strip().lower() != "estimate":
+        raise ValueError(f"kernel must be an array, None or 'estimate', got {kernel!r}")
+    layout, idxs = profiles.layout, sampled_planes(profiles.layout, MAX_PLANES)
+    read = [normalise_plane(layout.plane(profiles.arr, idx), profiles.info) for idx in idxs]
+    planes = [chans.mean(axis=0) for chans in read]
+    noise = None
+    if layout.channels == 1:  # the plane is the channel the noise on the sons is measured on
+        noise = [profiles.plane(idx, chans)[0][0].rms for idx, chans in zip(idxs, read)]
+    del read
+    return estimate_kernel(planes, scale, noise_std=noise)
+
+
+def kernel_fallback(kernel_est: Any) -> str | None:
+    """The warning of an estimated kernel that was not used, or None."""
+    if kernel_est is None or kernel_est.reliable:
+        return None
+    return kernel_est.fallback_message()
+
+
+def resolve_kernel(
+    kernel: Any, profiles: NoiseProfiles, scale: tuple[float, float]
+) -> tuple[Any, Any]:
+    """``kernel`` as given, or for ``"estimate"`` the estimated one (None, with a warning, when
+    the estimate is not reliable: the bicubic kernel is used), and the estimate itself."""
+    if not isinstance(kernel, str):
+        return kernel, None
+    kernel_est = estimate_image_kernel(kernel, profiles, scale)
+    fallback = kernel_fallback(kernel_est)
+    if fallback is not None:
+        warnings.warn(fallback, UserWarning, stacklevel=4)
+        return None, kernel_est
+    # from here on, used exactly like a given kernel
+    return kernel_est.kernel, kernel_est
+
+
+def warn_ignored_gradual(kernel: Any, cfg: ZSSRConfig, preset: Any, sc: tuple) -> None:
+    """Warn when the caller asked for gradual steps that a custom kernel rules out."""
+    preset_gradual = (
+        PRESETS[preset].gradual_scales if isinstance(preset, str) and preset in PRESETS else ()
+    )
+    if (
+        kernel is not None
+        and cfg.gradual_scales != preset_gradual  # the caller asked for other steps
+        and len(gradual_stages(sc, cfg.gradual_scales, cfg.gradual_above)) > 1
+    ):
+        warnings.warn(
+            "gradual_scales are ignored with a custom kernel (it is defined for the final "
+            "factor only)",
+            stacklevel=3,
+        )
+
+
+def set_up_degradation(
+    arr: Any,
+    layout: Any,
+    info: Any,
+    sc: tuple[float, float],
+    *,
+    kernel: Any,
+    noise: float | str | None,
+    noise_model: str,
+    preset: str,
+    config: ZSSRConfig | None,
+    cfg: ZSSRConfig,
+    saved: Any,
+) -> tuple[ZSSRConfig, Any, Any, dict[str, Any]]:
+    """The degradation of a :func:`~napari_zssr.super_resolve` run, from its checked
+    arguments and the image: the kernel (given, estimated or None), the noise on the sons
+    and the camera model.
+
+    Returns
+    -------
+    (ZSSRConfig, kernel, estimate, dict)
+        The configuration with the noise (and the saved network's shape), the kernel to use
+        (None: bicubic), the kernel estimate (None when none was made) and the noise's
+        account for the run information (with the warnings issued).
+    """
+    from ..core.kernels import validate_kernel
+
+    profiles = NoiseProfiles(arr, layout, info)  # measured once, for each use below
+    kernel, kernel_est = resolve_kernel(kernel, profiles, sc)
+    if kernel is not None:
+        validate_kernel(kernel, layout.plane_shape)
+    noise_info = noise_on_sons(profiles, noise, preset, config, kernel is not None)
+    noise_info["warnings"] += [m for m in [kernel_fallback(kernel_est)] if m is not None]
+    cfg = saved.config(cfg.replace(noise_std=noise_info.pop("noise_std")))
+    camera = camera_noise(profiles, cfg.noise_std, noise_model)
+    noise_info.update(camera)
+    return cfg.replace(**camera), kernel, kernel_est, noise_info

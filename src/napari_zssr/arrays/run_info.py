@@ -1,0 +1,83 @@
+"""The one builder of a run's information dictionary (``return_info=True``), shared by
+:func:`~napari_zssr.super_resolve`, :func:`~napari_zssr.super_resolve_many` and
+:func:`~napari_zssr.isotropic_z`, so that every run reports the same facts under the same
+keys, in the same order."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._version import __version__
+from ..core.config import ZSSRConfig
+
+__all__ = ["mean_loss", "run_info"]
+
+
+def mean_loss(losses: list[float]) -> float | None:
+    """The mean of a run's final losses (None when nothing was trained)."""
+    return float(np.mean(losses)) if losses else None
+
+
+def run_info(
+    *,
+    preset: Any,
+    config: ZSSRConfig | None,
+    cfg: ZSSRConfig,
+    seed: int,
+    device: Any,
+    device_reason: str,
+    seconds: float,
+    final_loss: float | None,
+    iterations: int,
+    intensity: Any,
+    input_shape: Any,
+    output_shape: Any,
+    method: str | None = None,
+    degradation: dict[str, Any] | None = None,
+    work: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A run's information, JSON-able except where ``degradation`` holds arrays.
+
+    Parameters
+    ----------
+    preset, config
+        As given to the run (the preset is recorded only when no ``config`` was given).
+    cfg : ZSSRConfig
+        The configuration the run used.
+    seed, device, device_reason
+        The seed and the device it ran on, with why that device.
+    seconds, final_loss, iterations
+        Its duration, its mean final training loss (None: nothing trained) and its total
+        training iterations.
+    intensity : IntensityInfo
+        The input's intensity handling.
+    input_shape, output_shape
+        The input's and the output's shapes.
+    method : str, optional
+        Which function ran, where it is not :func:`~napari_zssr.super_resolve`.
+    degradation : dict, optional
+        What the run trained under (scale, kernel, noise), after the configuration.
+    work : dict, optional
+        How the work was split (stack mode, planes, batches), after the device.
+    """
+    head: dict[str, Any] = {"version": __version__}
+    if method is not None:
+        head["method"] = method
+    return {
+        **head,
+        "preset": None if config is not None else preset,
+        "config": cfg.to_dict(),
+        **(degradation or {}),
+        "seed": int(seed),
+        "device": str(device),
+        "device_reason": device_reason,
+        **(work or {}),
+        "seconds": seconds,
+        "final_loss": final_loss,
+        "iterations": iterations,
+        "intensity": intensity.to_dict(),
+        "input_shape": list(input_shape),
+        "output_shape": list(output_shape),
+    }

@@ -12,7 +12,7 @@ import numpy as np
 from .._version import __version__
 from ..core.config import ZSSRConfig
 
-__all__ = ["mean_loss", "run_info"]
+__all__ = ["job_info", "mean_loss", "run_info"]
 
 
 def mean_loss(losses: list[float]) -> float | None:
@@ -81,3 +81,36 @@ def run_info(
         "input_shape": list(input_shape),
         "output_shape": list(output_shape),
     }
+
+
+def job_info(
+    job: Any,
+    *,
+    preset: Any,
+    config: ZSSRConfig | None,
+    seed: int,
+    device: tuple[Any, str],
+    seconds: float,
+    degradation: dict[str, Any],
+    work: dict[str, Any],
+    method: str | None = None,
+) -> dict[str, Any]:
+    """:func:`run_info` of a :class:`~napari_zssr.arrays.loop.PlaneJob` (its configuration,
+    intensities, shapes, iterations and losses); ``device`` is ``(device, reason)``."""
+    return run_info(
+        preset=preset,
+        config=config,
+        cfg=job.config,
+        seed=seed,
+        device=device[0],
+        device_reason=device[1],
+        seconds=seconds,
+        final_loss=mean_loss(job.losses),
+        iterations=job.iterations,
+        intensity=job.info,
+        input_shape=job.arr.shape,
+        output_shape=job.out.target.shape,
+        method=method,
+        degradation=degradation,
+        work=work,
+    )

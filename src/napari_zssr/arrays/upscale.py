@@ -31,7 +31,7 @@ from .loop import PlaneJob, fresh_networks, run_planes, shared_network
 from .networks import SavedRun
 from .output import prepare_output
 from .planes import make_layout
-from .run_info import mean_loss, run_info
+from .run_info import job_info
 from .snapshots import snapshot_relay
 from .upscale_many import auto_batch
 
@@ -320,19 +320,13 @@ def _run_information(
         **noise_info,
         "back_projection_iters": effective_back_projection(cfg),
     }
-    return run_info(
+    return job_info(
+        job,
         preset=preset,
         config=config,
-        cfg=cfg,
         seed=seed,
-        device=device[0],
-        device_reason=device[1],
+        device=device,
         seconds=seconds,
-        final_loss=mean_loss(job.losses),
-        iterations=job.iterations,
-        intensity=job.info,
-        input_shape=job.arr.shape,
-        output_shape=job.out.target.shape,
         degradation=degradation,
         work={"stack_mode": stack_mode, "n_planes": job.layout.n_planes, "batch_planes": n_batch},
     )

@@ -28,7 +28,7 @@ from .intensity import intensity_info
 from .loop import Plane, PlaneJob, auto_batch, fresh_networks, run_planes
 from .output import prepare_output
 from .planes import make_layout
-from .run_info import mean_loss, run_info
+from .run_info import job_info
 
 __all__ = ["super_resolve_many"]
 
@@ -147,19 +147,13 @@ def _image_info(
     seconds: float,
 ) -> dict[str, Any]:
     """One image's run information (its share of the time in ``seconds``)."""
-    return run_info(
+    return job_info(
+        job,
         preset=preset,
         config=config,
-        cfg=job.config,
         seed=seed,
-        device=device[0],
-        device_reason=device[1],
+        device=device,
         seconds=seconds,
-        final_loss=mean_loss(job.losses),
-        iterations=job.iterations,
-        intensity=job.info,
-        input_shape=job.arr.shape,
-        output_shape=job.out.target.shape,
         method="super_resolve_many",
         degradation={"noise_std": job.config.noise_std, **noise},
         work={"index": index, "batch_sizes": sizes, "seconds_per_image": seconds},

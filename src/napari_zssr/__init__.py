@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._version import __version__
 from .core.config import PRESETS, ZSSRConfig, resolve_config
 from .core.progress import Cancelled, Progress
-
-__version__ = "0.1.0"
 
 __all__ = [
     "PRESETS",

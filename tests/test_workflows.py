@@ -7,8 +7,12 @@ PyPI's trusted publishing (an OIDC token, no stored secret).
 
 from __future__ import annotations
 
+import importlib.util
+import io
 import re
+import tarfile
 import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -186,3 +190,47 @@ def test_pre_commit_runs_ruff():
     data = yaml.safe_load((REPO / ".pre-commit-config.yaml").read_text(encoding="utf-8"))
     hooks = {h["id"] for repo in data["repos"] for h in repo["hooks"]}
     assert {"ruff-check", "ruff-format"} <= hooks
+
+
+def _inspector():
+    spec = importlib.util.spec_from_file_location("inspect_dist", REPO / ".ci" / "inspect_dist.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _fake_dist(folder: Path, wheel_names: list[str], sdist_names: list[str]) -> None:
+    entry = "napari_zssr-1.0.dist-info/entry_points.txt"
+    with zipfile.ZipFile(folder / "napari_zssr-1.0-py3-none-any.whl", "w") as zf:
+        for name in wheel_names:
+            zf.writestr(name, "x")
+        zf.writestr(
+            entry,
+            "[console_scripts]\nnapari-zssr = napari_zssr.cli:main\n\n"
+            "[napari.manifest]\nnapari-zssr = napari_zssr:napari.yaml\n",
+        )
+    with tarfile.open(folder / "napari_zssr-1.0.tar.gz", "w:gz") as tf:
+        for name in sdist_names:
+            data = b"x"
+            info = tarfile.TarInfo(f"napari_zssr-1.0/{name}")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+
+
+def test_dist_inspection_fails_on_a_missing_data_file_or_stray_tests(tmp_path):
+    inspector = _inspector()
+    data = list(inspector.PACKAGE_DATA)
+    sdist = [*inspector.SDIST_TOP, *(f"src/{n}" for n in data), "tests/test_x.py"]
+    good = tmp_path / "good"
+    good.mkdir()
+    _fake_dist(good, [*data, "napari_zssr/__init__.py"], sdist)
+    assert inspector.problems(good) == []
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    wheel = [n for n in data if not n.endswith(".tif")] + ["tests/test_x.py"]
+    _fake_dist(bad, wheel, [*sdist, "benchmarks/natural.py"])
+    found = inspector.problems(bad)
+    assert "wheel lacks napari_zssr/data/membrane_2d.tif" in found
+    assert "wheel holds tests/test_x.py" in found
+    assert "sdist holds benchmarks/natural.py" in found
+    assert inspector.main([str(bad)]) == 1

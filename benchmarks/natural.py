@@ -950,7 +950,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     meta = {
         "command": command_line(argv),
-        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "version": __version__,
         "git": git_revision(),
         "device": str(dev),

@@ -43,11 +43,48 @@ def _is_integer(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
+#: Array types of other libraries, by the top module of their class: how to pass their data.
+_FOREIGN_ARRAYS = {
+    "torch": "a torch tensor; pass a NumPy array: {name}.detach().cpu().numpy()",
+    "cupy": "a CuPy array on the GPU; pass a NumPy array: {name}.get()",
+    "jax": "a JAX array; pass a NumPy array: numpy.asarray({name})",
+    "jaxlib": "a JAX array; pass a NumPy array: numpy.asarray({name})",
+    "tensorflow": "a TensorFlow tensor; pass a NumPy array: {name}.numpy()",
+}
+
+
+def _foreign_array(image: Any, name: str) -> str | None:
+    """Why ``image`` is refused as it is, and what to pass instead (None: not refused)."""
+    top = type(image).__module__.split(".")[0]
+    if top in _FOREIGN_ARRAYS:
+        return f"{name} is " + _FOREIGN_ARRAYS[top].format(name=name)
+    if top == "xarray" and hasattr(image, "dims"):
+        dims = tuple(str(d) for d in image.dims)
+        return (
+            f"{name} is an xarray.DataArray with dimensions {dims}, whose names are not read "
+            f"here; pass its data with Y and X last, e.g. {name}.transpose(..., 'y', 'x').data "
+            "(and channel_axis for a channel dimension)"
+        )
+    return None
+
+
 def check_image(image: Any, name: str = "image") -> Any:
     """A NumPy array (or a lazy array-like, returned as it is) with a numeric dtype, not
-    empty, not masked, without NaN or Inf (lazy arrays: found plane by plane later)."""
+    empty, not masked, without NaN or Inf (lazy arrays: found plane by plane later).
+    Arrays of other libraries (torch, CuPy, JAX, TensorFlow, xarray) are refused with what
+    to pass instead."""
+    foreign = _foreign_array(image, name)
+    if foreign is not None:
+        raise TypeError(foreign)
     if is_lazy(image):  # dask, zarr, memmap: read plane by plane, never whole
-        if np.dtype(image.dtype).kind == "O":
+        try:
+            dtype = np.dtype(image.dtype)
+        except TypeError:
+            raise TypeError(
+                f"{name} has dtype {image.dtype!r}, which NumPy cannot read; pass a NumPy "
+                "array (or a dask or zarr array) of a numeric dtype"
+            ) from None
+        if dtype.kind == "O":
             raise TypeError(f"{name} has dtype object; pass a numeric array")
         if math.prod(int(n) for n in image.shape) == 0:
             raise ValueError(f"{name} is empty (shape {tuple(image.shape)})")
@@ -86,6 +123,9 @@ def check_stack(stack: Any, channel_axis: Any) -> tuple[np.ndarray, np.ndarray, 
 
     ``(Z, Y, X)``, or 4-D with ``channel_axis``; the values as :func:`check_image` requires.
     """
+    foreign = _foreign_array(stack, "stack")
+    if foreign is not None:
+        raise TypeError(foreign)
     if isinstance(stack, (list, tuple)) or not hasattr(stack, "shape"):
         raise TypeError(f"stack must be a NumPy array, got {type(stack).__name__}")
     arr = np.asarray(stack)

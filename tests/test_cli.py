@@ -18,7 +18,9 @@ from napari_zssr.io import read_tiff, write_tiff
 HAS_ENGINE = importlib.util.find_spec("napari_zssr.arrays.upscale") is not None
 HAS_PSF = importlib.util.find_spec("napari_zssr.psf") is not None
 HAS_ISOTROPIC = importlib.util.find_spec("napari_zssr.arrays.isotropic") is not None
-needs_engine = pytest.mark.skipif(not HAS_ENGINE, reason="engine (napari_zssr.arrays.upscale) not present")
+needs_engine = pytest.mark.skipif(
+    not HAS_ENGINE, reason="engine (napari_zssr.arrays.upscale) not present"
+)
 FAST = ["--preset", "fast", "--max-iters", "20", "--quiet"]
 
 

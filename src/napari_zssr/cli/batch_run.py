@@ -16,7 +16,7 @@ from ..file_batch.batch import run_batch
 from ..file_batch.jobs import has_glob
 from ..file_batch.options import BatchOptions, check_batch_options
 from ..io.outputs import is_zarr_name
-from .run_command import command_line, request_from_args
+from .request_args import command_line, request_from_args
 
 __all__ = ["batch_command", "batch_options", "is_batch"]
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .errors import UsageError
+
+if TYPE_CHECKING:
+    from ..pipeline import RunRequest
 
 __all__ = ["BatchOptions", "check_batch_options"]
 
@@ -45,7 +48,7 @@ class BatchOptions:
     """
 
     inputs: tuple[str, ...]
-    request: Any
+    request: RunRequest
     command: str = "napari-zssr"
     output: str | None = None
     overwrite: bool = False

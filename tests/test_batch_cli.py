@@ -77,8 +77,8 @@ def _interrupt_after(monkeypatch, planes: int) -> None:
     done, as a killed run would stop."""
     import importlib
 
-    run_command = importlib.import_module("napari_zssr.cli.run_command")
-    real = run_command.progress_bar
+    progress = importlib.import_module("napari_zssr.file_batch.progress")
+    real = progress.progress_bar
     calls = {"files": 0}
 
     def bar(quiet, desc):
@@ -94,7 +94,7 @@ def _interrupt_after(monkeypatch, planes: int) -> None:
 
         return stop, close
 
-    monkeypatch.setattr(run_command, "progress_bar", bar)
+    monkeypatch.setattr(progress, "progress_bar", bar)
 
 
 @pytest.mark.parametrize("fmt", ["ome-zarr", "tiff"])
@@ -158,34 +158,37 @@ def test_unreachable_scheduler_on_the_command_line(folder, tmp_path, capsys, mon
 _ATTEMPTS: dict[str, int] = {}
 
 
-def _flaky_task(job, args, argv, threads):
+def _flaky_task(job, options, threads):
     """Fails the first attempt of every file (as a task on a lost worker), then runs it."""
-    from napari_zssr.file_batch.cluster import _task
+    from napari_zssr.file_batch.cluster import file_task
 
     key = str(job.output)
     _ATTEMPTS[key] = _ATTEMPTS.get(key, 0) + 1
     if _ATTEMPTS[key] == 1:
         raise RuntimeError("worker lost")
-    return _task(job, args, argv, threads)
+    return file_task(job, options, threads)
 
 
 def test_lost_tasks_are_retried_and_nothing_is_lost(folder, tmp_path):
-    from napari_zssr.cli.batch_run import expand_inputs, plan_jobs, process_file
+    from napari_zssr.cli.batch_run import batch_options
     from napari_zssr.cli.parser import build_parser
     from napari_zssr.file_batch.cluster import run_jobs
+    from napari_zssr.file_batch.jobs import expand_inputs, plan_jobs
+    from napari_zssr.file_batch.process import process_file
 
     def parse(out: Path) -> argparse.Namespace:
         return build_parser().parse_args(
             ["run", str(folder / "*.tif"), "-o", f"{out}/", "--format", "ome-zarr", *FAST]
         )
 
-    ref_args = parse(tmp_path / "ref")
-    for job in plan_jobs(expand_inputs(ref_args.input), ref_args):
-        process_file(job, ref_args, [])
+    ref_args = batch_options(parse(tmp_path / "ref"), [])
+    for job in plan_jobs(expand_inputs(ref_args.inputs), ref_args):
+        process_file(job, ref_args)
     args = parse(tmp_path / "dask")
     args.workers = 2
-    jobs = plan_jobs(expand_inputs(args.input), args)
-    statuses = run_jobs(jobs, args, [], processes=False, task=_flaky_task)
+    options = batch_options(args, [])
+    jobs = plan_jobs(expand_inputs(options.inputs), options)
+    statuses = run_jobs(jobs, options, processes=False, task=_flaky_task)
     assert statuses == ["wrote"] * 3
     assert all(_ATTEMPTS[str(j.output)] == 2 for j in jobs)
     for job in jobs:
@@ -193,32 +196,34 @@ def test_lost_tasks_are_retried_and_nothing_is_lost(folder, tmp_path):
         np.testing.assert_array_equal(_pixels(job.output), _pixels(ref))
 
 
-def _die_once(job, args, argv, threads):
+def _die_once(job, options, threads):
     """Ends its worker process on the first attempt at the second file (a lost worker)."""
     import os
 
-    from napari_zssr.file_batch.cluster import _task
+    from napari_zssr.file_batch.cluster import file_task
 
     marker = job.output.parent / ".died"
     if job.input.name == "img1.tif" and not marker.exists():
         marker.touch()
         os._exit(1)
-    return _task(job, args, argv, threads)
+    return file_task(job, options, threads)
 
 
 @pytest.mark.slow  # two worker processes start and import torch
 def test_a_killed_worker_process_loses_nothing(folder, tmp_path):
-    from napari_zssr.cli.batch_run import expand_inputs, plan_jobs, process_file
+    from napari_zssr.cli.batch_run import batch_options
     from napari_zssr.cli.parser import build_parser
     from napari_zssr.file_batch.cluster import run_jobs
+    from napari_zssr.file_batch.jobs import expand_inputs, plan_jobs
+    from napari_zssr.file_batch.process import process_file
 
     argv = ["run", str(folder / "*.tif"), "-o", f"{tmp_path / 'out'}/", *FAST, "--workers", "2"]
-    args = build_parser().parse_args(argv)
-    jobs = plan_jobs(expand_inputs(args.input), args)
-    assert run_jobs(jobs, args, [], processes=True, task=_die_once) == ["wrote"] * 3
+    args = batch_options(build_parser().parse_args(argv), [])
+    jobs = plan_jobs(expand_inputs(args.inputs), args)
+    assert run_jobs(jobs, args, processes=True, task=_die_once) == ["wrote"] * 3
     assert (tmp_path / "out" / ".died").exists()  # the worker really died
     ref = tmp_path / "ref.tif"
-    process_file(type(jobs[1])(jobs[1].input, ref, "tiff"), args, [])
+    process_file(type(jobs[1])(jobs[1].input, ref, "tiff"), args)
     np.testing.assert_array_equal(_pixels(jobs[1].output), _pixels(ref))
 
 

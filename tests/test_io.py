@@ -386,3 +386,67 @@ def test_ome_fields_round_trip_and_cross_to_imagej(tmp_path):
     ij = tmp_path / "out_ij.tif"
     write_tiff(ij, data.astype(np.uint16), axes="TCYX", extra=meta.extra)
     assert read_tiff(ij)[1].extra["imagej"]["finterval"] == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize(
+    ("name", "single", "batch"),
+    [
+        ("a.tif", "a_zssr.tif", "a_zssr.tif"),
+        ("a.OME.TIFF", "a_zssr.tif", "a_zssr.tif"),
+        ("a.ome.zarr", "a.ome.zarr_zssr.tif", "a_zssr.tif"),
+        ("a.png", "a.png_zssr.tif", "a_zssr.tif"),
+    ],
+)
+def test_output_names(tmp_path, name, single, batch):
+    from napari_zssr.io.outputs import output_for
+
+    inp = tmp_path / name
+    assert output_for(inp) == tmp_path / single
+    assert output_for(inp, keep_other_suffix=False) == tmp_path / batch
+    folder = tmp_path / "out"
+    zarr_name = batch.replace(".tif", ".ome.zarr")
+    assert output_for(inp, "ome-zarr", folder, keep_other_suffix=False) == folder / zarr_name
+
+
+def test_an_output_that_is_the_input_is_refused(tmp_path):
+    from napari_zssr.io.outputs import refuse_input_as_output
+
+    inp = tmp_path / "a.tif"
+    inp.write_bytes(b"data")
+    (tmp_path / "link.tif").hardlink_to(inp)
+    for out in (inp, tmp_path / "." / "a.tif", tmp_path / "link.tif"):
+        with pytest.raises(ValueError, match="output is the input file"):
+            refuse_input_as_output(inp, out)
+    refuse_input_as_output(inp, tmp_path / "b.tif")  # another file: no error
+    assert inp.read_bytes() == b"data"
+
+
+def test_output_store_records_the_pixel_size_divided_by_the_scale(tmp_path):
+    zarr = pytest.importorskip("zarr")
+    pytest.importorskip("ome_zarr")
+    from napari_zssr.io.inputs import InputMeta, open_input
+    from napari_zssr.io.zarr_store import output_store
+
+    path = tmp_path / "o.ome.zarr"
+    output_store(
+        path, shape=(2, 8, 6), dtype="uint16", axes="ZYX",
+        pixel_size=(0.5, 0.2, 0.3), scale=(2.0, 3.0),
+    )  # fmt: skip
+    group = zarr.open_group(str(path), mode="r")
+    scale = group.attrs["ome"]["multiscales"][0]["datasets"][0]["coordinateTransformations"]
+    assert scale[0]["scale"] == pytest.approx([0.5, 0.1, 0.1])
+    image, meta = open_input(path)
+    assert isinstance(meta, InputMeta) and meta.axes == "ZYX" and image.shape == (2, 8, 6)
+    assert meta.pixel_size == pytest.approx((0.5, 0.1, 0.1)) and meta.extra == {}
+
+
+def test_open_pixels_maps_a_plain_tiff(tmp_path):
+    from napari_zssr.io.inputs import open_pixels
+
+    image = np.arange(2 * 5 * 7, dtype=np.uint16).reshape(2, 5, 7)
+    write_tiff(tmp_path / "s.tif", image, axes="ZYX")
+    pixels = open_pixels(tmp_path / "s.tif", image.shape, "uint16")
+    assert isinstance(pixels, np.memmap)
+    np.testing.assert_array_equal(pixels, image)
+    # another shape than the file's: read whole through open_input
+    np.testing.assert_array_equal(open_pixels(tmp_path / "s.tif", (70,), "uint16"), image)

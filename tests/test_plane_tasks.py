@@ -35,25 +35,28 @@ def _args(inp: Path, out: Path, *extra: str) -> argparse.Namespace:
     return build_parser().parse_args(["run", str(inp), "-o", str(out), *FAST, *SPLIT, *extra])
 
 
-def _job(args: argparse.Namespace):
-    from napari_zssr.cli.batch_run import expand_inputs, plan_jobs
+def _job(options):
+    from napari_zssr.file_batch.jobs import expand_inputs, plan_jobs
 
-    return plan_jobs(expand_inputs(args.input), args)[0]
+    return plan_jobs(expand_inputs(options.inputs), options)[0]
 
 
 def _reference(inp: Path, tmp_path: Path) -> np.ndarray:
-    from napari_zssr.cli.batch_run import process_file
+    from napari_zssr.cli.batch_run import batch_options
+    from napari_zssr.file_batch.process import process_file
 
-    args = _args(inp, tmp_path / "ref.ome.zarr")
-    assert process_file(_job(args), args, []) == "wrote"
+    options = batch_options(_args(inp, tmp_path / "ref.ome.zarr"), [])
+    assert process_file(_job(options), options) == "wrote"
     return zarr.open_group(str(tmp_path / "ref.ome.zarr"), mode="r")["0"][:]
 
 
 def _run(args: argparse.Namespace, **kw) -> list[str]:
+    from napari_zssr.cli.batch_run import batch_options
     from napari_zssr.file_batch.cluster import run_jobs
 
     args.workers = 2
-    return run_jobs([_job(args)], args, [], processes=False, **kw)
+    options = batch_options(args, [])
+    return run_jobs([_job(options)], options, processes=False, **kw)
 
 
 def test_plane_tasks_equal_one_process(stack_file, tmp_path):
@@ -70,13 +73,13 @@ def test_plane_tasks_equal_one_process(stack_file, tmp_path):
     assert _run(_args(stack_file, out, "--planes-per-task", "2")) == ["skipped (complete)"]
 
 
-def _fail_on_last_plane(stack, planes, args, argv, threads):
+def _fail_on_last_plane(stack, planes, options, threads):
     """A task that dies (every attempt) when it holds the last plane."""
     from napari_zssr.file_batch.plane_tasks import plane_task
 
     if stack.n_planes - 1 in planes:
         raise RuntimeError("worker lost")
-    return plane_task(stack, planes, args, argv, threads)
+    return plane_task(stack, planes, options, threads)
 
 
 def test_a_killed_split_run_resumes_to_the_same_output(stack_file, tmp_path):

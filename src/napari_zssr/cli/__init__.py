@@ -20,10 +20,11 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+from ..file_batch.errors import UsageError
 from ..io import Terminated, sigterm_raises
 from ..pipeline.request import RequestError
 from .demo import WIDGET_NAME, demo_command, has_display
-from .parser import UsageError, build_parser
+from .parser import build_parser
 from .run_command import run_command
 from .train_command import train_command
 

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from .._version import __version__
+from ..file_batch.progress import progress_bar
 from ..io import atomic_write, check_writable, write_tiff
-from .run_command import CLI_LABELS, progress_bar
+from .request_args import CLI_LABELS
 
 __all__ = ["WIDGET_NAME", "demo_command", "has_display"]
 

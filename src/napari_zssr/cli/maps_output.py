@@ -16,20 +16,15 @@ from typing import Any
 
 from .._version import __version__
 from ..io import write_tiff
+from ..io.outputs import TIFF_SUFFIXES, split_suffix
 from ..pipeline import MAP_MEANINGS, RunResult, describe_resolution
 
 __all__ = ["map_paths", "remove_quietly", "resolution_line", "write_maps"]
 
-_TIFF_SUFFIXES = (".ome.tiff", ".ome.tif", ".tiff", ".tif")
-
 
 def map_paths(out: Path) -> dict[str, Path]:
     """``OUT_<map>.tif`` beside ``out`` for every map, keeping the output's TIFF suffix."""
-    name, suffix = out.name, ""
-    for ending in _TIFF_SUFFIXES:
-        if name.lower().endswith(ending):
-            name, suffix = name[: -len(ending)], name[-len(ending) :]
-            break
+    name, suffix = split_suffix(out.name, TIFF_SUFFIXES) or (out.name, "")
     return {key: out.with_name(f"{name}_{key}{suffix}") for key in MAP_MEANINGS}
 
 

@@ -9,9 +9,11 @@ import numpy as np
 
 from .._version import __version__
 from ..core.config import MAX_NOISE_STD, MAX_SCALE, NOISE_MODELS, PRESETS
+from ..file_batch.errors import UsageError
+from ..file_batch.jobs import FORMATS
 from ..pipeline.request import MODALITIES, STACK_MODES
 
-__all__ = ["UsageError", "build_parser"]
+__all__ = ["UsageError", "add_batch_arguments", "build_parser"]
 
 _DEVICE_HELP = "auto (default), cpu, cuda, cuda:N or mps"
 
@@ -28,10 +30,6 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
             return text
         return super()._get_help_string(action)
-
-
-class UsageError(Exception):
-    """A command-line mistake, reported in one line with exit status 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -177,8 +175,6 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
     _add_training_arguments(run.add_argument_group("training"))
     _add_network_arguments(run.add_argument_group("saved network"))
     _add_quality_arguments(run.add_argument_group("quality"))
-    from .batch_run import add_batch_arguments
-
     add_batch_arguments(run.add_argument_group("batches, OME-Zarr and clusters"))
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
 
@@ -355,4 +351,47 @@ def _add_quality_arguments(quality: Any) -> None:
         "the network is unsure), OUTPUT_consistency.tif (where it disagrees with the input) "
         "and OUTPUT_added.tif (what it added beyond bicubic), and print the decorrelation "
         "resolution before and after; not with --z-isotropic",
+    )
+
+
+def add_batch_arguments(group: Any) -> None:
+    """The options of many inputs, output format and Dask (one argument group)."""
+    group.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="output format (default: from OUTPUT's suffix, .zarr for OME-Zarr, else tiff)",
+    )
+    group.add_argument(
+        "--batch-planes",
+        type=_positive_int,
+        metavar="K",
+        help="with --stack-mode per_plane: networks of K planes trained together "
+        "(default: from the free GPU memory, 1 on the CPU)",
+    )
+    group.add_argument(
+        "--workers",
+        type=_positive_int,
+        metavar="N",
+        help="run the files on a local Dask cluster of N worker processes",
+    )
+    group.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run the files on an existing Dask cluster, e.g. tcp://host:8786",
+    )
+    group.add_argument(
+        "--planes-per-task",
+        type=_positive_int,
+        metavar="K",
+        help="with a Dask cluster, --stack-mode per_plane and OME-Zarr output: K planes of a "
+        "stack per task (default: about 3 tasks per worker); shared mode and TIFF output "
+        "keep one task per file",
+    )
+    group.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        metavar="N",
+        help="with a Dask cluster: times a failed file is rerun (a lost worker's files are "
+        "rescheduled by Dask)",
     )

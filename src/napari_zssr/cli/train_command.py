@@ -7,39 +7,31 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from .parser import UsageError
+from ..file_batch.errors import UsageError
+from ..io.outputs import check_input_file, check_replaceable, refuse_input_as_output
+from .request_args import request_from_args
+from .run_command import read_and_run
 
-__all__ = ["describe_network", "train_command"]
-
-
-def describe_network(saved: dict[str, Any]) -> str:
-    """The summary line of a run that applied a saved network (``info["saved_network"]``)."""
-    tuned = saved.get("finetune") or 0
-    how = f"fine-tuned {tuned} iterations per plane" if tuned else "applied as saved"
-    return f"network: {saved['source']} ({saved['description']}), {how}"
+__all__ = ["train_command"]
 
 
 def _check_output(inp: Path, out: Path, overwrite: bool) -> None:
-    """A TIFF input that exists, and a new ``.zssr`` file whose folder is writable."""
+    """A TIFF input that exists, and a new ``.zssr`` file, not the input, whose folder is
+    writable."""
     from ..io import check_writable
 
-    if not inp.is_file():
-        raise FileNotFoundError(f"input file not found: {inp}")
+    check_input_file(inp)
     if out.suffix.lower() != ".zssr":
         raise ValueError(f"the network file must end in .zssr, got {out}")
-    if out.is_dir():
-        raise ValueError(f"output is a folder: {out}")
-    if out.exists() and not overwrite:
-        raise ValueError(f"output exists: {out} (use --overwrite to replace it)")
+    check_replaceable(out, overwrite)
+    refuse_input_as_output(inp, out)
     check_writable(out)  # before reading and training
 
 
 def train_command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     """The ``train`` subcommand: check, read, train (in one jump), save the network."""
     from ..io.model_file import save_model
-    from .run_command import read_and_run, request_from_args
 
     if args.z_isotropic or args.axial_fwhm is not None:
         raise UsageError(

@@ -3,28 +3,31 @@
 ``--workers N`` starts a :class:`distributed.LocalCluster`; ``--scheduler ADDRESS`` connects
 to a running one (for instance a ``dask_jobqueue.SLURMCluster``). Each file is one task
 (``client.map`` with ``retries``), except the stacks whose planes are tasks of their own
-(:mod:`napari_zssr.file_batch.plane_tasks`): it reads its input, trains, and writes its own output, so
-a task that is rerun after its worker was lost gives the same file (a TIFF is replaced
+(:mod:`napari_zssr.file_batch.plane_tasks`): it reads its input, trains, and writes its own
+output, so a task that is rerun after its worker was lost gives the same file (a TIFF is replaced
 whole, an OME-Zarr store continues from its finished planes). On a machine with GPUs each
 worker takes the GPU of its rank.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["CONNECT_TIMEOUT_S", "connect", "run_jobs", "worker_device"]
+from ..io.extras import require
+from .options import BatchOptions
+from .plane_tasks import finish_stack, submit_stacks
+from .process import process_file
+from .worker import set_threads, worker_device
+
+__all__ = ["CONNECT_TIMEOUT_S", "connect", "file_task", "run_jobs"]
 
 #: Seconds to wait for a scheduler before giving up with an error.
 CONNECT_TIMEOUT_S = 10
 
 
 def _distributed() -> Any:
-    from ..io.extras import require
-
     return require("distributed", "--workers and --scheduler (a Dask cluster)")
 
 
@@ -66,69 +69,41 @@ def connect(
     return distributed.Client(cluster), cluster
 
 
-def worker_device(requested: str) -> str:
-    """The device of the task's worker: with ``"auto"`` and CUDA, the GPU of the worker's
-    rank (its name on a local cluster) modulo the GPUs it sees; else ``requested``."""
-    if requested != "auto":
-        return requested
-    import torch
-
-    if not torch.cuda.is_available():
-        return requested
-    try:
-        from distributed import get_worker
-
-        name = get_worker().name
-    except (ImportError, ValueError):
-        return requested
-    rank = int(name) if isinstance(name, int) or str(name).isdigit() else 0
-    return f"cuda:{rank % torch.cuda.device_count()}"
-
-
-def _task(job: Any, args: argparse.Namespace, argv: Sequence[str], threads: int) -> str:
+def file_task(job: Any, options: BatchOptions, threads: int) -> str:
     """One file on a worker: torch threads for its share of the cores, its own device."""
-    import torch
-
-    from ..cli.batch_run import process_file
-
-    if threads > 0:  # a local cluster: the machine's cores shared out; else torch's default
-        torch.set_num_threads(threads)
-    return process_file(job, args, argv, device=worker_device(args.device))
+    set_threads(threads)
+    return process_file(job, options, device=worker_device(options.request.device))
 
 
 def run_jobs(
     jobs: Sequence[Any],
-    args: argparse.Namespace,
-    argv: Sequence[str],
+    options: BatchOptions,
     *,
     processes: bool = True,
     task: Any = None,
     plane_task: Any = None,
 ) -> list[str]:
-    """Run ``jobs`` as tasks on the cluster the arguments name; their statuses, in order.
+    """Run ``jobs`` as tasks on the cluster the options name; their statuses, in order.
 
     A stack in per-plane mode with an OME-Zarr output is split into tasks of a few planes
-    (:mod:`napari_zssr.file_batch.plane_tasks`); every other file is one task. A task whose worker
-    dies is rescheduled by Dask on another worker; a task that fails is rerun up to
-    ``args.retries`` times, then stops the batch with its error (outputs and planes already
+    (:mod:`napari_zssr.file_batch.plane_tasks`); every other file is one task. A task whose
+    worker dies is rescheduled by Dask on another worker; a task that fails is rerun up to
+    ``options.retries`` times, then stops the batch with its error (outputs and planes already
     complete stay, and a rerun of the command skips them).
     """
-    from .plane_tasks import finish_stack, submit_stacks
-
-    client, cluster = connect(args.workers, args.scheduler, processes=processes)
+    client, cluster = connect(options.workers, options.scheduler, processes=processes)
     try:
         n_workers = max(1, len(client.scheduler_info(n_workers=-1).get("workers", {})))
         threads = max(1, (os.cpu_count() or 1) // n_workers) if cluster is not None else 0
         stacks = submit_stacks(
-            client, jobs, args, argv, n_workers=n_workers, threads=threads, task=plane_task
+            client, jobs, options, n_workers=n_workers, threads=threads, task=plane_task
         )
         futures = client.map(
-            task or _task,
+            task or file_task,
             [job for i, job in enumerate(jobs) if i not in stacks],
-            args=args,
-            argv=list(argv),
+            options=options,
             threads=threads,
-            retries=int(args.retries),
+            retries=int(options.retries),
             pure=False,
         )
         files = iter(client.gather(futures))

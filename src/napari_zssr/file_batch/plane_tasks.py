@@ -1,7 +1,7 @@
 """The planes of a stack as Dask tasks (``--stack-mode per_plane``, OME-Zarr output).
 
-On a cluster (:mod:`napari_zssr.file_batch.cluster`) a stack whose planes train independently is split
-into groups of planes, one task each. The client creates the output OME-Zarr store once,
+On a cluster (:mod:`napari_zssr.file_batch.cluster`) a stack whose planes train independently
+is split into groups of planes, one task each. The client creates the output OME-Zarr store once,
 with a ``napari_zssr_planes`` array beside the image: one uint64 element per plane, each in
 a chunk (a file) of its own. A task opens the input lazily (zarr, OME-Zarr, an uncompressed
 TIFF through a memmap), runs :func:`~napari_zssr.super_resolve` on the whole stack with a
@@ -20,18 +20,26 @@ on the whole stack, and a TIFF is written whole: those files stay one task each.
 
 from __future__ import annotations
 
-import argparse
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from ..io.inputs import open_input, open_pixels
+from .errors import UsageError
+from .jobs import output_complete
+from .options import BatchOptions
+from .process import SKIPPED, open_output, prepare_request
+from .record import run_record
+from .worker import set_threads, worker_device
 
 __all__ = [
     "MARKS",
     "TASKS_PER_WORKER",
     "Stack",
+    "StackInput",
     "check_plane_options",
     "finish_stack",
     "plane_groups",
@@ -46,15 +54,19 @@ MARKS = "napari_zssr_planes"
 TASKS_PER_WORKER = 3
 
 
-def check_plane_options(jobs: Sequence[Any], args: argparse.Namespace) -> None:
-    """Refuse ``--planes-per-task`` where a stack cannot be split, with the reason."""
-    from ..cli.parser import UsageError
+def check_plane_options(jobs: Sequence[Any], options: BatchOptions) -> None:
+    """Refuse ``--planes-per-task`` where a stack cannot be split, with the reason.
 
-    if getattr(args, "planes_per_task", None) is None:
+    Raises
+    ------
+    UsageError
+        Without a cluster, in the shared stack mode, or with a TIFF output.
+    """
+    if options.planes_per_task is None:
         return
-    if args.workers is None and args.scheduler is None:
+    if not options.on_cluster:
         raise UsageError("--planes-per-task needs a Dask cluster (--workers or --scheduler)")
-    if args.stack_mode != "per_plane":
+    if options.request.stack_mode != "per_plane":
         raise UsageError(
             "--planes-per-task needs --stack-mode per_plane: the shared mode trains one "
             "network on the whole stack, so each file is one task"
@@ -66,9 +78,10 @@ def check_plane_options(jobs: Sequence[Any], args: argparse.Namespace) -> None:
         )
 
 
-def splits(job: Any, args: argparse.Namespace) -> bool:
+def splits(job: Any, options: BatchOptions) -> bool:
     """Whether the job's planes may be tasks of their own."""
-    return job.fmt == "ome-zarr" and args.stack_mode == "per_plane" and not args.z_isotropic
+    request = options.request
+    return job.fmt == "ome-zarr" and request.stack_mode == "per_plane" and not request.z_isotropic
 
 
 def plane_groups(n_planes: int, per_task: int) -> list[list[int]]:
@@ -77,12 +90,24 @@ def plane_groups(n_planes: int, per_task: int) -> list[list[int]]:
 
 
 @dataclass(frozen=True)
+class StackInput:
+    """What the plane tasks need to know of a stack's input: its ``axes`` and ``pixel_size``
+    (as the file gives them, micrometres), ``shape`` and ``dtype`` (a name, e.g. ``"uint16"``);
+    no ``extra`` fields (a store has no place for them)."""
+
+    axes: str | None
+    pixel_size: tuple[float | None, float | None, float | None]
+    shape: tuple[int, ...]
+    dtype: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Stack:
-    """A stack split into plane tasks: its job, what the tasks need to know of its input
-    (``axes``, ``pixel_size``, ``shape``, ``dtype``) and its number of planes."""
+    """A stack split into plane tasks: its job, its input and its number of planes."""
 
     job: Any
-    meta: argparse.Namespace
+    meta: StackInput
     n_planes: int
 
 
@@ -96,25 +121,22 @@ def _n_planes(request: Any, plan: Any) -> int:
     return make_layout(arranged.image.shape, arranged.channel_axis, bool(arranged.rgb)).n_planes
 
 
-def prepare_stack(job: Any, args: argparse.Namespace) -> Stack | str | None:
+def prepare_stack(job: Any, options: BatchOptions) -> Stack | str | None:
     """Create the job's output store and plane marks: its :class:`Stack`; a status when
     its output is complete; None when it stays one task (one plane only)."""
-    from ..cli.batch_run import _open_output, _read, output_complete, prepare_request
-
-    if output_complete(job) and not args.overwrite:
-        return "skipped (complete)"
-    image, meta = _read(job.input)
-    request, plan = prepare_request(args, image, meta)
+    if output_complete(job) and not options.overwrite:
+        return SKIPPED
+    image, meta = open_input(job.input)
+    request, plan = prepare_request(options, image, meta)
     n_planes = _n_planes(request, plan)
     if n_planes < 2:
         return None
-    store = _open_output(job, request, plan, image, args)
+    store = open_output(job, request, plan, image, options.overwrite)
     _marks(job.output, n_planes)
     del store
-    info = argparse.Namespace(
+    info = StackInput(
         axes=meta.axes,
         pixel_size=meta.pixel_size,
-        extra={},
         shape=tuple(int(n) for n in image.shape),
         dtype=str(np.dtype(image.dtype)),
     )
@@ -133,54 +155,32 @@ def _marks(path: Any, n_planes: int) -> Any:
     )
 
 
-def _open_input(path: Any, meta: argparse.Namespace) -> Any:
-    """The input without reading it whole: zarr lazily, a TIFF through a memmap when its
-    pixels are stored plainly (else read whole)."""
-    from ..io import read_tiff
-    from ..io.zarr_store import is_zarr_path, open_ome_zarr
-
-    if is_zarr_path(path):
-        return open_ome_zarr(path)[0]
-    import tifffile
-
-    try:
-        mapped = tifffile.memmap(str(path), mode="r")
-    except Exception:  # compressed or tiled pixels cannot be mapped: read them
-        mapped = None
-    if mapped is not None and mapped.shape == meta.shape and mapped.dtype == meta.dtype:
-        return mapped
-    return read_tiff(path)[0]
-
-
 def plane_task(
-    stack: Stack, planes: list[int], args: argparse.Namespace, argv: Sequence[str], threads: int
+    stack: Stack, planes: list[int], options: BatchOptions, threads: int
 ) -> tuple[str | None, dict[str, Any]]:
-    """Compute ``planes`` of ``stack`` on a worker: the run's fingerprint and its record."""
-    import torch
+    """Compute ``planes`` of ``stack`` on a worker: the run's fingerprint and its record.
+
+    The input is opened without reading it whole (zarr lazily, a plain TIFF mapped).
+    """
     import zarr
 
     from ..arrays.output import PlaneShard
-    from ..cli.batch_run import prepare_request
-    from ..cli.run_command import run_record
     from ..pipeline import run
-    from .cluster import worker_device
 
-    if threads > 0:  # a local cluster: the machine's cores shared out; else torch's default
-        torch.set_num_threads(threads)
+    set_threads(threads)
     job = stack.job
-    image = _open_input(job.input, stack.meta)
+    image = open_pixels(job.input, stack.meta.shape, stack.meta.dtype)
     group = zarr.open_group(str(job.output), mode="r+")
     shard = PlaneShard(group["0"], group[MARKS], planes)
-    request, _ = prepare_request(args, image, stack.meta, worker_device(args.device))
+    request, _ = prepare_request(options, image, stack.meta, worker_device(options.request.device))
     result = run(request.replace(out=shard))
-    return shard.fingerprint, run_record(job.input, job.output, result, argv)
+    return shard.fingerprint, run_record(job.input, job.output, result, options.command)
 
 
 def submit_stacks(
     client: Any,
     jobs: Sequence[Any],
-    args: argparse.Namespace,
-    argv: Sequence[str],
+    options: BatchOptions,
     *,
     n_workers: int,
     threads: int,
@@ -190,14 +190,14 @@ def submit_stacks(
     or ``(Stack, futures)``. Jobs left out run as one task each."""
     submitted: dict[int, Any] = {}
     for i, job in enumerate(jobs):
-        if not splits(job, args):
+        if not splits(job, options):
             continue
-        stack = prepare_stack(job, args)
+        stack = prepare_stack(job, options)
         if stack is None or isinstance(stack, str):
             if stack is not None:
                 submitted[i] = stack
             continue
-        per_task = args.planes_per_task or math.ceil(
+        per_task = options.planes_per_task or math.ceil(
             stack.n_planes / (TASKS_PER_WORKER * n_workers)
         )
         groups = plane_groups(stack.n_planes, per_task)
@@ -206,10 +206,9 @@ def submit_stacks(
                 task or plane_task,
                 stack,
                 group,
-                args=args,
-                argv=list(argv),
+                options=options,
                 threads=threads,
-                retries=int(args.retries),
+                retries=int(options.retries),
                 pure=False,
             )
             for group in groups

@@ -42,7 +42,7 @@ def load_psf_file(
     ext = p.suffix.lower()
     pixel_size: tuple[float | None, ...] | None = None
     if ext in (".tif", ".tiff"):
-        from . import read_tiff
+        from .tiff import read_tiff
 
         arr, meta = read_tiff(p)
         arr = np.asarray(arr)

@@ -1,10 +1,11 @@
 """OME-Zarr stores in and out (zarr and ome-zarr-py), opened lazily.
 
-:func:`create_ome_zarr` makes (or reopens, to resume a run) a one-level OME-Zarr image whose
-``coordinateTransformations`` give the output pixel size: the input's divided by the scale
-on Y and X. :func:`open_ome_zarr` opens an OME-Zarr image (or a plain zarr array) without
-reading its pixels. Finished planes and the completion flag live in the array's attributes
-(see :mod:`napari_zssr.arrays.output`).
+:func:`output_store` makes (or reopens, to resume a run) the one-level OME-Zarr image of
+an upscaled result, whose ``coordinateTransformations`` give the output pixel size: the
+input's divided by the scale on Y and X (the one place that divides it); it calls
+:func:`create_ome_zarr`. :func:`open_ome_zarr` opens an OME-Zarr image (or a plain zarr
+array) without reading its pixels. Finished planes and the completion flag live in the
+array's attributes (see :mod:`napari_zssr.arrays.output`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ZarrMeta", "create_ome_zarr", "is_zarr_path", "open_ome_zarr", "write_run_record"]
+__all__ = [
+    "ZarrMeta",
+    "create_ome_zarr",
+    "is_zarr_path",
+    "open_ome_zarr",
+    "output_pixel_size",
+    "output_store",
+    "write_run_record",
+]
 
 #: Largest Y/X chunk side: a 4096 x 4096 plane is 16 chunks, each read or written whole.
 CHUNK_YX = 1024
@@ -162,6 +171,64 @@ def create_ome_zarr(
     except OSError as exc:
         raise PermissionError(f"cannot write the output store {p}: {exc.strerror or exc}") from None
     return group["0"]
+
+
+def output_pixel_size(
+    pixel_size: tuple[float | None, float | None, float | None], scale: tuple[float, float]
+) -> tuple[float | None, float | None, float | None]:
+    """The ``(z, y, x)`` pixel size of a result upscaled by ``scale`` = ``(sy, sx)``.
+
+    Y and X are divided by their factors; Z is kept (a Z upsampling writes TIFF); an unknown
+    (None or 0) size stays unknown (None).
+    """
+    pz, py, px = pixel_size
+    sy, sx = scale
+    return pz, (py / sy if py else None), (px / sx if px else None)
+
+
+def output_store(
+    path: str | os.PathLike[str],
+    *,
+    shape: tuple[int, ...],
+    dtype: Any,
+    axes: str,
+    pixel_size: tuple[float | None, float | None, float | None] = (None, None, None),
+    scale: tuple[float, float] = (1.0, 1.0),
+    unit: str | None = "micrometer",
+    overwrite: bool = False,
+) -> Any:
+    """The OME-Zarr store of a result: created, or reopened to resume (:func:`create_ome_zarr`).
+
+    Parameters
+    ----------
+    path : path
+        The store (a folder, ``*.ome.zarr``).
+    shape, dtype, axes
+        The result's array shape, dtype and axis letters (T, C, Z, Y, X order).
+    pixel_size : (z, y, x)
+        The *input's* pixel size (micrometres with the default ``unit``; None where unknown).
+    scale : (sy, sx)
+        The upscaling factors: the store records ``pixel_size`` divided by them
+        (:func:`output_pixel_size`). ``(1, 1)`` records ``pixel_size`` as given.
+    unit : str or None
+        Unit of the pixel sizes; None writes them without one (sizes in input pixels).
+    overwrite : bool
+        Replace an existing store instead of reopening it.
+
+    Raises
+    ------
+    ValueError, FileNotFoundError, PermissionError
+        As :func:`create_ome_zarr`.
+    """
+    return create_ome_zarr(
+        path,
+        shape=shape,
+        dtype=dtype,
+        axes=axes,
+        pixel_size=output_pixel_size(pixel_size, scale),
+        unit=unit,
+        overwrite=overwrite,
+    )
 
 
 def _writable(zarr: Any, p: Path, existing: Any) -> Any:

@@ -77,7 +77,7 @@ class OutputPanel(Container):
         big = nbytes > LARGE_RESULT_BYTES
         if not (self.to_zarr.value or big) or not set(axes) <= set("TCZYX"):
             return None
-        from ...io.zarr_store import create_ome_zarr
+        from ...io.zarr_store import output_store
 
         folder = self._folder()
         path = folder / f"{_safe_name(name)}.ome.zarr"
@@ -85,8 +85,6 @@ class OutputPanel(Container):
         while path.exists():  # never write into an earlier result
             path = folder / f"{_safe_name(name)}_{k}.ome.zarr"
             k += 1
-        store = create_ome_zarr(
-            path, shape=shape, dtype=dtype, axes=axes, pixel_size=pixel, unit=None
-        )
+        store = output_store(path, shape=shape, dtype=dtype, axes=axes, pixel_size=pixel, unit=None)
         self.note = f"written to {path}"
         return store

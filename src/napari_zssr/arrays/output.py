@@ -318,14 +318,16 @@ def prepare_output(
     if maps:
         raise ValueError("out cannot be combined with maps=True: the maps are kept in memory")
     if isinstance(out, (str, os.PathLike)):
-        from ..io.zarr_store import create_ome_zarr
+        from ..io.zarr_store import output_store
 
-        out = create_ome_zarr(
+        # sizes in input pixels: the output's pixel is 1 / scale of the input's
+        out = output_store(
             out,
             shape=shape,
             dtype=dtype,
             axes=_default_axes(layout),
-            pixel_size=(None, 1.0 / sc[0], 1.0 / sc[1]),
+            pixel_size=(None, 1.0, 1.0),
+            scale=sc,
             unit=None,
         )
     if not all(hasattr(out, name) for name in ("shape", "dtype", "__setitem__")):

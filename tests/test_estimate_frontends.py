@@ -148,7 +148,7 @@ def test_widget_estimate_source_shows_the_estimated_kernel(make_napari_viewer, q
     widget.psf_source.value = _widget.PSF_ESTIMATE
     assert widget.image_pixel.native.isHidden()  # no pixel size to ask for
     qtbot.waitUntil(lambda: "when the run starts" in widget.kernel_text, timeout=30_000)
-    assert widget._kernel_thumb.isHidden()
+    assert widget.kernel_thumb.isHidden()
     widget.run()
     qtbot.waitUntil(lambda: not widget.busy, timeout=90_000)
     assert widget.last_status == "done"
@@ -156,10 +156,10 @@ def test_widget_estimate_source_shows_the_estimated_kernel(make_napari_viewer, q
     assert meta["psf"]["source"] == "estimate"
     assert meta["psf"]["description"] == widget.kernel_text
     assert widget.kernel_text.startswith("estimated from the image: Gaussian")
-    assert not widget._kernel_thumb.isHidden()  # the estimated kernel's thumbnail
+    assert not widget.kernel_thumb.isHidden()  # the estimated kernel's thumbnail
     qtbot.wait(500)  # the new layer refreshes the form: the estimate stays on show
     assert widget.kernel_text == meta["psf"]["description"]
-    assert not widget._kernel_thumb.isHidden()
+    assert not widget.kernel_thumb.isHidden()
     widget.scale.value = 3.0  # another factor: the estimate is to be made again
     qtbot.waitUntil(lambda: "when the run starts" in widget.kernel_text, timeout=30_000)
     assert np.array(meta["kernel_estimate"]["kernel"]).sum() == pytest.approx(1.0)

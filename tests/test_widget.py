@@ -413,8 +413,8 @@ def test_psf_file_and_bead_stack_kernels(viewer, tmp_path, qtbot):
     widget.psf_pixel.value = 0.04
     assert "not ready" not in widget.kernel_text
     # the kernel preview is computed in a worker thread: wait for it
-    qtbot.waitUntil(lambda: not widget._kernel_thumb.isHidden(), timeout=30_000)
-    assert not widget._kernel_thumb.isHidden()
+    qtbot.waitUntil(lambda: not widget.kernel_thumb.isHidden(), timeout=30_000)
+    assert not widget.kernel_thumb.isHidden()
     kernel, record = widget.kernel_for(viewer.layers["img"], (2.0, 2.0))
     assert kernel.ndim == 2 and kernel.sum() == pytest.approx(1.0)
     assert record["source"] == "file psf.npy"

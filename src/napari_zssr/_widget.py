@@ -1,21 +1,13 @@
 """The napari dock widget (its home: :mod:`napari_zssr.napari.widget`).
 
 ``napari_zssr._widget:ZSSRWidget`` is the command the manifest names; the constants below are the
-choices of the form, kept here for scripts and tests that set them.
+choices of the form (members of the enums of :mod:`napari_zssr.napari.choices`, each equal to
+the text the form shows), kept here for scripts and tests that set them.
 """
 
 from __future__ import annotations
 
-from .napari.panels.input import MODE_ISO, MODE_XY, PLANES_ALL, PLANES_CURRENT
-from .napari.panels.psf import (
-    PSF_CHOICES,
-    PSF_ESTIMATE,
-    PSF_FILE,
-    PSF_LAYER,
-    PSF_NONE,
-    PSF_OPTICS,
-)
-from .napari.panels.training import DEVICES, PRESET_NAMES
+from .napari.choices import STACK_MODES, Device, Mode, Planes, Preset, PSFSource, StackMode
 from .napari.widget import ZSSRWidget, describe_error
 
 __all__ = [
@@ -31,14 +23,27 @@ __all__ = [
     "PSF_LAYER",
     "PSF_NONE",
     "PSF_OPTICS",
+    "STACK_MODES",
     "STACK_PER_PLANE",
     "STACK_SHARED",
     "ZSSRWidget",
     "describe_error",
 ]
 
-STACK_SHARED = "shared"
-STACK_PER_PLANE = "per plane"
+MODE_XY = Mode.XY
+MODE_ISO = Mode.ISO
+PLANES_CURRENT = Planes.CURRENT
+PLANES_ALL = Planes.ALL
+STACK_SHARED = StackMode.SHARED
+STACK_PER_PLANE = StackMode.PER_PLANE
+PSF_NONE = PSFSource.NONE
+PSF_LAYER = PSFSource.LAYER
+PSF_FILE = PSFSource.FILE
+PSF_OPTICS = PSFSource.OPTICS
+PSF_ESTIMATE = PSFSource.ESTIMATE
+PSF_CHOICES = tuple(PSFSource)
+DEVICES = tuple(Device)
+PRESET_NAMES = tuple(Preset)
 
 
 def _isotropic_available() -> bool:

@@ -14,8 +14,9 @@ from napari.layers import Image
 
 from ..arrays.placement import axis_factors
 from ..pipeline import PSFFileSpec, RunRequest, default_axes, read_source
+from .choices import STACK_MODES, JobKind, Planes
 from .layers import level_placement, plane_index, visible_box
-from .panels.input import PLANES_ALL, PLANES_CURRENT, STACK_MODES, level_data
+from .panels.input import level_data
 from .worker import Job
 
 if TYPE_CHECKING:
@@ -91,7 +92,7 @@ def _job(w: ZSSRWidget, layer: Image, preview: bool, iso: bool) -> Job:
     shape = tuple(np.shape(request.source))
     nd = int(layer.ndim)
     n_lead = nd - 3 if iso else nd - 2
-    current = preview or w.inputs.planes.value == PLANES_CURRENT
+    current = preview or w.inputs.planes.value == Planes.CURRENT
     region, offset, box = _region(w, layer, shape, n_lead, current, preview)
     request = request.replace(region=region)
     plan = request.validate()
@@ -106,10 +107,10 @@ def _job(w: ZSSRWidget, layer: Image, preview: bool, iso: bool) -> Job:
     down = np.asarray(level_data(layer, 0).shape[:nd], float) / np.asarray(shape[:nd], float)
     lead_index = [int(v) for v in offset[:n_lead]]
     factors, offset = level_placement(factors, offset, down)
-    planes = PLANES_CURRENT if (current and n_lead > 0) else PLANES_ALL
+    planes = (Planes.CURRENT if (current and n_lead > 0) else Planes.ALL).value
     record = {
         "source_layer": layer.name,
-        "mode": "isotropic_z" if iso else "upscale",
+        "mode": (JobKind.ISOTROPIC_Z if iso else JobKind.UPSCALE).value,
         "preview": preview,
         "preset": request.preset,
         "scale": [float(v) for v in (plan.scale or (1.0, 1.0))],

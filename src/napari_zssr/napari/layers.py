@@ -12,6 +12,7 @@ from napari.layers import Image
 
 from ..arrays.placement import Placement, upscaled_placement, visible_data_box
 from ..pipeline import RunResult
+from .choices import JobKind
 from .worker import Job
 
 __all__ = [
@@ -120,7 +121,7 @@ def _record(job: Job, result: RunResult) -> dict[str, Any]:
     record.update(job.record)
     record.update(
         noise_std=float(info.get("noise_std", job.record.get("noise_std") or 0.0)),
-        psf=dict(result.psf) if job.kind == "upscale" else dict(job.record.get("psf", {})),
+        psf=dict(result.psf) if job.kind == JobKind.UPSCALE else dict(job.record.get("psf", {})),
         config=dict(info.get("config", {})),
         world_factors=[float(f) for f in job.factors],
     )

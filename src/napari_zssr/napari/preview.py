@@ -174,7 +174,7 @@ class PreviewController:
     def on_snapshot(self, job: Job, msg: JobSnapshot) -> None:
         """Show a snapshot of the preview's network (main thread)."""
         snap = msg.snapshot
-        if self._w._stop.is_set() or not self._source_shown(job):
+        if self._w.stopping or not self._source_shown(job):
             return
         at = {"trained": True} if snap.trained else {"iteration": snap.iteration}
         record = {**job.record, "live": True, **at}
@@ -270,7 +270,7 @@ class PreviewController:
         return plane, center, round(float(camera.zoom), 6)
 
     def _on_view(self, *_: Any) -> None:
-        if not self._w._alive:
+        if not self._w.alive:
             return
         key = self._view_key()
         if key != self._last_view:
@@ -279,12 +279,12 @@ class PreviewController:
 
     def _schedule(self, *_: Any) -> None:
         w = self._w
-        if w._alive and self.follow.value and w.image.value is not None:
+        if w.alive and self.follow.value and w.image.value is not None:
             self._timer.start()  # restarts the pause on every change
 
     def _follow_now(self) -> None:
         w = self._w
-        if not w._alive or not self.follow.value or (w.busy and not self.running):
+        if not w.alive or not self.follow.value or (w.busy and not self.running):
             return  # a full run is not interrupted by the preview
         w.preview()
 

@@ -22,10 +22,11 @@ from superqt import QCollapsible
 
 from ..core.config import ZSSRConfig
 from ..pipeline import EstimateSpec, kernel_for
+from .choices import JobKind, Mode, RunStatus
 from .jobs import build_jobs, request_for
 from .layers import image_layers, unwrap
 from .maps_layers import add_result_with_maps, maps_checkbox, resolution_note
-from .panels.input import MODE_ISO, InputPanel
+from .panels.input import InputPanel
 from .panels.model import ModelPanel
 from .panels.output import OutputPanel
 from .panels.psf import PSFPanel
@@ -96,7 +97,7 @@ _EXPOSED = {
         "image_pixel",
         "kernel_row",
         "kernel_label",
-        "_kernel_thumb",
+        "kernel_thumb",
     ),
     "training": (
         "preset",
@@ -174,8 +175,9 @@ class ZSSRWidget(Container):
         self._alive = True
         self.last_results: list[Image] = []
         """Layers added by the most recent run (or preview)."""
-        self.last_status = ""
-        """How the most recent run ended: "done", "stopped", "error" or ""."""
+        self.last_status: str = ""
+        """How the most recent run ended: "done", "stopped", "error" (the values of
+        :class:`~napari_zssr.napari.choices.RunStatus`), or "" before its end."""
         self._build()
         self._connect()
         self.preview_ctl = PreviewController(self)
@@ -297,6 +299,16 @@ class ZSSRWidget(Container):
         return self._worker is not None
 
     @property
+    def alive(self) -> bool:
+        """Whether the dock is open (False once it is closed: late messages are ignored)."""
+        return self._alive
+
+    @property
+    def stopping(self) -> bool:
+        """Whether the work in progress was asked to stop (Stop, a removed source, closing)."""
+        return self._stop.is_set()
+
+    @property
     def worker(self) -> Any:
         """The napari worker of the run in progress, or None."""
         return self._worker
@@ -341,7 +353,7 @@ class ZSSRWidget(Container):
 
     def iso_mode(self) -> bool:
         """Whether the next run is a Z-to-isotropic reconstruction."""
-        return self.iso_offered() and self.mode.value == MODE_ISO
+        return self.iso_offered() and self.mode.value == Mode.ISO
 
     def _on_image(self, layer: Image | None) -> None:
         self.inputs.on_image(layer)
@@ -433,7 +445,7 @@ class ZSSRWidget(Container):
         try:
             jobs = build_jobs(self, preview)
         except Exception as exc:  # a setting the request refuses, a viewer without canvas...
-            self.last_status = "error"  # not the previous run's "done"
+            self.last_status = RunStatus.ERROR.value  # not the previous run's "done"
             self.last_results = []
             show_error(describe_error(exc))
             self.status.value = f"not started: {exc}"
@@ -487,15 +499,15 @@ class ZSSRWidget(Container):
         elif isinstance(msg, JobResult):
             self._on_result(self._jobs[msg.index], msg)
         elif isinstance(msg, JobFailed):
-            self.last_status = "error"
+            self.last_status = RunStatus.ERROR.value
             show_error(describe_error(msg.error))
         elif isinstance(msg, JobStopped):
-            self.last_status = "stopped"
+            self.last_status = RunStatus.STOPPED.value
         elif isinstance(msg, AllDone):
-            self.last_status = "done"
+            self.last_status = RunStatus.DONE.value
 
     def _on_result(self, job: Job, msg: JobResult) -> None:
-        if self._stop.is_set() or not any(job.source is x for x in self._image_layers()):
+        if self.stopping or not any(job.source is x for x in self._image_layers()):
             return
         if id(job.source) in self._changed_sources:
             job.record["source_changed_during_run"] = True
@@ -511,7 +523,7 @@ class ZSSRWidget(Container):
             new, _maps = add_result_with_maps(self._viewer, job, msg.result, self.preview_ctl.layer)
         except Exception as exc:  # a layer napari refuses: tell, do not crash the run
             show_error(describe_error(exc))
-            self.last_status = "error"
+            self.last_status = RunStatus.ERROR.value
             return
         if job.preview:
             self.preview_ctl.on_final(new)
@@ -522,14 +534,14 @@ class ZSSRWidget(Container):
         self._maps_note = resolution_note(job, msg.result) or self._maps_note
         for message in warnings:
             show_warning(f"ZSSR: {message}")
-        if job.kind == "upscale" and job.source is self.image.value:
+        if job.kind == JobKind.UPSCALE and job.source is self.image.value:
             scale = job.record["scale"]
             self.psf_panel.show_result(job.source, scale, msg.result.kernel, msg.result.psf)
         self.last_results.append(new)
         self.model_panel.on_result(new, job.source_name, msg.result)
 
     def _on_worker_error(self, exc: BaseException) -> None:
-        self.last_status = "error"
+        self.last_status = RunStatus.ERROR.value
         show_error(describe_error(exc))
 
     def _on_finished(self, *_: Any) -> None:
@@ -537,12 +549,12 @@ class ZSSRWidget(Container):
         self._release_sources()
         if not self._alive:
             return
-        status = self.last_status or ("stopped" if self._stop.is_set() else "error")
+        status = self.last_status or (RunStatus.STOPPED if self.stopping else RunStatus.ERROR).value
         self.last_status = status
         notes = [self._noise_note, self._maps_note, self._level_note, self.output_panel.note]
         notes = [n for n in notes if n]
         self.run_panel.finished(status, self._stop_reason, " · ".join(notes))
-        if status == "stopped" and self._stop_reason:
+        if status == RunStatus.STOPPED and self._stop_reason:
             show_warning(f"ZSSR run stopped: {self._stop_reason}")
         pending = self.preview_ctl.take_pending()
         if pending is not None:  # Run or Preview pressed during a preview

@@ -65,7 +65,7 @@ class Job:
     source_name, result_name : str
         Names of the source layer and of the layer to add.
     kind : {"upscale", "isotropic_z"}
-        What the run does.
+        What the run does (a :class:`~napari_zssr.napari.choices.JobKind` value).
     offset : tuple of float
         Source (level 0) data index of the result's first element, per axis.
     factors : tuple of float

@@ -10,17 +10,9 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox
 from napari.layers import Image
 
 from ...core.config import MAX_SCALE
+from ..choices import Mode, Planes, StackMode, texts
 
-__all__ = ["MODE_ISO", "MODE_XY", "PLANES_ALL", "PLANES_CURRENT", "STACK_MODES", "InputPanel"]
-
-MODE_XY = "upscale Y/X"
-MODE_ISO = "Z to isotropic"
-PLANES_CURRENT = "current plane"
-PLANES_ALL = "whole stack"
-STACK_SHARED = "shared"
-STACK_PER_PLANE = "per plane"
-STACK_MODES = {STACK_PER_PLANE: "per_plane", STACK_SHARED: "shared"}
-"""Stack training choices shown, and the request's values."""
+__all__ = ["InputPanel", "level_data"]
 
 
 def level_data(layer: Image, level: int = 0) -> Any:
@@ -57,8 +49,8 @@ class InputPanel(Container):
         )
         self.mode = ComboBox(
             label="Mode",
-            choices=[MODE_XY, MODE_ISO],
-            value=MODE_XY,
+            choices=texts(Mode),
+            value=Mode.XY.value,
             tooltip="Upscale Y/X, or make a Z stack isotropic (the lateral planes teach the "
             "network to upsample the coarse Z axis).",
         )
@@ -115,15 +107,15 @@ class InputPanel(Container):
         """Planes, stack training, replace; the per-axis scale (under Advanced)."""
         self.planes = ComboBox(
             label="Planes",
-            choices=[PLANES_CURRENT, PLANES_ALL],
-            value=PLANES_CURRENT,
+            choices=texts(Planes),
+            value=Planes.CURRENT.value,
             tooltip="Process the plane (or, for Z to isotropic, the volume) shown in the "
             "viewer, or every one of the stack.",
         )
         self.stack_mode = ComboBox(
             label="Stack training",
-            choices=list(STACK_MODES),
-            value=STACK_SHARED,
+            choices=texts(StackMode),
+            value=StackMode.SHARED.value,
             tooltip="shared: one network trained on the whole stack, fine-tuned briefly on "
             "each plane (much faster); per plane: a network from scratch for every plane.",
         )
@@ -189,4 +181,4 @@ class InputPanel(Container):
         self.scale_y.visible = self.per_axis.value
         self.scale_x.visible = self.per_axis.value
         self.planes.visible = stacked
-        self.stack_mode.visible = stacked and not iso and self.planes.value == PLANES_ALL
+        self.stack_mode.visible = stacked and not iso and self.planes.value == Planes.ALL

@@ -29,25 +29,12 @@ from ...pipeline import (
     PSFFileSpec,
     PSFSpec,
 )
+from ..choices import PSFSource, texts
 from ..qt_parts import kernel_pixmap
 from ..worker import Outcome, read_psf_file
 
-__all__ = [
-    "PSF_CHOICES",
-    "PSF_ESTIMATE",
-    "PSF_FILE",
-    "PSF_LAYER",
-    "PSF_NONE",
-    "PSF_OPTICS",
-    "PSFPanel",
-]
+__all__ = ["PSFPanel", "level_zero"]
 
-PSF_NONE = "none (bicubic)"
-PSF_LAYER = "image layer"
-PSF_FILE = "file"
-PSF_OPTICS = "optics (NA, wavelength)"
-PSF_ESTIMATE = "estimate from the image"
-PSF_CHOICES = (PSF_NONE, PSF_LAYER, PSF_FILE, PSF_OPTICS, PSF_ESTIMATE)
 BICUBIC_TEXT = "bicubic (MATLAB, antialiased)"
 KERNEL_TEXT_WIDTH = 42
 """Characters per line of the kernel summary."""
@@ -100,8 +87,8 @@ class PSFPanel(Container):
     def _build(self, psf_layer_choices: Callable[..., list]) -> None:
         self.psf_source = ComboBox(
             label="PSF",
-            choices=list(PSF_CHOICES),
-            value=PSF_NONE,
+            choices=texts(PSFSource),
+            value=PSFSource.NONE.value,
             tooltip="Degradation model: bicubic, the microscope's PSF as the downscaling "
             "kernel, or a kernel estimated from the image itself when the run starts.",
         )
@@ -193,21 +180,21 @@ class PSFPanel(Container):
     def _build_kernel_row(self) -> None:
         """The kernel's description and thumbnail."""
         self.kernel_label = Label(value=BICUBIC_TEXT)
-        self._kernel_thumb = QLabel()
-        self._kernel_thumb.setFixedSize(48, 48)
-        self._kernel_thumb.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self._kernel_thumb.setStyleSheet("background: black;")
-        self._kernel_thumb.setVisible(False)
+        self.kernel_thumb = QLabel()
+        self.kernel_thumb.setFixedSize(48, 48)
+        self.kernel_thumb.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.kernel_thumb.setStyleSheet("background: black;")
+        self.kernel_thumb.setVisible(False)
         self.kernel_row = Container(label="Kernel", layout="horizontal", labels=False)
         self.kernel_row.append(self.kernel_label)
-        self.kernel_row.native.layout().addWidget(self._kernel_thumb)
+        self.kernel_row.native.layout().addWidget(self.kernel_thumb)
         self.kernel_row.margins = (0, 0, 0, 0)
 
     # ------------------------------------------------------------------------- specs
     @property
     def active(self) -> bool:
         """Whether a PSF (not bicubic) is chosen."""
-        return self.psf_source.value != PSF_NONE
+        return self.psf_source.value != PSFSource.NONE
 
     @property
     def labels_map(self) -> dict[str, str]:
@@ -233,11 +220,11 @@ class PSFPanel(Container):
     def spec(self) -> PSFSpec | None:
         """The PSF specification of the form (None: bicubic); raises ValueError when unusable."""
         source = self.psf_source.value
-        if source == PSF_NONE:
+        if source == PSFSource.NONE:
             return None
-        if source == PSF_ESTIMATE:
+        if source == PSFSource.ESTIMATE:
             return EstimateSpec()
-        if source == PSF_OPTICS:
+        if source == PSFSource.OPTICS:
             return OpticsSpec(
                 float(self.na.value),
                 float(self.wavelength.value),
@@ -246,7 +233,7 @@ class PSFPanel(Container):
             )
         px = float(self.psf_pixel.value)
         dz = float(self.psf_z.value) or None
-        if source == PSF_LAYER:
+        if source == PSFSource.LAYER:
             layer = self.psf_layer.value
             if layer is None:
                 raise ValueError("choose the image layer that holds the PSF")
@@ -269,10 +256,10 @@ class PSFPanel(Container):
 
     def psf_is_3d(self) -> bool:
         """Whether the chosen PSF is a 3D bead stack."""
-        if self.psf_source.value == PSF_LAYER:
+        if self.psf_source.value == PSFSource.LAYER:
             layer = self.psf_layer.value
             return layer is not None and layer.ndim == 3
-        if self.psf_source.value == PSF_FILE:
+        if self.psf_source.value == PSFSource.FILE:
             cached = self.cached_file()
             return cached is not None and np.ndim(cached[0]) == 3
         return False
@@ -313,7 +300,7 @@ class PSFPanel(Container):
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         show_error(f"ZSSR: cannot use the PSF file: {reason}")
         self._set_text(f"not ready: {reason}")
-        self._kernel_thumb.setVisible(False)
+        self.kernel_thumb.setVisible(False)
 
     def _file_read(self, key: tuple[str, float], outcome: Outcome) -> None:
         if not self.alive:
@@ -333,21 +320,21 @@ class PSFPanel(Container):
     def refresh(self, iso: bool, unit_scale: bool) -> None:
         """Show the options of the chosen PSF source."""
         source = self.psf_source.value
-        on = source != PSF_NONE and not iso
+        on = source != PSFSource.NONE and not iso
         self.psf_source.visible = not iso
-        self.psf_layer.visible = on and source == PSF_LAYER
-        self.psf_file.visible = on and source == PSF_FILE
-        self.psf_is_kernel.visible = on and source == PSF_FILE
+        self.psf_layer.visible = on and source == PSFSource.LAYER
+        self.psf_file.visible = on and source == PSFSource.FILE
+        self.psf_is_kernel.visible = on and source == PSFSource.FILE
         sized = (
             on
-            and source in (PSF_LAYER, PSF_FILE)
-            and not (source == PSF_FILE and self.psf_is_kernel.value)
+            and source in (PSFSource.LAYER, PSFSource.FILE)
+            and not (source == PSFSource.FILE and self.psf_is_kernel.value)
         )
         self.psf_pixel.visible = sized
         self.psf_z.visible = sized and self.psf_is_3d()
         for w in (self.na, self.wavelength, self.immersion, self.modality):
-            w.visible = on and source == PSF_OPTICS
-        self.image_pixel.visible = on and unit_scale and source != PSF_ESTIMATE
+            w.visible = on and source == PSFSource.OPTICS
+        self.image_pixel.visible = on and unit_scale and source != PSFSource.ESTIMATE
         self.kernel_row.visible = not iso
 
     def preview(self, compute: Callable[[], tuple[Any, ...]] | None, problem: str = "") -> None:
@@ -359,7 +346,7 @@ class PSFPanel(Container):
         self._timer.stop()
         if problem:
             self._set_text(f"not ready: {problem}")
-            self._kernel_thumb.setVisible(False)
+            self.kernel_thumb.setVisible(False)
             return
         if compute is None:
             self.show_kernel(None, {})
@@ -381,7 +368,7 @@ class PSFPanel(Container):
             return  # the settings changed since: a newer preview is on its way
         if outcome.error is not None:
             self._set_text(f"not ready: {outcome.error}")
-            self._kernel_thumb.setVisible(False)
+            self.kernel_thumb.setVisible(False)
             return
         self.show_kernel(*outcome.value)
 
@@ -409,12 +396,12 @@ class PSFPanel(Container):
         if kernel is None:  # bicubic; an estimate to come, or one that fell back to bicubic
             estimate = record.get("source") == "estimate"
             self._set_text(str(record.get("description")) if estimate else BICUBIC_TEXT)
-            self._kernel_thumb.setVisible(False)
+            self.kernel_thumb.setVisible(False)
             return
         self._set_text(str(record.get("description", "")))
-        self._kernel_thumb.setPixmap(kernel_pixmap(kernel))
-        self._kernel_thumb.setToolTip(f"kernel {kernel.shape[0]} x {kernel.shape[1]} (HR grid)")
-        self._kernel_thumb.setVisible(True)
+        self.kernel_thumb.setPixmap(kernel_pixmap(kernel))
+        self.kernel_thumb.setToolTip(f"kernel {kernel.shape[0]} x {kernel.shape[1]} (HR grid)")
+        self.kernel_thumb.setVisible(True)
 
     def _set_text(self, text: str) -> None:
         """Show ``text`` in the kernel row, wrapped by hand (the dock keeps its width)."""

@@ -13,6 +13,7 @@ from magicgui.widgets import Container, Label, ProgressBar, PushButton
 from qtpy.QtWidgets import QSizePolicy
 
 from ...core.progress import Progress
+from ..choices import RunStatus
 from ..qt_parts import LossPlot
 
 __all__ = ["RunPanel", "fmt_seconds"]
@@ -89,11 +90,11 @@ class RunPanel(Container):
     def finished(self, status: str, reason: str = "", note: str = "") -> None:
         """A run ended: ``status`` is "done", "stopped" or "error"; ``note`` says what ran."""
         self.close_activity()
-        if status == "done":
+        if status == RunStatus.DONE:
             self.progress.value = STEPS
             done = f"done in {fmt_seconds(time.monotonic() - self._t0)}"
             self.status.value = f"{done} · {note}" if note else done
-        elif status == "stopped":
+        elif status == RunStatus.STOPPED:
             self.progress.value = 0
             self.status.value = f"stopped: {reason}" if reason else "stopped"
         else:

@@ -17,13 +17,10 @@ from ...core.config import (
     resolve_config,
 )
 from ...pipeline import describe_noise
+from ..choices import Device, Preset, texts
 from ..worker import describe_device
 
-__all__ = ["DEVICES", "PRESET_NAMES", "TrainingPanel"]
-
-DEVICES = ("auto", "cuda", "mps", "cpu")
-#: The presets in order of cost (a test checks that the list is every preset).
-PRESET_NAMES = ("fast", "balanced", "paper", "paper-gradual", "real")
+__all__ = ["TrainingPanel"]
 
 _NOISE_TIP = (
     "Gaussian noise added to the low-resolution training inputs only (fraction of the "
@@ -42,8 +39,8 @@ class TrainingPanel(Container):
         self.margins = (0, 0, 0, 0)
         self.preset = ComboBox(
             label="Preset",
-            choices=list(PRESET_NAMES),
-            value="balanced",
+            choices=texts(Preset),
+            value=Preset.BALANCED.value,
             tooltip="fast: interactive; balanced: most of the gain; paper: the published "
             "settings; paper-gradual: the reference's gradual x2 configuration (about 6x the "
             "time of paper); real: for noisy real images.",
@@ -80,7 +77,7 @@ class TrainingPanel(Container):
         self.apply_preset(self.preset.value)
 
     def _build_advanced(self) -> None:
-        fast = PRESETS["fast"]
+        fast = PRESETS[Preset.FAST.value]
         self.max_iters = SpinBox(
             label="Max iterations", value=fast.max_iters, min=1, max=100_000, step=50
         )
@@ -106,7 +103,7 @@ class TrainingPanel(Container):
             tooltip="Largest side (output pixels) of one network pass; lower it if the GPU "
             "runs out of memory.",
         )
-        self.device = ComboBox(label="Device", choices=list(DEVICES), value="auto")
+        self.device = ComboBox(label="Device", choices=texts(Device), value=Device.AUTO.value)
         self.device_info = Label(value="(resolved when a run starts)")
         self.device_info.native.setWordWrap(True)
         self.seed = SpinBox(label="Seed", value=0, min=0, max=2**31 - 1)
@@ -186,12 +183,12 @@ class TrainingPanel(Container):
 
     def preset_name(self, preview: bool) -> str:
         """The preset a run uses (the fast one for a preview)."""
-        return "fast" if preview else str(self.preset.value)
+        return Preset.FAST.value if preview else str(self.preset.value)
 
     def overrides(self, preview: bool, kernel: Any) -> dict[str, Any]:
         """Configuration fields that replace the preset's (``kernel``: whether there is one)."""
         if preview:
-            fast = PRESETS["fast"]
+            fast = PRESETS[Preset.FAST.value]
             return {
                 "max_iters": min(fast.max_iters, int(self.max_iters.value)),
                 "tile_size": int(self.tile_size.value),

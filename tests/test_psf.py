@@ -85,7 +85,7 @@ def pad_to(a, shape):
     [(1.0, [1.0]), (2.0, [0.5, 0.5]), (3.0, [1 / 3] * 3), (2.5, [0.3, 0.4, 0.3])],
 )
 def test_pixel_box_has_fractional_edges_and_natural_phase(width, taps):
-    box = psfmod._box_1d(width)
+    box = psfmod.box_1d(width)
     np.testing.assert_allclose(box, taps, atol=1e-12)
     assert box.sum() == pytest.approx(1.0)
 

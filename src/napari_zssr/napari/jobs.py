@@ -166,10 +166,11 @@ def _result_store(w: ZSSRWidget, layer: Image, request: RunRequest, plan: Any) -
     out = list(np.broadcast_to(np.zeros((), np.uint8), shape)[region].shape)  # no data read
     out[-2:] = output_shape(out[-2:], plan.scale)
     _, py, px = request.pixel_size
-    pixel = (None, py / plan.scale[0] if py else None, px / plan.scale[1] if px else None)
     name = result_name(layer, False, plan.scale, 1.0)
     axes = request.axes or ""
-    return w.output_panel.store_for(name, tuple(out), request.source.dtype, axes, pixel)
+    return w.output_panel.store_for(
+        name, tuple(out), request.source.dtype, axes, (None, py, px), plan.scale
+    )
 
 
 def build_jobs(w: ZSSRWidget, preview: bool) -> list[Job]:

@@ -65,13 +65,20 @@ class OutputPanel(Container):
         return Path(text)
 
     def store_for(
-        self, name: str, shape: tuple[int, ...], dtype: Any, axes: str, pixel: tuple
+        self,
+        name: str,
+        shape: tuple[int, ...],
+        dtype: Any,
+        axes: str,
+        pixel: tuple,
+        scale: tuple[float, float],
     ) -> Any:
         """A new OME-Zarr array for a result of ``shape`` and ``dtype``, or None (in memory).
 
         ``axes`` are the result's letters; results OME-NGFF cannot hold (RGB, more than two
-        stack axes) stay in memory. ``pixel`` is the result's ``(z, y, x)`` pixel size in the
-        layer's units. Raises on a folder that cannot be written (before any training).
+        stack axes) stay in memory. ``pixel`` is the input's ``(z, y, x)`` pixel size in the
+        layer's units and ``scale`` the upscaling ``(sy, sx)``: the store records the
+        result's. Raises on a folder that cannot be written (before any training).
         """
         nbytes = math.prod(shape) * np.dtype(dtype).itemsize
         big = nbytes > LARGE_RESULT_BYTES
@@ -85,6 +92,8 @@ class OutputPanel(Container):
         while path.exists():  # never write into an earlier result
             path = folder / f"{_safe_name(name)}_{k}.ome.zarr"
             k += 1
-        store = output_store(path, shape=shape, dtype=dtype, axes=axes, pixel_size=pixel, unit=None)
+        store = output_store(
+            path, shape=shape, dtype=dtype, axes=axes, pixel_size=pixel, scale=scale, unit=None
+        )
         self.note = f"written to {path}"
         return store

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .outputs import MICROSCOPE_SUFFIXES
 from .tiff import TiffMeta, available_memory, read_tiff
 
 __all__ = [
@@ -44,7 +45,7 @@ _READERS = {
     ".ome.tif": ("bioio_ome_tiff", "OME-TIFF"),
     ".ome.tiff": ("bioio_ome_tiff", "OME-TIFF"),
 }
-BIOIO_SUFFIXES = (".czi", ".nd2", ".lif")
+BIOIO_SUFFIXES = MICROSCOPE_SUFFIXES
 """Suffixes that only bioio reads (OME-TIFF goes through bioio for its scenes only)."""
 
 _ORDER = "TZCYXS"

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from .outputs import MICROSCOPE_SUFFIXES
-from .tiff import TiffMeta, available_memory, read_tiff
+from .tiff import TiffMeta, _tifffile_errors, available_memory, read_tiff
 
 __all__ = [
     "BIOIO_SUFFIXES",
@@ -308,11 +308,13 @@ def _tiff_series(path: Path) -> int:
 
     if not path.is_file():
         return 1
-    try:
-        with tifffile.TiffFile(path) as tif:
-            return len(tif.series) if tif.is_ome else 1
-    except Exception:  # read_tiff will say what is wrong with the file
-        return 1
+    # tifffile's log lines on a damaged file are kept quiet: read_tiff says what is wrong
+    with _tifffile_errors():
+        try:
+            with tifffile.TiffFile(path) as tif:
+                return len(tif.series) if tif.is_ome else 1
+        except Exception:
+            return 1
 
 
 def read_image(

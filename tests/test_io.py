@@ -395,6 +395,9 @@ def test_ome_fields_round_trip_and_cross_to_imagej(tmp_path):
         ("a.OME.TIFF", "a_zssr.tif", "a_zssr.tif"),
         ("a.ome.zarr", "a.ome.zarr_zssr.tif", "a_zssr.tif"),
         ("a.png", "a.png_zssr.tif", "a_zssr.tif"),
+        ("a.czi", "a_zssr.tif", "a_zssr.tif"),
+        ("a.ND2", "a_zssr.tif", "a_zssr.tif"),
+        ("a.lif", "a_zssr.tif", "a_zssr.tif"),
     ],
 )
 def test_output_names(tmp_path, name, single, batch):
@@ -406,6 +409,17 @@ def test_output_names(tmp_path, name, single, batch):
     folder = tmp_path / "out"
     zarr_name = batch.replace(".tif", ".ome.zarr")
     assert output_for(inp, "ome-zarr", folder, keep_other_suffix=False) == folder / zarr_name
+
+
+def test_output_names_of_scenes(tmp_path):
+    from napari_zssr.io.outputs import output_for
+
+    inp = tmp_path / "plate.ome.tif"
+    assert output_for(inp, scene=0) == tmp_path / "plate_scene0_zssr.tif"
+    folder = tmp_path / "out"
+    assert output_for(tmp_path / "w.czi", "ome-zarr", folder, keep_other_suffix=False, scene=3) == (
+        folder / "w_scene3_zssr.ome.zarr"
+    )
 
 
 def test_an_output_that_is_the_input_is_refused(tmp_path):

@@ -1,8 +1,10 @@
-"""The ``napari-zssr`` command line: super-resolve TIFF files, or try the bundled sample.
+"""The ``napari-zssr`` command line: super-resolve microscopy files, or try the bundled sample.
 
 ``napari-zssr run IN.tif -o OUT.tif --scale 2`` reads a TIFF (axes and pixel sizes from its
-ImageJ or OME metadata), runs zero-shot super-resolution, and writes a TIFF whose pixel size is
-divided by the scale and whose metadata records every parameter. ``napari-zssr demo`` opens
+ImageJ or OME metadata; a CZI, ND2 or LIF file, or one scene of a file of several with
+``--scene``, through bioio with the ``formats`` extra), runs zero-shot super-resolution, and
+writes a TIFF whose pixel size is divided by the scale and whose metadata records every
+parameter. ``napari-zssr demo`` opens
 napari with the sample image and the widget, or, without a display, processes the sample and
 writes the result, the input and a side-by-side comparison to a folder.
 

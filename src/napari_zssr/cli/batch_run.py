@@ -59,6 +59,7 @@ def batch_options(args: argparse.Namespace, argv: Sequence[str] | None) -> Batch
         fmt=args.format,
         axes=args.axes,
         pixel_size=args.pixel_size,
+        scene=args.scene,
         workers=args.workers,
         scheduler=args.scheduler,
         planes_per_task=args.planes_per_task,

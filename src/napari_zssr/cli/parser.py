@@ -11,6 +11,7 @@ from .._version import __version__
 from ..core.config import MAX_NOISE_STD, MAX_SCALE, NOISE_MODELS, PRESETS
 from ..file_batch.errors import UsageError
 from ..file_batch.jobs import FORMATS
+from ..io.formats import FORMATS_INSTALL
 from ..pipeline.request import MODALITIES, STACK_MODES
 
 __all__ = ["UsageError", "add_batch_arguments", "build_parser"]
@@ -118,10 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser(
         "run",
-        help="super-resolve TIFF files or OME-Zarr stores",
+        help="super-resolve TIFF, CZI, ND2 or LIF files or OME-Zarr stores",
         description=(
-            "Super-resolve each INPUT (TIFF, ImageJ hyperstack, OME-TIFF or OME-Zarr) and write "
-            "a TIFF or OME-Zarr store whose Y/X pixel size is divided by the scale. Leading "
+            "Super-resolve each INPUT (TIFF, ImageJ hyperstack, OME-TIFF, OME-Zarr, or with "
+            f"the 'formats' extra ({FORMATS_INSTALL}) Zeiss CZI, Nikon ND2 or Leica LIF) and "
+            "write a TIFF or OME-Zarr store whose Y/X pixel size is divided by the scale and "
+            "which keeps the channel names. Leading "
             "axes (T, Z, ...) are processed plane by plane, a C axis as channels of one "
             "network, RGB jointly; completed outputs are skipped on a rerun."
         ),
@@ -158,15 +161,16 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
         "input",
         metavar="INPUT",
         nargs="+",
-        help="input TIFF file(s) or OME-Zarr store(s) (.zarr); quoted globs such as "
-        "'data/*.tif' are expanded",
+        help="input TIFF, OME-TIFF, CZI, ND2 or LIF file(s) or OME-Zarr store(s) (.zarr); "
+        "quoted globs such as 'data/*.tif' are expanded",
     )
     run.add_argument(
         "-o",
         "--output",
         metavar="OUTPUT",
         help="output TIFF file or OME-Zarr store (.zarr), or with several inputs a folder "
-        "(default: INPUT_zssr.tif beside each input)",
+        "(default: INPUT_zssr.tif beside each input, INPUT_scene{i}_zssr.tif for each scene "
+        "of a file of several)",
     )
     run.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
     _add_scale_arguments(run.add_argument_group("scale"))
@@ -198,6 +202,13 @@ def _add_network_arguments(net: Any) -> None:
     )
 
 
+def _scene_type(text: str) -> str:
+    text = text.strip()
+    if not text:
+        raise argparse.ArgumentTypeError("expected a scene index (0, 1, ...) or id, got ''")
+    return text
+
+
 def _nonneg_int(text: str) -> int:
     return 0 if text.strip() == "0" else _positive_int(text)
 
@@ -206,7 +217,7 @@ def _add_train_parser(sub: Any) -> None:
     """``napari-zssr train INPUT -o net.zssr``: the image, PSF and training options of ``run``."""
     train = sub.add_parser(
         "train",
-        help="train a network on a TIFF file and save it (.zssr)",
+        help="train a network on a TIFF (or CZI, ND2, LIF) file and save it (.zssr)",
         description=(
             "Train a ZSSR network on INPUT for one scale factor and save it as a .zssr file "
             "(weights, configuration, scale, kernel, intensity handling, version), to apply "
@@ -215,7 +226,7 @@ def _add_train_parser(sub: Any) -> None:
         ),
         formatter_class=_HelpFormatter,
     )
-    train.add_argument("input", metavar="INPUT", help="input TIFF file")
+    train.add_argument("input", metavar="INPUT", help="input TIFF, OME-TIFF, CZI, ND2 or LIF file")
     train.add_argument("-o", "--output", required=True, metavar="NET", help="network file (.zssr)")
     train.add_argument("--overwrite", action="store_true", help="replace an existing NET")
     _add_scale_arguments(train.add_argument_group("scale"))
@@ -261,6 +272,15 @@ def _add_image_arguments(image: Any) -> None:
         type=_size_type,
         metavar="UM",
         help="pixel size in micrometres: 'XY', 'Y,X' or 'Z,Y,X' (default: from the file)",
+    )
+    image.add_argument(
+        "--scene",
+        type=_scene_type,
+        metavar="SCENE",
+        help="the scene (position, series, image) of a file of several (CZI, ND2, LIF, "
+        "OME-TIFF of several images) to process: its index from 0 or its id, e.g. Image:1. "
+        "Without it a single file of several scenes is refused with the list of its scenes, "
+        "and a batch (several inputs or a glob) processes every scene into its own output",
     )
 
 

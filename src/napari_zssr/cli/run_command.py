@@ -1,6 +1,7 @@
 """``napari-zssr run``: the arguments become a :class:`~napari_zssr.pipeline.RunRequest`, the
-pipeline runs it, and the result becomes a TIFF (pixel size divided by the scale, the run's
-record in its metadata). Several inputs, OME-Zarr or a cluster go to :mod:`.batch_run`."""
+input (a TIFF, or one scene of a CZI, ND2, LIF or OME-TIFF file) is read, the pipeline runs
+it, and the result becomes a TIFF (pixel size divided by the scale, channel names kept, the
+run's record in its metadata). Several inputs, OME-Zarr or a cluster go to :mod:`.batch_run`."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def run_command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         out, lambda path: check_tiff_output(inp, path, args.overwrite), args.maps
     )
     request, meta, result = read_and_run(args, request, inp)
-    fmt = write_result_tiff(inp, out, result, meta, request, command_line(argv))
+    fmt = write_result_tiff(inp, out, result, meta, request, command_line(argv), args.scene)
     try:
         written = write_maps(maps, result, out, command_line(argv)) if maps else []
     except BaseException:  # all files or none
@@ -72,11 +73,12 @@ def describe_network(saved: dict[str, Any]) -> str:
 def read_and_run(
     args: argparse.Namespace, request: RunRequest, inp: Path
 ) -> tuple[RunRequest, Any, RunResult]:
-    """Read ``inp`` into the request (axes and pixel size from the file unless given), check
-    it again, and run it with a progress bar; the request, the file's metadata, the result."""
+    """Read ``inp`` (its scene ``args.scene``) into the request (axes and pixel size from the
+    file unless given), check it again, and run it with a progress bar; the request, the
+    file's metadata, the result."""
     from ..pipeline import run
 
-    image, meta = open_input(inp)
+    image, meta = open_input(inp, args.scene)
     request = with_input(request, image, meta, args.axes, args.pixel_size)
     request.validate()
     update, close = progress_bar(args.quiet, "ZSSR")

@@ -17,7 +17,7 @@ __all__ = ["train_command"]
 
 
 def _check_output(inp: Path, out: Path, overwrite: bool) -> None:
-    """A TIFF input that exists, and a new ``.zssr`` file, not the input, whose folder is
+    """An input file that exists, and a new ``.zssr`` file, not the input, whose folder is
     writable."""
     from ..io import check_writable
 
@@ -50,7 +50,10 @@ def train_command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     model = result.extra.get("model")
     if model is None:  # only a per-plane stack keeps none: refused before training
         raise ValueError(result.info.get("model_note") or "the run kept no network")
-    model = model.replace(training={**model.training, "input": str(inp)})
+    training = {**model.training, "input": str(inp)}
+    if args.scene is not None:
+        training["scene"] = args.scene
+    model = model.replace(training=training)
     save_model(model, out)
     if not args.quiet:
         seconds = result.record.get("seconds", 0.0)

@@ -1,6 +1,8 @@
 """The jobs of a batch: inputs expanded, one output planned for each, complete ones found.
 
-Every input becomes one :class:`Job` ``(input, output, format)``. A job whose output is
+Every input becomes one :class:`Job` ``(input, output, format, scene)``; a microscope file
+of several scenes (CZI, ND2, LIF, an OME-TIFF of several images) becomes one job per scene
+unless a scene was chosen for all. A job whose output is
 complete is skipped: a TIFF appears only once written whole
 (:func:`napari_zssr.io.atomic_write`), and an OME-Zarr store carries a completion flag
 written after its last plane (:mod:`napari_zssr.arrays.output`).
@@ -61,11 +63,33 @@ def expand_inputs(patterns: Sequence[str]) -> list[Path]:
 
 @dataclass(frozen=True)
 class Job:
-    """One file of a batch: where it is read from and written to, and the format."""
+    """One file (or one scene of a file) of a batch: where it is read from and written to,
+    the format, and the scene read (index from 0 or id; None: the file's only image)."""
 
     input: Path
     output: Path
     fmt: str
+    scene: str | None = None
+
+
+def _n_scenes(path: Path) -> int:
+    """How many scenes the input holds (1 for a zarr store or a TIFF of one image)."""
+    from ..io.formats import list_scenes
+    from ..io.zarr_store import is_zarr_path
+
+    return 1 if is_zarr_path(path) else len(list_scenes(path))
+
+
+def _jobs_of(path: Path, fmt: str, folder: Path | None, scene: str | None) -> list[Job]:
+    """The jobs of one input written beside it or in ``folder``: one per scene of a file of
+    several scenes when no ``scene`` was chosen, else one."""
+    n = 1 if scene is not None else _n_scenes(path)
+    if n == 1:
+        return [Job(path, output_for(path, fmt, folder, keep_other_suffix=False), fmt, scene)]
+    return [
+        Job(path, output_for(path, fmt, folder, keep_other_suffix=False, scene=i), fmt, str(i))
+        for i in range(n)
+    ]
 
 
 def output_format(fmt: str | None, single_output: str | None) -> str:
@@ -97,13 +121,16 @@ def output_format(fmt: str | None, single_output: str | None) -> str:
 def plan_jobs(inputs: list[Path], options: BatchOptions) -> list[Job]:
     """The job of each input: ``options.output`` names the output of a single input, else a
     folder (created if missing) for ``STEM_zssr.tif`` / ``STEM_zssr.ome.zarr``; without it,
-    beside each input.
+    beside each input. Without ``options.scene``, each scene ``i`` of a file of several is a
+    job of its own, written to ``STEM_scene{i}_zssr.tif`` (or ``.ome.zarr``).
 
     Raises
     ------
     UsageError
         A file where a folder is needed, two outputs that collide, or an output that is
         its input.
+    ImportError
+        A microscope file without the ``formats`` extra (its scenes cannot be listed).
     """
     out = options.output
     folder_out = out is not None and (
@@ -113,14 +140,14 @@ def plan_jobs(inputs: list[Path], options: BatchOptions) -> list[Job]:
     )
     if out is not None and not folder_out:
         fmt = output_format(options.fmt, out)
-        return [Job(inputs[0], Path(out), fmt)]
+        return [Job(inputs[0], Path(out), fmt, options.scene)]
     fmt = output_format(options.fmt, None)
     folder = Path(out) if folder_out else None
     if folder is not None:
         if folder.exists() and not folder.is_dir():
             raise UsageError(f"with several inputs OUTPUT must be a folder, got the file {folder}")
         folder.mkdir(parents=True, exist_ok=True)
-    jobs = [Job(p, output_for(p, fmt, folder, keep_other_suffix=False), fmt) for p in inputs]
+    jobs = [job for p in inputs for job in _jobs_of(p, fmt, folder, options.scene)]
     outputs = [j.output.resolve() for j in jobs]
     if len(set(outputs)) < len(outputs):
         raise UsageError("two inputs have the same name: their outputs would collide")

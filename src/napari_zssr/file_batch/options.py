@@ -35,6 +35,9 @@ class BatchOptions:
         Axis letters given for every input (else each file's own).
     pixel_size : tuple of float or None
         Pixel size in micrometres given for every input (``XY``, ``Y,X`` or ``Z,Y,X``).
+    scene : str or None
+        The scene read from every input (index from 0 or scene id); None: every scene of a
+        file of several scenes is a job of its own.
     workers, scheduler
         A local Dask cluster of ``workers`` processes, or the address of a running one.
     planes_per_task : int or None
@@ -55,6 +58,7 @@ class BatchOptions:
     fmt: str | None = None
     axes: str | None = None
     pixel_size: tuple[float, ...] | None = None
+    scene: str | None = None
     workers: int | None = None
     scheduler: str | None = None
     planes_per_task: int | None = None

@@ -126,7 +126,7 @@ def prepare_stack(job: Any, options: BatchOptions) -> Stack | str | None:
     its output is complete; None when it stays one task (one plane only)."""
     if output_complete(job) and not options.overwrite:
         return SKIPPED
-    image, meta = open_input(job.input)
+    image, meta = open_input(job.input, job.scene)
     request, plan = prepare_request(options, image, meta)
     n_planes = _n_planes(request, plan)
     if n_planes < 2:
@@ -169,12 +169,13 @@ def plane_task(
 
     set_threads(threads)
     job = stack.job
-    image = open_pixels(job.input, stack.meta.shape, stack.meta.dtype)
+    image = open_pixels(job.input, stack.meta.shape, stack.meta.dtype, job.scene)
     group = zarr.open_group(str(job.output), mode="r+")
     shard = PlaneShard(group["0"], group[MARKS], planes)
     request, _ = prepare_request(options, image, stack.meta, worker_device(options.request.device))
     result = run(request.replace(out=shard))
-    return shard.fingerprint, run_record(job.input, job.output, result, options.command)
+    record = run_record(job.input, job.output, result, options.command, job.scene)
+    return shard.fingerprint, record
 
 
 def submit_stacks(

@@ -35,7 +35,7 @@ def process_file(job: Job, options: BatchOptions, device: str | None = None) -> 
         from ..io import check_writable
 
         check_writable(job.output)  # before reading and training
-    image, meta = open_input(job.input)
+    image, meta = open_input(job.input, job.scene)
     request, plan = prepare_request(options, image, meta, device)
     store = None
     if job.fmt == "ome-zarr":
@@ -48,11 +48,12 @@ def process_file(job: Job, options: BatchOptions, device: str | None = None) -> 
     finally:
         close()
     if store is None:
-        write_result_tiff(job.input, job.output, result, meta, request, options.command)
+        write_result_tiff(job.input, job.output, result, meta, request, options.command, job.scene)
     else:
         from ..io.zarr_store import write_run_record
 
-        write_run_record(store, run_record(job.input, job.output, result, options.command))
+        record = run_record(job.input, job.output, result, options.command, job.scene)
+        write_run_record(store, record)
     return "wrote"
 
 

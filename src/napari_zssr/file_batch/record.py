@@ -53,24 +53,37 @@ def carried_fields(extra: dict[str, Any], same_planes: bool) -> dict[str, Any]:
     }
 
 
-def run_record(inp: Path, out: Path, result: RunResult, command: str) -> dict:
-    """The run's record for the output's metadata: command, files, parameters, engine."""
+def run_record(
+    inp: Path, out: Path, result: RunResult, command: str, scene: int | str | None = None
+) -> dict:
+    """The run's record for the output's metadata: command, files (and the ``scene`` of the
+    input that was read, where one was chosen), parameters, engine."""
     metadata = dict(result.record)
     metadata["command"] = command
-    metadata["parameters"] = {"input": str(inp), "output": str(out), **metadata["parameters"]}
+    files: dict[str, Any] = {"input": str(inp), "output": str(out)}
+    if scene is not None:
+        files["scene"] = str(scene)
+    metadata["parameters"] = {**files, **metadata["parameters"]}
     return metadata
 
 
 def write_result_tiff(
-    inp: Path, out: Path, result: RunResult, meta: Any, request: RunRequest, command: str
+    inp: Path,
+    out: Path,
+    result: RunResult,
+    meta: Any,
+    request: RunRequest,
+    command: str,
+    scene: int | str | None = None,
 ) -> str:
-    """Write the result as a TIFF (atomically) with the run's record; returns its format."""
+    """Write the result as a TIFF (atomically) with the run's record (``scene``: the scene of
+    the input that was read, if one was chosen); returns its format."""
     same_planes = result.axes == meta.axes and not request.z_isotropic
     return write_tiff(
         out,
         result.output,
         axes=result.axes,
         pixel_size=result.pixel_size,
-        metadata=run_record(inp, out, result, command),
+        metadata=run_record(inp, out, result, command, scene),
         extra=carried_fields(meta.extra, same_planes),
     )

@@ -15,14 +15,17 @@ install.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .outputs import MICROSCOPE_SUFFIXES
 from .tiff import TiffMeta, available_memory, read_tiff
 
 __all__ = [
@@ -44,7 +47,7 @@ _READERS = {
     ".ome.tif": ("bioio_ome_tiff", "OME-TIFF"),
     ".ome.tiff": ("bioio_ome_tiff", "OME-TIFF"),
 }
-BIOIO_SUFFIXES = (".czi", ".nd2", ".lif")
+BIOIO_SUFFIXES = MICROSCOPE_SUFFIXES
 """Suffixes that only bioio reads (OME-TIFF goes through bioio for its scenes only)."""
 
 _ORDER = "TZCYXS"
@@ -301,17 +304,34 @@ def _bioio_suffix(path: Path) -> str:
     return suffix if suffix in _READERS else ".ome.tif"
 
 
+@contextlib.contextmanager
+def _quiet_tifffile() -> Iterator[None]:
+    """Keep tifffile's log lines (on a damaged file) off the terminal for a while."""
+    log = logging.getLogger("tifffile")
+    handler = logging.NullHandler()
+    propagate = log.propagate
+    log.addHandler(handler)  # without a handler, logging would print them anyway
+    log.propagate = False
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.propagate = propagate
+
+
 def _tiff_series(path: Path) -> int:
     """How many images (series) an OME-TIFF holds, counted by tifffile."""
     import tifffile
 
     if not path.is_file():
         return 1
-    try:
-        with tifffile.TiffFile(path) as tif:
-            return len(tif.series) if tif.is_ome else 1
-    except Exception:  # read_tiff will say what is wrong with the file
-        return 1
+    # tifffile's log lines on a damaged file are kept quiet: read_tiff says what is wrong
+    with _quiet_tifffile():
+        try:
+            with tifffile.TiffFile(path) as tif:
+                return len(tif.series) if tif.is_ome else 1
+        except Exception:
+            return 1
 
 
 def read_image(

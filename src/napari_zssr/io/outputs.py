@@ -1,7 +1,8 @@
 """Where results go: the output-naming rule and the checks on an output path.
 
-``IN.tif`` gives ``IN_zssr.tif`` (or ``IN_zssr.ome.zarr``) beside it or in a folder; an
-output that is the input is refused, whatever the command.
+``IN.tif`` (or ``IN.czi``, ``IN.nd2``, ``IN.lif``) gives ``IN_zssr.tif`` (or
+``IN_zssr.ome.zarr``) beside it or in a folder, and scene ``i`` of a file of several scenes
+``IN_scene{i}_zssr.tif``; an output that is the input is refused, whatever the command.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import os
 from pathlib import Path
 
 __all__ = [
+    "MICROSCOPE_SUFFIXES",
     "TIFF_SUFFIXES",
     "ZARR_SUFFIXES",
     "check_input_file",
@@ -24,6 +26,8 @@ __all__ = [
 
 #: Suffixes of TIFF files, longest first (``.ome.tif`` before ``.tif``).
 TIFF_SUFFIXES = (".ome.tiff", ".ome.tif", ".tiff", ".tif")
+#: Suffixes of the microscope files read through bioio (the ``formats`` extra).
+MICROSCOPE_SUFFIXES = (".czi", ".nd2", ".lif")
 #: Suffixes of zarr stores, longest first.
 ZARR_SUFFIXES = (".ome.zarr", ".zarr")
 #: What the output's name adds to the input's.
@@ -44,22 +48,31 @@ def is_zarr_name(text: str) -> bool:
 
 
 def output_for(
-    inp: Path, fmt: str = "tiff", folder: Path | None = None, *, keep_other_suffix: bool = True
+    inp: Path,
+    fmt: str = "tiff",
+    folder: Path | None = None,
+    *,
+    keep_other_suffix: bool = True,
+    scene: int | None = None,
 ) -> Path:
     """The output of ``inp``: ``STEM_zssr.tif`` (``fmt="tiff"``) or ``STEM_zssr.ome.zarr``,
-    in ``folder`` (default: beside the input).
+    in ``folder`` (default: beside the input); ``STEM_scene{scene}_zssr.tif`` for one scene
+    (index from 0) of a file of several.
 
-    ``STEM`` is the input's name without its TIFF or zarr suffix. A name with neither keeps
-    its suffix (``a.png`` gives ``a.png_zssr.tif``), or with ``keep_other_suffix=False``
-    loses it (``a_zssr.tif``), as the batch of many files names them.
+    ``STEM`` is the input's name without its TIFF, CZI, ND2 or LIF suffix (the same in both
+    rules below). A name with none of these and no zarr suffix keeps its suffix (``a.png``
+    gives ``a.png_zssr.tif``), or with ``keep_other_suffix=False`` loses it
+    (``a_zssr.tif``), as the batch of many files names them.
     """
     name = inp.name.rstrip("/")
-    suffixes = TIFF_SUFFIXES if keep_other_suffix else TIFF_SUFFIXES + ZARR_SUFFIXES
-    split = split_suffix(name, suffixes)
+    known = TIFF_SUFFIXES + MICROSCOPE_SUFFIXES
+    split = split_suffix(name, known if keep_other_suffix else known + ZARR_SUFFIXES)
     if split is not None:
         stem = split[0]
     else:
         stem = name if keep_other_suffix else inp.stem
+    if scene is not None:
+        stem = f"{stem}_scene{int(scene)}"
     ending = ".ome.zarr" if fmt == "ome-zarr" else ".tif"
     return (folder or inp.parent) / f"{stem}{TAG}{ending}"
 

@@ -81,7 +81,12 @@ def check_writable(path: str | os.PathLike[str]) -> None:
     os.unlink(probe)
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], Any]) -> None:
+def atomic_write(
+    path: str | os.PathLike[str],
+    write: Callable[[IO[bytes]], Any],
+    *,
+    size: int | None = None,
+) -> None:
     """Create ``path`` atomically: ``write(fh)`` fills a temporary sibling file that is
     renamed over ``path`` only once complete.
 
@@ -95,6 +100,8 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], Any]
         The destination; an existing file is replaced.
     write : callable
         Called once with the open binary file.
+    size : int, optional
+        About how many bytes ``write`` writes: a full disk's message gives it.
 
     Raises
     ------
@@ -102,6 +109,9 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], Any]
         If the destination folder does not exist.
     OSError
         If the file cannot be created or written; the message names ``path``.
+    napari_zssr.io.errors.WriteFailure
+        An OSError met while writing (a full disk, a folder made read-only or removed): one
+        line with the path, the cause in words and, for a full disk, the space needed.
     """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
@@ -121,6 +131,33 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], Any]
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
-        except BaseException:
+        except BaseException as exc:
+            full = _disk_full(folder, tmp, exc, size)  # while the partial file is there
             tmp.unlink(missing_ok=True)
+            failure = _failure(path, exc, size, full)  # the free space without it
+            if failure is not None:
+                raise failure from exc
             raise
+
+
+def _disk_full(folder: Path, tmp: Path, exc: BaseException, size: int | None) -> bool:
+    """Whether ``exc``, met while writing ``tmp``, came from a full disk."""
+    from .errors import disk_looks_full
+
+    if not isinstance(exc, OSError) or not folder.is_dir():
+        return False
+    try:
+        written = tmp.stat().st_size
+    except OSError:
+        written = 0
+    missing = None if size is None else max(size - written, 1)
+    return disk_looks_full(folder, exc, missing)
+
+
+def _failure(path: Path, exc: BaseException, size: int | None, full: bool) -> Any:
+    """The WriteFailure that ``exc`` (met while writing ``path``) becomes, or None."""
+    from .errors import WriteFailure, write_failure
+
+    if not isinstance(exc, OSError) or isinstance(exc, WriteFailure):
+        return None
+    return write_failure(path, exc, needed=size, full=full)

@@ -509,7 +509,8 @@ def write_tiff(
         If the axes do not match the array, a pixel size is not positive, or the metadata
         is not JSON-serialisable.
     OSError
-        If the file cannot be written.
+        If the file cannot be written (:class:`~napari_zssr.io.errors.WriteFailure`: the
+        path, the cause in words and, for a full disk, the space needed).
     """
     path = Path(path)
     array = np.asarray(array)
@@ -570,5 +571,6 @@ def _json_default(value: Any) -> Any:
 
 
 def _atomic_imwrite(path: Path, array: np.ndarray, kwargs: dict[str, Any]) -> None:
-    """Write a TIFF through :func:`atomic_write`."""
-    atomic_write(path, lambda fh: tifffile.imwrite(fh, array, **kwargs))
+    """Write a TIFF through :func:`atomic_write` (its size: the pixels and a little more)."""
+    size = int(array.nbytes) + 4096
+    atomic_write(path, lambda fh: tifffile.imwrite(fh, array, **kwargs), size=size)

@@ -1,0 +1,255 @@
+"""Faults in the middle of a run: damaged input chunks, a full disk, a read-only or removed
+output folder, two runs on one output, a lost or failing Dask worker. Each gives one line
+that names the file (and plane), exit status 1, leaves the input unchanged and nothing
+partial beside a TIFF output; an OME-Zarr store with finished planes stays resumable."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from napari_zssr.cli import main
+from napari_zssr.io import write_tiff
+
+zarr = pytest.importorskip("zarr")
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+FAST = ["-s", "2", "--preset", "fast", "--max-iters", "4", "--one-jump", "--device", "cpu", "-q"]
+
+
+def _stack(seed: int = 0, planes: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (rng.random((planes, 16, 18)) * 1000 + 20).astype(np.uint16)
+
+
+@pytest.fixture
+def tif(tmp_path: Path) -> Path:
+    path = tmp_path / "in.tif"
+    write_tiff(path, _stack(), axes="ZYX", pixel_size=(1.0, 0.2, 0.2))
+    return path
+
+
+def _digest(path: Path) -> str:
+    """A hash of every file under ``path`` (names and bytes): the input must not change."""
+    h = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for p in files:
+        h.update(str(p.relative_to(path.parent)).encode() + p.read_bytes())
+    return h.hexdigest()
+
+
+def _error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) <= 1, err  # one line, no traceback
+    return err[-1] if err else ""
+
+
+def _damaged_zarr(tmp_path: Path, how: str = "overwrite") -> Path:
+    """A zarr array (3 planes, one chunk each, zstd) whose plane 1 chunk is damaged."""
+    path = tmp_path / "in.zarr"
+    z = zarr.create_array(str(path), shape=(3, 16, 18), chunks=(1, 16, 18), dtype="uint16")
+    z[:] = _stack()
+    chunk = next(p for p in path.rglob("*") if p.is_file() and p.parts[-3:] == ("1", "0", "0"))
+    data = bytearray(chunk.read_bytes())
+    if how == "overwrite":
+        data[4:12] = b"\xff" * 8
+    else:  # truncated
+        data = data[: len(data) // 3]
+    chunk.write_bytes(bytes(data))
+    return path
+
+
+# 1. read errors during the work ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["overwrite", "truncate"])
+def test_damaged_chunk_one_line_and_no_empty_store(tmp_path, capsys, how):
+    src = _damaged_zarr(tmp_path, how)
+    before = _digest(src)
+    out = tmp_path / "out.zarr"
+    assert main(["run", str(src), "-o", str(out), *FAST]) == 1
+    message = _error(capsys)
+    assert message.startswith(f"error: cannot read plane 1 of {src}"), message
+    assert not out.exists()  # created for the run, no plane written: removed
+    assert _digest(src) == before
+
+
+def test_damaged_chunk_in_the_api_is_a_package_error(tmp_path):
+    from napari_zssr import ReadFailure as Exported
+    from napari_zssr import super_resolve
+    from napari_zssr.io.errors import ReadFailure
+
+    src = zarr.open_array(str(_damaged_zarr(tmp_path)), mode="r")
+    with pytest.raises(Exported) as info:
+        super_resolve(src, 2, preset="fast", device="cpu")
+    assert info.type is ReadFailure and info.value.plane == (1,)
+    assert "in.zarr" in info.value.path and info.value.__cause__ is not None
+    assert "cannot read plane 1 of" in str(info.value)
+
+
+def test_damaged_chunk_in_the_widget_is_a_notification():
+    from napari_zssr.io.errors import ReadFailure
+    from napari_zssr.napari.widget import describe_error
+
+    exc = ReadFailure("cannot read plane 1 of in.zarr/0: RuntimeError: bad chunk", plane=(1,))
+    assert describe_error(exc) == "ZSSR: cannot read plane 1 of in.zarr/0: RuntimeError: bad chunk"
+
+
+# 2. write errors ------------------------------------------------------------------------
+
+
+def _failing_imwrite(monkeypatch, exc: OSError, *, written: int = 1000, action=None) -> None:
+    """tifffile.imwrite writes ``written`` bytes, then (after ``action``) raises ``exc``."""
+    import napari_zssr.io.tiff as tiff
+
+    def imwrite(fh, *args, **kwargs):
+        fh.write(b"\0" * written)
+        if action is not None:
+            action()
+        raise exc
+
+    monkeypatch.setattr(tiff.tifffile, "imwrite", imwrite)
+
+
+def _left_beside(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_full_disk_names_the_file_and_the_space(tif, tmp_path, monkeypatch, capsys):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    before = _digest(tif)
+    _failing_imwrite(monkeypatch, OSError(errno.ENOSPC, "No space left on device"))
+    assert main(["run", str(tif), "-o", str(out_dir / "r.tif"), *FAST]) == 1
+    message = _error(capsys)
+    assert message.startswith(f"error: cannot write the output {out_dir / 'r.tif'}: no space left")
+    assert "the output needs about 11.0 kB" in message and "free in" in message
+    assert _left_beside(out_dir) == []  # nothing partial
+    assert _digest(tif) == before
+
+
+def test_a_short_write_on_a_full_disk_says_so(tif, tmp_path, monkeypatch, capsys):
+    """tifffile's own "N requested and M written", with no errno, on a full disk."""
+    from collections import namedtuple
+
+    import napari_zssr.io.errors as errors
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(errors.shutil, "disk_usage", lambda _: usage(300_000, 300_000, 0))
+    _failing_imwrite(monkeypatch, OSError("262144 requested and 150720 written"))
+    assert main(["run", str(tif), "-o", str(tmp_path / "r.tif"), *FAST]) == 1
+    assert "r.tif: no space left on device (the output needs about" in _error(capsys)
+    assert _left_beside(tmp_path) == ["in.tif"]
+
+
+def test_full_tmpfs(tif, tmp_path, capsys):
+    """A real 300 kB file system (skipped where mounting is not allowed)."""
+    small = tmp_path / "small"
+    small.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(small)])
+    if done.returncode != 0:
+        pytest.skip("mounting a tmpfs is not permitted here")
+    try:
+        big = tmp_path / "big.tif"
+        write_tiff(big, np.ones((4, 128, 128), np.uint16), axes="ZYX")
+        assert main(["run", str(big), "-o", str(small / "out.tif"), *FAST]) == 1
+        message = _error(capsys)
+        assert f"{small / 'out.tif'}: no space left on device (the output needs about" in message
+        assert _left_beside(small) == []
+    finally:
+        subprocess.run(["umount", str(small)], check=False)
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [(errno.EROFS, "read-only file system"), (errno.EACCES, "permission denied")],
+)
+def test_read_only_or_denied_output_folder(tif, tmp_path, monkeypatch, capsys, code, words):
+    _failing_imwrite(monkeypatch, OSError(code, os.strerror(code)))
+    assert main(["run", str(tif), "-o", str(tmp_path / "r.tif"), *FAST]) == 1
+    assert _error(capsys) == f"error: cannot write the output {tmp_path / 'r.tif'}: {words}"
+    assert _left_beside(tmp_path) == ["in.tif"]
+
+
+def test_output_folder_removed_during_the_run(tif, tmp_path, monkeypatch, capsys):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    gone = OSError(errno.ENOENT, "No such file or directory")
+    _failing_imwrite(monkeypatch, gone, action=lambda: shutil.rmtree(out_dir))
+    assert main(["run", str(tif), "-o", str(out_dir / "r.tif"), *FAST]) == 1
+    assert _error(capsys) == f"error: cannot write the output {out_dir / 'r.tif'}: folder removed"
+    assert not out_dir.exists() and _left_beside(tmp_path) == ["in.tif"]
+
+
+def _fail_zarr_writes_after(monkeypatch, planes: int, exc: OSError) -> None:
+    import napari_zssr.arrays.output as output
+
+    calls = {"n": 0}
+    real = output.write_plane
+
+    def write_plane(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > planes:
+            raise exc
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(output, "write_plane", write_plane)
+
+
+def test_full_disk_keeps_a_resumable_store(tif, tmp_path, monkeypatch, capsys):
+    ref = tmp_path / "ref.ome.zarr"
+    assert main(["run", str(tif), "-o", str(ref), *FAST]) == 0
+    out = tmp_path / "out.ome.zarr"
+    with monkeypatch.context() as m:
+        _fail_zarr_writes_after(m, 1, OSError(errno.ENOSPC, "No space left on device"))
+        assert main(["run", str(tif), "-o", str(out), *FAST]) == 1
+    message = _error(capsys)
+    assert message.startswith(
+        f"error: cannot write the output store {out} (plane 1): no space left on device "
+        "(the output needs about 6.9 kB;"
+    ), message
+    assert message.endswith(
+        f"1 of 3 planes are finished and kept in {out}; run the same command again to resume"
+    )
+    assert main(["run", str(tif), "-o", str(out), *FAST]) == 0  # resumed
+    got = zarr.open_group(str(out), mode="r")["0"]
+    np.testing.assert_array_equal(got[:], zarr.open_group(str(ref), mode="r")["0"][:])
+    assert got.attrs["napari_zssr"]["complete"] is True
+
+
+def test_store_removed_during_the_run(tif, tmp_path, monkeypatch, capsys):
+    import napari_zssr.arrays.output as output
+
+    out = tmp_path / "out.ome.zarr"
+    real = output.write_plane
+    calls = {"n": 0}
+
+    def write_plane(*args, **kwargs):
+        real(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 1:
+            shutil.rmtree(out)  # after the first plane's data
+
+    monkeypatch.setattr(output, "write_plane", write_plane)
+    assert main(["run", str(tif), "-o", str(out), *FAST]) == 1
+    assert _error(capsys) == f"error: cannot write the output store {out}: folder removed"
+    assert not out.exists()  # not recreated in bits
+
+
+def test_write_failure_is_an_oserror_with_the_cause_chained():
+    from napari_zssr.io.errors import WriteFailure, write_failure
+
+    exc = OSError(errno.ENOSPC, "No space left on device")
+    failure = write_failure(Path("/nonexistent-dir/out.tif"), exc, needed=2_000_000)
+    assert isinstance(failure, WriteFailure) and isinstance(failure, OSError)
+    assert str(failure) == "cannot write the output /nonexistent-dir/out.tif: folder removed"

@@ -10,6 +10,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -244,6 +245,79 @@ def test_store_removed_during_the_run(tif, tmp_path, monkeypatch, capsys):
     assert main(["run", str(tif), "-o", str(out), *FAST]) == 1
     assert _error(capsys) == f"error: cannot write the output store {out}: folder removed"
     assert not out.exists()  # not recreated in bits
+
+
+# 3. one run per output ------------------------------------------------------------------
+
+
+def test_a_live_claim_refuses_a_second_run_before_training(tif, tmp_path, monkeypatch, capsys):
+    import napari_zssr.pipeline as pipeline
+    from napari_zssr.io.claim import claim_file, claim_outputs
+    from napari_zssr.io.errors import OutputInUse
+
+    out = tmp_path / "r.tif"
+    trained = []
+    monkeypatch.setattr(pipeline, "run", lambda *a, **k: trained.append(1))
+    for extra in ([], ["--overwrite"]):
+        with claim_outputs([out]):  # another run (this process) holds it
+            assert main(["run", str(tif), "-o", str(out), *FAST, *extra]) == 1
+            message = _error(capsys)
+            assert message.startswith(f"error: output in use: {out} is being written by process")
+            assert str(claim_file(out)) in message
+        assert not claim_file(out).exists()  # released
+    assert trained == [] and _left_beside(tmp_path) == ["in.tif"]
+    with claim_outputs([out]), pytest.raises(OutputInUse), claim_outputs([out]):
+        pass
+
+
+def test_a_stale_claim_is_taken_over(tif, tmp_path):
+    import json
+    import socket
+
+    from napari_zssr.io.claim import claim_file
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    out = tmp_path / "r.tif"
+    claim_file(out).write_text(
+        json.dumps({"pid": dead.pid, "host": socket.gethostname(), "started": 0})
+    )
+    assert main(["run", str(tif), "-o", str(out), *FAST]) == 0
+    assert out.exists() and not claim_file(out).exists()
+
+
+def test_an_output_that_appears_during_the_run_is_kept(tif, tmp_path, monkeypatch, capsys):
+    import importlib
+
+    run_command = importlib.import_module("napari_zssr.cli.run_command")
+    out = tmp_path / "r.tif"
+    real = run_command.read_and_run
+
+    def other_run_writes_first(*args, **kwargs):
+        result = real(*args, **kwargs)
+        out.write_bytes(b"the other run's result")
+        return result
+
+    monkeypatch.setattr(run_command, "read_and_run", other_run_writes_first)
+    assert main(["run", str(tif), "-o", str(out), *FAST]) == 1
+    assert _error(capsys).startswith(f"error: output exists: {out}")
+    assert out.read_bytes() == b"the other run's result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif", "r.tif"]
+
+
+def test_two_processes_racing_on_one_output(tif, tmp_path):
+    out = tmp_path / "r.tif"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    env["OMP_NUM_THREADS"] = "1"
+    cmd = [sys.executable, "-m", "napari_zssr.cli", "run", str(tif), "-o", str(out), *FAST]
+    procs = [subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(p.wait(timeout=300), p.stderr.read().strip()) for p in procs]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 1], results
+    loser = next(err for code, err in results if code == 1)
+    assert loser.startswith((f"error: output in use: {out}", f"error: output exists: {out}"))
+    assert len(loser.splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif", "r.tif"]
 
 
 def test_write_failure_is_an_oserror_with_the_cause_chained():

@@ -54,7 +54,9 @@ def process_file(job: Job, options: BatchOptions, device: str | None = None) -> 
     finally:
         close()
     if store is None:
-        write_result_tiff(job.input, job.output, result, meta, request, options.command)
+        write_result_tiff(
+            job.input, job.output, result, meta, request, options.command, options.overwrite
+        )
     else:
         from ..io.zarr_store import write_run_record
 

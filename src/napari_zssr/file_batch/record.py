@@ -62,9 +62,18 @@ def run_record(inp: Path, out: Path, result: RunResult, command: str) -> dict:
 
 
 def write_result_tiff(
-    inp: Path, out: Path, result: RunResult, meta: Any, request: RunRequest, command: str
+    inp: Path,
+    out: Path,
+    result: RunResult,
+    meta: Any,
+    request: RunRequest,
+    command: str,
+    overwrite: bool = True,
 ) -> str:
-    """Write the result as a TIFF (atomically) with the run's record; returns its format."""
+    """Write the result as a TIFF (atomically) with the run's record; returns its format.
+
+    Without ``overwrite`` a file that appeared at ``out`` during the run is kept
+    (FileExistsError)."""
     same_planes = result.axes == meta.axes and not request.z_isotropic
     return write_tiff(
         out,
@@ -73,4 +82,5 @@ def write_result_tiff(
         pixel_size=result.pixel_size,
         metadata=run_record(inp, out, result, command),
         extra=carried_fields(meta.extra, same_planes),
+        overwrite=overwrite,
     )

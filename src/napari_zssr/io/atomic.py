@@ -86,6 +86,7 @@ def atomic_write(
     write: Callable[[IO[bytes]], Any],
     *,
     size: int | None = None,
+    replace: bool = True,
 ) -> None:
     """Create ``path`` atomically: ``write(fh)`` fills a temporary sibling file that is
     renamed over ``path`` only once complete.
@@ -102,11 +103,16 @@ def atomic_write(
         Called once with the open binary file.
     size : int, optional
         About how many bytes ``write`` writes: a full disk's message gives it.
+    replace : bool
+        Whether an existing ``path`` is replaced; if False, a file that appeared at ``path``
+        while this one was written is left as it is and an error raised.
 
     Raises
     ------
     FileNotFoundError
         If the destination folder does not exist.
+    FileExistsError
+        With ``replace=False``, when ``path`` exists by the time the file is complete.
     OSError
         If the file cannot be created or written; the message names ``path``.
     napari_zssr.io.errors.WriteFailure
@@ -130,7 +136,7 @@ def atomic_write(
                 write(fh)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(tmp, path)
+            _move_into_place(tmp, path, replace)
         except BaseException as exc:
             full = _disk_full(folder, tmp, exc, size)  # while the partial file is there
             tmp.unlink(missing_ok=True)
@@ -138,6 +144,29 @@ def atomic_write(
             if failure is not None:
                 raise failure from exc
             raise
+
+
+def _move_into_place(tmp: Path, path: Path, replace: bool) -> None:
+    """Rename ``tmp`` to ``path``; without ``replace``, never over a file that exists (a
+    hard link fails if ``path`` exists, atomically; where links are not allowed, a check
+    just before the rename)."""
+    if replace:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise FileExistsError(
+            f"output exists: {path} (another run wrote it meanwhile; use --overwrite to replace it)"
+        ) from None
+    except OSError:  # a file system without hard links
+        if path.exists():
+            raise FileExistsError(
+                f"output exists: {path} (use --overwrite to replace it)"
+            ) from None
+        os.replace(tmp, path)
+        return
+    tmp.unlink()
 
 
 def _disk_full(folder: Path, tmp: Path, exc: BaseException, size: int | None) -> bool:
@@ -158,6 +187,6 @@ def _failure(path: Path, exc: BaseException, size: int | None, full: bool) -> An
     """The WriteFailure that ``exc`` (met while writing ``path``) becomes, or None."""
     from .errors import WriteFailure, write_failure
 
-    if not isinstance(exc, OSError) or isinstance(exc, WriteFailure):
+    if not isinstance(exc, OSError) or isinstance(exc, (WriteFailure, FileExistsError)):
         return None
     return write_failure(path, exc, needed=size, full=full)

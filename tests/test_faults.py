@@ -320,6 +320,87 @@ def test_two_processes_racing_on_one_output(tif, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif", "r.tif"]
 
 
+# 4. a lost or failing Dask worker -------------------------------------------------------
+
+SPLIT = ["--stack-mode", "per_plane", "--format", "ome-zarr"]
+
+
+def _plane_options(inp: Path, out: Path, *extra: str):
+    from napari_zssr.cli.batch_run import batch_options
+    from napari_zssr.cli.parser import build_parser
+    from napari_zssr.file_batch.jobs import expand_inputs, plan_jobs
+
+    argv = ["run", str(inp), "-o", str(out), *FAST, *SPLIT, "--planes-per-task", "1", *extra]
+    options = batch_options(build_parser().parse_args(argv), [])
+    return options, plan_jobs(expand_inputs(options.inputs), options)
+
+
+def _always_fails_on_plane_1(stack, planes, options, threads):
+    from napari_zssr.file_batch.plane_tasks import plane_task
+
+    if 1 in planes:
+        raise OSError("cannot reach the input share")
+    return plane_task(stack, planes, options, threads)
+
+
+def test_a_task_that_keeps_failing_is_named_at_the_end(tif, tmp_path):
+    pytest.importorskip("distributed")
+    from napari_zssr.file_batch.cluster import run_jobs
+    from napari_zssr.file_batch.errors import TasksFailed
+
+    out = tmp_path / "out.ome.zarr"
+    options, jobs = _plane_options(tif, out, "--workers", "2", "--retries", "1")
+    with pytest.raises(TasksFailed) as info:
+        run_jobs(jobs, options, processes=False, plane_task=_always_fails_on_plane_1)
+    assert str(info.value).startswith(
+        "1 task failed after every retry (in.tif plane 1: OSError: cannot reach the input "
+        "share); 0 other outputs are complete and finished planes are kept"
+    )
+    marks = zarr.open_group(str(out), mode="r")["napari_zssr_planes"][:]
+    assert marks[0] != 0 and marks[1] == 0 and marks[2] != 0  # the others finished
+
+
+def _die_once_in_plane_1(stack, planes, options, threads):
+    """Ends its worker process the first time it holds plane 1 (a lost worker)."""
+    from napari_zssr.file_batch.plane_tasks import plane_task
+
+    marker = Path(stack.job.output).parent / ".died"
+    if 1 in planes and not marker.exists():
+        marker.touch()
+        os._exit(1)
+    return plane_task(stack, planes, options, threads)
+
+
+@pytest.mark.slow  # two worker processes start and import torch
+def test_a_worker_killed_during_a_plane_task_loses_nothing(tif, tmp_path):
+    pytest.importorskip("distributed")
+    from napari_zssr.file_batch.cluster import run_jobs
+    from napari_zssr.file_batch.process import process_file
+
+    ref_options, ref_jobs = _plane_options(tif, tmp_path / "ref.ome.zarr")
+    assert process_file(ref_jobs[0], ref_options) == "wrote"
+    out = tmp_path / "out.ome.zarr"
+    options, jobs = _plane_options(tif, out, "--workers", "2")
+    statuses = run_jobs(jobs, options, processes=True, plane_task=_die_once_in_plane_1)
+    assert statuses == ["wrote (3 tasks)"]
+    assert (tmp_path / ".died").exists()  # the worker really died
+    got = zarr.open_group(str(out), mode="r")["0"][:]
+    ref = zarr.open_group(str(tmp_path / "ref.ome.zarr"), mode="r")["0"][:]
+    np.testing.assert_array_equal(got, ref)
+
+
+def test_tasks_failed_on_the_command_line_is_one_line(capsys):
+    from napari_zssr.cli import _error as print_error
+    from napari_zssr.file_batch.errors import TasksFailed
+
+    print_error(TasksFailed([("a.tif planes 2-3", OSError("gone\nnow"))], 4))
+    assert _error(capsys) == (
+        "error: 1 task failed after every retry (a.tif planes 2-3: OSError: gone now); 4 other "
+        "outputs are complete and finished planes are kept: run the same command again to redo "
+        "only what is missing"
+    )
+
+
 def test_write_failure_is_an_oserror_with_the_cause_chained():
     from napari_zssr.io.errors import WriteFailure, write_failure
 

@@ -247,6 +247,30 @@ def test_store_removed_during_the_run(tif, tmp_path, monkeypatch, capsys):
     assert not out.exists()  # not recreated in bits
 
 
+@pytest.mark.parametrize("planes_before", [0, 1])
+def test_api_store_after_a_write_failure(tmp_path, monkeypatch, planes_before):
+    from napari_zssr import WriteFailure, super_resolve
+
+    out = tmp_path / "res.ome.zarr"
+    _fail_zarr_writes_after(monkeypatch, planes_before, OSError(errno.EROFS, "Read-only"))
+    with pytest.raises(WriteFailure) as info:
+        super_resolve(_stack(), 2, preset="fast", device="cpu", out=out, seed=0)
+    message = str(info.value)
+    assert message.startswith(
+        f"cannot write the output store {out} (plane {planes_before}): read-only file system"
+    ), message
+    assert isinstance(info.value.__cause__, OSError)
+    if planes_before == 0:
+        assert not out.exists()  # created by this run, nothing in it: removed
+    else:
+        assert message.endswith(
+            f"; 1 of 3 planes are finished and kept in {out}; run again with the same out= "
+            "to resume"
+        )
+        rec = zarr.open_group(str(out), mode="r")["0"].attrs["napari_zssr"]
+        assert rec["planes_done"] == [0] and rec["complete"] is False
+
+
 # 3. one run per output ------------------------------------------------------------------
 
 

@@ -158,6 +158,29 @@ class PlaneOutput:
         if root is not None and not any(os.path.isfile(os.path.join(root, m)) for m in marks):
             raise FileNotFoundError(2, "the output store was removed during the run", root)
 
+    #: The store path this run created (``out=`` a path that did not exist), else None.
+    created_store: str | None = None
+
+    def settle(self, exc: BaseException) -> None:
+        """After a failed run: remove the store this run created if no plane was finished;
+        else keep it and, for the package's own errors, say in the message how to resume."""
+        if self._tracked and not self._done and self.created_store is not None:
+            from ..io.zarr_store import remove_store
+
+            remove_store(self.created_store)
+            return
+        from ..io.errors import RunFault
+
+        try:
+            self._check_store()
+        except OSError:
+            return  # the store is gone: nothing is kept
+        if self._tracked and self._done and isinstance(exc, RunFault):
+            exc.set_note(
+                f"{len(self._done)} of {self.layout.n_planes} planes are finished and kept in "
+                f"{_name(self.target)}; run again with the same out= to resume"
+            )
+
     def finish(self) -> None:
         """Mark the run complete (last, after every plane)."""
         if self._tracked:
@@ -370,9 +393,11 @@ def prepare_output(
         return PlaneOutput(np.empty(shape, dtype=dtype), out_layout)
     if maps:
         raise ValueError("out cannot be combined with maps=True: the maps are kept in memory")
+    created = None
     if isinstance(out, (str, os.PathLike)):
         from ..io.zarr_store import output_store
 
+        created = None if os.path.exists(out) else os.fspath(out)
         # sizes in input pixels: the output's pixel is 1 / scale of the input's
         out = output_store(
             out,
@@ -390,4 +415,8 @@ def prepare_output(
             f"out must have the output's shape {tuple(shape)} and dtype {dtype}, got "
             f"{tuple(out.shape)} {np.dtype(out.dtype)}"
         )
-    return PlaneOutput(out, out_layout, run_fingerprint(_fingerprint_parts(arr, layout, sc, parts)))
+    writer = PlaneOutput(
+        out, out_layout, run_fingerprint(_fingerprint_parts(arr, layout, sc, parts))
+    )
+    writer.created_store = created
+    return writer

@@ -84,7 +84,7 @@ def settle_store(path: Path, created: bool, exc: BaseException) -> None:
             shutil.rmtree(path, ignore_errors=True)
         return
     if isinstance(exc, (ReadFailure, WriteFailure)):
-        exc.add_note_text(
+        exc.set_note(
             f"{done} of {total} planes are finished and kept in {path}; run the same command "
             "again to resume"
         )

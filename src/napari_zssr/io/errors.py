@@ -62,9 +62,13 @@ class RunFault(OSError):
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
 
-    def add_note_text(self, text: str) -> None:
-        """Append ``text`` to the one-line message (e.g. how to resume)."""
-        self.args = (f"{self} {text}".strip(),)
+    def set_note(self, text: str) -> None:
+        """End the one-line message with ``text`` (e.g. how to resume), in place of an
+        earlier note."""
+        base = getattr(self, "_base", None)
+        if base is None:
+            base = self._base = str(self)
+        self.args = (f"{base}; {text}",)
 
 
 class ReadFailure(RunFault):

@@ -384,6 +384,22 @@ def test_a_task_that_keeps_failing_is_named_at_the_end(tif, tmp_path):
     assert marks[0] != 0 and marks[1] == 0 and marks[2] != 0  # the others finished
 
 
+def _always_fails(stack, planes, options, threads):
+    raise OSError("cannot reach the input share")
+
+
+def test_a_stack_whose_tasks_all_fail_leaves_no_store(tif, tmp_path):
+    pytest.importorskip("distributed")
+    from napari_zssr.file_batch.cluster import run_jobs
+    from napari_zssr.file_batch.errors import TasksFailed
+
+    out = tmp_path / "out.ome.zarr"
+    options, jobs = _plane_options(tif, out, "--workers", "2", "--retries", "0")
+    with pytest.raises(TasksFailed, match="3 tasks failed after every retry"):
+        run_jobs(jobs, options, processes=False, plane_task=_always_fails)
+    assert not out.exists()
+
+
 def _die_once_in_plane_1(stack, planes, options, threads):
     """Ends its worker process the first time it holds plane 1 (a lost worker)."""
     from napari_zssr.file_batch.plane_tasks import plane_task

@@ -111,6 +111,7 @@ class Stack:
     meta: StackInput
     n_planes: int
     groups: tuple[tuple[int, ...], ...] = ()
+    created: bool = False
 
 
 def _n_planes(request: Any, plan: Any) -> int:
@@ -133,6 +134,7 @@ def prepare_stack(job: Any, options: BatchOptions) -> Stack | str | None:
     n_planes = _n_planes(request, plan)
     if n_planes < 2:
         return None
+    created = not job.output.exists()
     store = open_output(job, request, plan, image, options.overwrite)
     _marks(job.output, n_planes)
     del store
@@ -142,7 +144,7 @@ def prepare_stack(job: Any, options: BatchOptions) -> Stack | str | None:
         shape=tuple(int(n) for n in image.shape),
         dtype=str(np.dtype(image.dtype)),
     )
-    return Stack(job, info, n_planes)
+    return Stack(job, info, n_planes, created=created)
 
 
 def _marks(path: Any, n_planes: int) -> Any:
@@ -252,8 +254,25 @@ def _finish_collecting(client: Any, item: Any) -> tuple[str, list[tuple[str, Bas
     if any(not ok for ok, _ in done):
         if not failures:  # groups unknown: name the file
             failures = [(stack.job.input.name, v) for ok, v in done if not ok]
+        _remove_if_empty(stack)
         return "failed", failures
     return _finish(item, [value for _, value in done]), []
+
+
+def _remove_if_empty(stack: Stack) -> None:
+    """Remove the store of a failed stack when this run created it and no plane finished."""
+    import shutil
+
+    import zarr
+
+    if not stack.created:
+        return
+    try:
+        marks = zarr.open_group(str(stack.job.output), mode="r")[MARKS][:]
+    except (OSError, KeyError, ValueError):
+        return
+    if not np.any(marks):
+        shutil.rmtree(stack.job.output, ignore_errors=True)
 
 
 def _planes_text(planes: Sequence[int]) -> str:

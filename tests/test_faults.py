@@ -53,12 +53,14 @@ def _error(capsys) -> str:
     return err[-1] if err else ""
 
 
-def _damaged_zarr(tmp_path: Path, how: str = "overwrite") -> Path:
-    """A zarr array (3 planes, one chunk each, zstd) whose plane 1 chunk is damaged."""
+def _damaged_zarr(tmp_path: Path, how: str = "overwrite", plane: int = 1) -> Path:
+    """A zarr array (3 planes, one chunk each, zstd) whose chunk of ``plane`` is damaged."""
     path = tmp_path / "in.zarr"
     z = zarr.create_array(str(path), shape=(3, 16, 18), chunks=(1, 16, 18), dtype="uint16")
     z[:] = _stack()
-    chunk = next(p for p in path.rglob("*") if p.is_file() and p.parts[-3:] == ("1", "0", "0"))
+    chunk = next(
+        p for p in path.rglob("*") if p.is_file() and p.parts[-3:] == (str(plane), "0", "0")
+    )
     data = bytearray(chunk.read_bytes())
     if how == "overwrite":
         data[4:12] = b"\xff" * 8
@@ -102,6 +104,39 @@ def test_damaged_chunk_in_the_widget_is_a_notification():
 
     exc = ReadFailure("cannot read plane 1 of in.zarr/0: RuntimeError: bad chunk", plane=(1,))
     assert describe_error(exc) == "ZSSR: cannot read plane 1 of in.zarr/0: RuntimeError: bad chunk"
+
+
+def test_damaged_chunk_in_a_widget_run(make_napari_viewer, qtbot, tmp_path):
+    """A whole-stack run on a layer with a damaged chunk: one notification, no new layer,
+    the source layer and its data as they were."""
+    pytest.importorskip("pytestqt")
+    from napari.utils.notifications import NotificationSeverity, notification_manager
+
+    from napari_zssr.napari import widget as widget_module
+    from napari_zssr.napari.panels.input import PLANES_ALL
+
+    path = _damaged_zarr(tmp_path, plane=2)  # napari shows plane 1
+    before = _digest(path)
+    viewer = make_napari_viewer()
+    data = zarr.open_array(str(path), mode="r")
+    layer = viewer.add_image(data, name="damaged", contrast_limits=(0, 1100))
+    _dock, widget = viewer.window.add_plugin_dock_widget("napari-zssr", "ZSSR super-resolution")
+    assert isinstance(widget, widget_module.ZSSRWidget)
+    widget.preset.value = "fast"
+    widget.max_iters.value = 4
+    widget.planes.value = PLANES_ALL
+    start = len(notification_manager.records)
+    widget.run()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=120_000)
+    errors = [
+        str(n.message)
+        for n in notification_manager.records[start:]
+        if n.severity == NotificationSeverity.ERROR
+    ]
+    assert widget.last_status == "error"
+    assert errors and errors[-1].startswith(f"ZSSR: cannot read plane 2 of {path}"), errors
+    assert [x.name for x in viewer.layers] == ["damaged"] and layer.data is data
+    assert _digest(path) == before
 
 
 # 2. write errors ------------------------------------------------------------------------

@@ -16,7 +16,10 @@ from .core.progress import Cancelled, Progress
 __all__ = [
     "PRESETS",
     "Cancelled",
+    "OutputInUse",
     "Progress",
+    "ReadFailure",
+    "WriteFailure",
     "ZSSRConfig",
     "ZSSRModel",
     "__version__",
@@ -37,6 +40,7 @@ if TYPE_CHECKING:
     from .arrays.upscale import super_resolve
     from .arrays.upscale_many import super_resolve_many
     from .core.resolution import estimate_resolution
+    from .io.errors import OutputInUse, ReadFailure, WriteFailure
 
 
 def __getattr__(name: str) -> Any:
@@ -60,6 +64,10 @@ def __getattr__(name: str) -> Any:
         from .arrays.train import train_model  # saved networks: train once, apply many
 
         return train_model
+    if name in ("OutputInUse", "ReadFailure", "WriteFailure"):
+        from .io import errors  # faults met during a run (the io package loads on first use)
+
+        return getattr(errors, name)
     if name in ("ZSSRModel", "load_model", "save_model"):
         from .arrays import networks
 

@@ -24,6 +24,7 @@ __all__ = [
     "PlaneShard",
     "is_complete",
     "mark_value",
+    "planes_finished",
     "prepare_output",
     "record_complete",
     "run_fingerprint",
@@ -111,6 +112,10 @@ class PlaneOutput:
         self._save(complete=is_complete(self.target, self.fingerprint))
 
     def _save(self, complete: bool) -> None:
+        try:
+            self._check_store()
+        except OSError as exc:
+            raise _write_failure(self.target, exc) from exc
         n_planes = self.layout.n_planes
         _write_record(self.target, self.fingerprint, sorted(self._done), n_planes, complete)
 
@@ -132,12 +137,49 @@ class PlaneOutput:
         if self._canon is not None:
             self._canon[idx] = plane
             return
-        write_plane(self.layout, self.target, idx, plane)
+        try:
+            self._check_store()
+            write_plane(self.layout, self.target, idx, plane)
+        except OSError as exc:
+            raise _write_failure(self.target, exc, idx) from exc
         if self._shard is not None:  # marked after the data, as below
             self._shard.mark(self._flat(idx))
         elif self._tracked:  # recorded after the data: a recorded plane is always written
             self._done.add(self._flat(idx))
             self._save(complete=False)
+
+    def _check_store(self) -> None:
+        """Raise FileNotFoundError when the target's store folder was removed during the run
+        (a zarr store would otherwise recreate bits of it, without its metadata)."""
+        import os
+
+        root = _store_root(self.target)
+        marks = ("zarr.json", ".zgroup", ".zarray")
+        if root is not None and not any(os.path.isfile(os.path.join(root, m)) for m in marks):
+            raise FileNotFoundError(2, "the output store was removed during the run", root)
+
+    #: The store path this run created (``out=`` a path that did not exist), else None.
+    created_store: str | None = None
+
+    def settle(self, exc: BaseException) -> None:
+        """After a failed run: remove the store this run created if no plane was finished;
+        else keep it and, for the package's own errors, say in the message how to resume."""
+        if self._tracked and not self._done and self.created_store is not None:
+            from ..io.zarr_store import remove_store
+
+            remove_store(self.created_store)
+            return
+        from ..io.errors import RunFault
+
+        try:
+            self._check_store()
+        except OSError:
+            return  # the store is gone: nothing is kept
+        if self._tracked and self._done and isinstance(exc, RunFault):
+            exc.set_note(
+                f"{len(self._done)} of {self.layout.n_planes} planes are finished and kept in "
+                f"{_name(self.target)}; run again with the same out= to resume"
+            )
 
     def finish(self) -> None:
         """Mark the run complete (last, after every plane)."""
@@ -156,8 +198,34 @@ def _write_record(
     }
     try:
         target.attrs[RECORD_KEY] = rec
+    except OSError as exc:  # a full disk, a folder made read-only or removed
+        raise _write_failure(target, exc) from exc
     except Exception as exc:  # read-only stores raise various errors: one message
         raise PermissionError(f"cannot write the output store {_name(target)}: {exc}") from exc
+
+
+def _write_failure(target: Any, exc: OSError, idx: Any = None) -> Exception:
+    """One line for an OSError met writing into ``target``: its store, the plane, the cause
+    in words and, for a full disk, the output's size."""
+    from pathlib import Path
+
+    from ..io.errors import WriteFailure, write_failure
+
+    if isinstance(exc, WriteFailure):
+        return exc
+    name = _name(target)
+    try:
+        needed = int(np.prod(target.shape, dtype=np.int64)) * np.dtype(target.dtype).itemsize
+    except (AttributeError, TypeError):
+        needed = None
+    path = Path(name)
+    full = getattr(exc, "errno", None) in (28, 122)  # ENOSPC, EDQUOT
+    return write_failure(path, exc, needed=needed, plane=idx, what="the output store", full=full)
+
+
+def planes_finished(target: Any) -> int:
+    """How many planes ``target``'s record says are finished (0 without a record)."""
+    return len(_record(target).get("planes_done", []))
 
 
 def record_complete(target: Any, fingerprint: str, n_planes: int) -> None:
@@ -231,7 +299,15 @@ class PlaneShard:
         self._done.add(flat)
 
 
+def _store_root(target: Any) -> str | None:
+    """The folder of a local zarr store (None for other targets)."""
+    target = getattr(target, "array", target)
+    root = getattr(getattr(target, "store", None), "root", None)
+    return None if root is None else str(root)
+
+
 def _name(target: Any) -> str:
+    target = getattr(target, "array", target)  # a PlaneShard: its array's store
     store = getattr(target, "store", None)
     root = getattr(store, "root", None)
     return str(root) if root is not None else type(target).__name__
@@ -317,9 +393,11 @@ def prepare_output(
         return PlaneOutput(np.empty(shape, dtype=dtype), out_layout)
     if maps:
         raise ValueError("out cannot be combined with maps=True: the maps are kept in memory")
+    created = None
     if isinstance(out, (str, os.PathLike)):
         from ..io.zarr_store import output_store
 
+        created = None if os.path.exists(out) else os.fspath(out)
         # sizes in input pixels: the output's pixel is 1 / scale of the input's
         out = output_store(
             out,
@@ -337,4 +415,8 @@ def prepare_output(
             f"out must have the output's shape {tuple(shape)} and dtype {dtype}, got "
             f"{tuple(out.shape)} {np.dtype(out.dtype)}"
         )
-    return PlaneOutput(out, out_layout, run_fingerprint(_fingerprint_parts(arr, layout, sc, parts)))
+    writer = PlaneOutput(
+        out, out_layout, run_fingerprint(_fingerprint_parts(arr, layout, sc, parts))
+    )
+    writer.created_store = created
+    return writer

@@ -187,11 +187,61 @@ def _plane_axes(layout: Any) -> list[int]:
 
 
 def read_plane(layout: Any, arr: Any, idx: tuple[int, ...]) -> np.ndarray:
-    """Read one ``(C, Y, X)`` plane of ``arr`` (only that plane is read)."""
-    sub = np.asarray(arr[plane_key(layout, idx)])
+    """Read one ``(C, Y, X)`` plane of ``arr`` (only that plane is read).
+
+    Raises
+    ------
+    napari_zssr.io.errors.ReadFailure
+        When the plane cannot be read (a damaged chunk, a truncated or vanished file): one
+        line naming the source, the plane and the cause, the original error chained.
+    """
+    try:
+        sub = np.asarray(arr[plane_key(layout, idx)])
+    except _READ_ERRORS as exc:
+        raise _read_failure(arr, idx, exc) from exc
     if layout.channel_axis is None:
         return sub[None]
     return np.moveaxis(sub, _plane_axes(layout), [0, 1, 2])
+
+
+#: What a codec or a file system raises when stored data cannot be read: a damaged chunk
+#: gives RuntimeError or ValueError (the codecs), a vanished or truncated file OSError,
+#: EOFError or KeyError (a store missing a key).
+_READ_ERRORS = (OSError, RuntimeError, ValueError, EOFError, KeyError)
+
+
+def source_name(arr: Any) -> str | None:
+    """The file or store an array is read from, where it says (zarr, memmap, h5py)."""
+    store = getattr(arr, "store", None)
+    root = getattr(store, "root", None) or getattr(store, "path", None)
+    if root is not None:
+        inner = getattr(arr, "path", "") or ""
+        return f"{root}/{inner}" if inner else str(root)
+    for name in ("filename", "file"):  # np.memmap, h5py
+        value = getattr(arr, name, None)
+        if isinstance(value, str):
+            return value
+        value = getattr(value, "filename", None)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def _read_failure(arr: Any, idx: tuple[int, ...], exc: BaseException) -> Exception:
+    from ..io.errors import ReadFailure, cause_in_words, describe_plane
+
+    if isinstance(exc, ReadFailure):
+        return exc
+    name = source_name(arr)
+    where = f" of {name}" if name else " of the input"
+    cause = cause_in_words(exc)
+    return ReadFailure(
+        f"cannot read {describe_plane(idx)}{where}: {cause}",
+        path=name,
+        plane=idx,
+        cause=cause,
+        errno_=getattr(exc, "errno", None),
+    )
 
 
 def write_plane(layout: Any, out: Any, idx: tuple[int, ...], plane: np.ndarray) -> None:

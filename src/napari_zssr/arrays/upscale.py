@@ -231,7 +231,11 @@ def super_resolve(
     n_batch = 1
     if not shared and layout.n_planes > 1:
         n_batch = batch_planes or auto_batch(dev, cfg, layout.n_planes)
-    _upscale_planes(job, saved, shared, n_batch, sc, dk, dev, seed, rep)
+    try:
+        _upscale_planes(job, saved, shared, n_batch, sc, dk, dev, seed, rep)
+    except BaseException as exc:
+        writer.settle(exc)  # an empty store of this run goes; finished planes stay
+        raise
     writer.finish()  # the completion flag, last
     rep.plane = rep.n_planes - 1
     rep.step = rep.n_steps - 1

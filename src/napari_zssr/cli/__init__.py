@@ -22,7 +22,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from ..file_batch.errors import UsageError
+from ..file_batch.errors import TasksFailed, UsageError
 from ..io import Terminated, sigterm_raises
 from ..pipeline.request import RequestError
 from .demo import WIDGET_NAME, demo_command, has_display
@@ -47,8 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        0 on success, 1 on a runtime error (bad file, unreadable data), 2 on a usage error (bad
-        options or values),
+        0 on success, 1 on a runtime error (bad file, unreadable data, a full disk, an output
+        in use, tasks that kept failing), 2 on a usage error (bad options or values),
         130 when interrupted (Ctrl-C), 143 on SIGTERM. ``--help`` and ``--version`` exit
         through ``SystemExit(0)``.
     """
@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, RequestError) as exc:
         _error(exc)
         return 2
-    except (ValueError, TypeError, OSError, ImportError) as exc:
+    except (ValueError, TypeError, OSError, ImportError, TasksFailed) as exc:
         _error(exc)
         return 1
     except MemoryError as exc:

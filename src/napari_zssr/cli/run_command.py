@@ -14,6 +14,7 @@ from typing import Any
 from ..file_batch.progress import progress_bar
 from ..file_batch.record import with_input, write_result_tiff
 from ..io import check_writable
+from ..io.claim import claim_outputs
 from ..io.inputs import open_input
 from ..io.outputs import check_tiff_output, output_for
 from ..pipeline import EstimateSpec, RunRequest, RunResult, describe_noise
@@ -42,13 +43,17 @@ def run_command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     maps = check_map_paths(
         out, lambda path: check_tiff_output(inp, path, args.overwrite), args.maps
     )
-    request, meta, result = read_and_run(args, request, inp)
-    fmt = write_result_tiff(inp, out, result, meta, request, command_line(argv), args.scene)
-    try:
-        written = write_maps(maps, result, out, command_line(argv)) if maps else []
-    except BaseException:  # all files or none
-        remove_quietly([out])
-        raise
+    with claim_outputs([out]):  # a second run with this output stops here, before training
+        request, meta, result = read_and_run(args, request, inp)
+        fmt = write_result_tiff(
+            inp, out, result, meta, request, command_line(argv), args.scene,
+            overwrite=bool(args.overwrite),
+        )  # fmt: skip
+        try:
+            written = write_maps(maps, result, out, command_line(argv)) if maps else []
+        except BaseException:  # all files or none
+            remove_quietly([out])
+            raise
     if not args.quiet:
         print(_summary(out, result, fmt))
         if request.scale is not None and "noise_estimate" in result.info:

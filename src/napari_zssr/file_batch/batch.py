@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 
+from ..io.claim import claim_outputs
 from .errors import UsageError
 from .jobs import Job, expand_inputs, plan_jobs
 from .options import BatchOptions
@@ -26,6 +27,8 @@ def run_batch(options: BatchOptions) -> tuple[list[Job], list[str]]:
         Options that do not fit together or do not fit the files.
     RequestError
         Request parameters out of range (from :meth:`~napari_zssr.pipeline.RunRequest.validate`).
+    napari_zssr.io.errors.OutputInUse
+        When another run is writing one of the outputs (see :mod:`napari_zssr.io.claim`).
     """
     request = options.request
     request.validate()  # the options, before reading any file
@@ -35,10 +38,12 @@ def run_batch(options: BatchOptions) -> tuple[list[Job], list[str]]:
     if request.z_isotropic and any(j.fmt == "ome-zarr" for j in jobs):
         raise UsageError("--z-isotropic writes TIFF only (the Z upsampling needs the volume)")
     check_plane_options(jobs, options)
-    if options.on_cluster:
-        from .cluster import run_jobs
+    # one run per output: a second run with the same outputs stops here, before training
+    with claim_outputs([job.output for job in jobs]):
+        if options.on_cluster:
+            from .cluster import run_jobs
 
-        statuses = run_jobs(jobs, options)
-    else:
-        statuses = [process_file(job, options) for job in jobs]
+            statuses = run_jobs(jobs, options)
+        else:
+            statuses = [process_file(job, options) for job in jobs]
     return jobs, statuses

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..io.extras import require
+from .errors import TasksFailed
 from .options import BatchOptions
 from .plane_tasks import finish_stack, submit_stacks
 from .process import process_file
@@ -75,6 +76,39 @@ def file_task(job: Any, options: BatchOptions, threads: int) -> str:
     return process_file(job, options, device=worker_device(options.request.device))
 
 
+def outcomes(client: Any, futures: Sequence[Any]) -> list[tuple[bool, Any]]:
+    """Wait for every future: ``(True, result)`` or ``(False, error)`` each, in order (a
+    failed task does not stop the others)."""
+    _distributed().wait(list(futures))
+    out: list[tuple[bool, Any]] = []
+    for future in futures:
+        if future.status == "finished":
+            out.append((True, future.result()))
+        else:
+            out.append((False, future.exception()))
+    return out
+
+
+def _collect(client: Any, jobs: Sequence[Any], stacks: dict[int, Any], futures: Any) -> list[str]:
+    """The statuses of every job, once all tasks ended; the tasks that kept failing raise
+    :class:`~napari_zssr.file_batch.errors.TasksFailed` naming their files and planes."""
+    files = iter(outcomes(client, futures))
+    statuses: list[str] = []
+    failures: list[tuple[str, BaseException]] = []
+    for i, job in enumerate(jobs):
+        if i in stacks:
+            status, failed = finish_stack(client, stacks[i], collect=True)
+        else:
+            ok, value = next(files)
+            status, failed = (value, []) if ok else ("failed", [(job.input.name, value)])
+        statuses.append(status)
+        failures.extend(failed)
+    if failures:
+        written = sum(1 for s in statuses if s != "failed")
+        raise TasksFailed(failures, written)
+    return statuses
+
+
 def run_jobs(
     jobs: Sequence[Any],
     options: BatchOptions,
@@ -88,8 +122,14 @@ def run_jobs(
     A stack in per-plane mode with an OME-Zarr output is split into tasks of a few planes
     (:mod:`napari_zssr.file_batch.plane_tasks`); every other file is one task. A task whose
     worker dies is rescheduled by Dask on another worker; a task that fails is rerun up to
-    ``options.retries`` times, then stops the batch with its error (outputs and planes already
-    complete stay, and a rerun of the command skips them).
+    ``options.retries`` times; once every other task has ended, the tasks that kept failing
+    are reported by file and planes (outputs and planes already complete stay, and a rerun of
+    the command skips them).
+
+    Raises
+    ------
+    napari_zssr.file_batch.errors.TasksFailed
+        When some tasks failed after every retry.
     """
     client, cluster = connect(options.workers, options.scheduler, processes=processes)
     try:
@@ -106,11 +146,7 @@ def run_jobs(
             retries=int(options.retries),
             pure=False,
         )
-        files = iter(client.gather(futures))
-        return [
-            finish_stack(client, stacks[i]) if i in stacks else next(files)
-            for i in range(len(jobs))
-        ]
+        return _collect(client, jobs, stacks, futures)
     finally:
         client.close()
         if cluster is not None:

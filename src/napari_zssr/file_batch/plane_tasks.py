@@ -20,6 +20,7 @@ on the whole stack, and a TIFF is written whole: those files stay one task each.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -109,6 +110,8 @@ class Stack:
     job: Any
     meta: StackInput
     n_planes: int
+    groups: tuple[tuple[int, ...], ...] = ()
+    created: bool = False
 
 
 def _n_planes(request: Any, plan: Any) -> int:
@@ -131,6 +134,7 @@ def prepare_stack(job: Any, options: BatchOptions) -> Stack | str | None:
     n_planes = _n_planes(request, plan)
     if n_planes < 2:
         return None
+    created = not job.output.exists()
     store = open_output(job, request, plan, image, options.overwrite)
     _marks(job.output, n_planes)
     del store
@@ -140,7 +144,7 @@ def prepare_stack(job: Any, options: BatchOptions) -> Stack | str | None:
         shape=tuple(int(n) for n in image.shape),
         dtype=str(np.dtype(image.dtype)),
     )
-    return Stack(job, info, n_planes)
+    return Stack(job, info, n_planes, created=created)
 
 
 def _marks(path: Any, n_planes: int) -> Any:
@@ -214,12 +218,17 @@ def submit_stacks(
             )
             for group in groups
         ]
-        submitted[i] = (stack, futures)
+        submitted[i] = (dataclasses.replace(stack, groups=tuple(map(tuple, groups))), futures)
     return submitted
 
 
-def finish_stack(client: Any, item: Any) -> str:
+def finish_stack(client: Any, item: Any, collect: bool = False) -> Any:
     """Wait for a stack's tasks, then write its run record and, last, the completion flag.
+
+    Returns the status; with ``collect``, ``(status, failures)``: the status is ``"failed"``
+    and ``failures`` lists ``("a.tif planes 2-3", error)`` for each task that failed after
+    every retry (the store keeps its finished planes; without ``collect`` the first error is
+    raised).
 
     Raises
     ------
@@ -227,14 +236,60 @@ def finish_stack(client: Any, item: Any) -> str:
         When the tasks ran different runs (their fingerprints differ).
     """
     if isinstance(item, str):
-        return item
+        return (item, []) if collect else item
+    if collect:
+        return _finish_collecting(client, item)
+    return _finish(item, client.gather(item[1]))
+
+
+def _finish_collecting(client: Any, item: Any) -> tuple[str, list[tuple[str, BaseException]]]:
+    from .cluster import outcomes
+
+    stack, futures = item
+    done = outcomes(client, futures)
+    failures = [
+        (f"{stack.job.input.name} {_planes_text(plane_group)}", value)
+        for plane_group, (ok, value) in zip(getattr(stack, "groups", None) or [], done)
+        if not ok
+    ]
+    if any(not ok for ok, _ in done):
+        if not failures:  # groups unknown: name the file
+            failures = [(stack.job.input.name, v) for ok, v in done if not ok]
+        _remove_if_empty(stack)
+        return "failed", failures
+    return _finish(item, [value for _, value in done]), []
+
+
+def _remove_if_empty(stack: Stack) -> None:
+    """Remove the store of a failed stack when this run created it and no plane finished."""
+    import shutil
+
+    import zarr
+
+    if not stack.created:
+        return
+    try:
+        marks = zarr.open_group(str(stack.job.output), mode="r")[MARKS][:]
+    except (OSError, KeyError, ValueError):
+        return
+    if not np.any(marks):
+        shutil.rmtree(stack.job.output, ignore_errors=True)
+
+
+def _planes_text(planes: Sequence[int]) -> str:
+    if len(planes) == 1:
+        return f"plane {planes[0]}"
+    return f"planes {planes[0]}-{planes[-1]}"
+
+
+def _finish(item: Any, results: list[Any]) -> str:
+    """Write the run record and the completion flag of a stack whose tasks all succeeded."""
     import zarr
 
     from ..arrays.output import record_complete
     from ..io.zarr_store import write_run_record
 
     stack, futures = item
-    results = client.gather(futures)
     fingerprints = {fp for fp, _ in results}
     if len(fingerprints) != 1 or None in fingerprints:
         raise RuntimeError(

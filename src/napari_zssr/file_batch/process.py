@@ -7,6 +7,7 @@ OME-Zarr store is continued where it stopped). No torch at import.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ..io.inputs import open_input
@@ -14,7 +15,7 @@ from .jobs import Job, output_complete
 from .options import BatchOptions
 from .record import run_record, with_input, write_result_tiff
 
-__all__ = ["SKIPPED", "open_output", "prepare_request", "process_file"]
+__all__ = ["SKIPPED", "open_output", "prepare_request", "process_file", "settle_store"]
 
 #: The status of a job whose output is already complete.
 SKIPPED = "skipped (complete)"
@@ -37,24 +38,65 @@ def process_file(job: Job, options: BatchOptions, device: str | None = None) -> 
         check_writable(job.output)  # before reading and training
     image, meta = open_input(job.input, job.scene)
     request, plan = prepare_request(options, image, meta, device)
-    store = None
+    store, created = None, False
     if job.fmt == "ome-zarr":
+        created = not job.output.exists()
         store = open_output(job, request, plan, image, options.overwrite)
     request = request.replace(out=store)
     quiet = options.quiet or device is not None
     update, close = progress.progress_bar(quiet, f"ZSSR {job.input.name}")
     try:
         result = run(request, update)
+    except BaseException as exc:
+        if store is not None:
+            settle_store(job.output, created, exc)
+        raise
     finally:
         close()
     if store is None:
-        write_result_tiff(job.input, job.output, result, meta, request, options.command, job.scene)
+        write_result_tiff(
+            job.input, job.output, result, meta, request, options.command, job.scene,
+            overwrite=options.overwrite,
+        )  # fmt: skip
     else:
         from ..io.zarr_store import write_run_record
 
         record = run_record(job.input, job.output, result, options.command, job.scene)
         write_run_record(store, record)
     return "wrote"
+
+
+def settle_store(path: Path, created: bool, exc: BaseException) -> None:
+    """After a failed run into the OME-Zarr store ``path``: remove it if this run created it
+    and finished no plane; else keep it, and tell (in ``exc``'s message, for the package's
+    own errors) how many planes it holds and how to resume."""
+    import shutil
+
+    from ..arrays.output import planes_finished
+    from ..io.errors import ReadFailure, WriteFailure
+    from ..io.zarr_store import open_ome_zarr
+
+    try:
+        array, _ = open_ome_zarr(path)
+        done, total = planes_finished(array), _n_planes(array)
+    except (OSError, ValueError):  # gone, or not readable: nothing to keep or remove
+        return
+    if done == 0:
+        if created:
+            shutil.rmtree(path, ignore_errors=True)
+        return
+    if isinstance(exc, (ReadFailure, WriteFailure)):
+        exc.set_note(
+            f"{done} of {total} planes are finished and kept in {path}; run the same command "
+            "again to resume"
+        )
+
+
+def _n_planes(array: Any) -> int:
+    from ..arrays.output import RECORD_KEY
+
+    rec = array.attrs.get(RECORD_KEY) or {}
+    return int(rec.get("n_planes", 0)) if isinstance(rec, dict) else 0
 
 
 def prepare_request(

@@ -75,9 +75,13 @@ def write_result_tiff(
     request: RunRequest,
     command: str,
     scene: int | str | None = None,
+    overwrite: bool = True,
 ) -> str:
     """Write the result as a TIFF (atomically) with the run's record (``scene``: the scene of
-    the input that was read, if one was chosen); returns its format."""
+    the input that was read, if one was chosen); returns its format.
+
+    Without ``overwrite`` a file that appeared at ``out`` during the run is kept
+    (FileExistsError)."""
     same_planes = result.axes == meta.axes and not request.z_isotropic
     return write_tiff(
         out,
@@ -86,4 +90,5 @@ def write_result_tiff(
         pixel_size=result.pixel_size,
         metadata=run_record(inp, out, result, command, scene),
         extra=carried_fields(meta.extra, same_planes),
+        overwrite=overwrite,
     )

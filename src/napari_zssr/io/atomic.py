@@ -81,7 +81,13 @@ def check_writable(path: str | os.PathLike[str]) -> None:
     os.unlink(probe)
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], Any]) -> None:
+def atomic_write(
+    path: str | os.PathLike[str],
+    write: Callable[[IO[bytes]], Any],
+    *,
+    size: int | None = None,
+    replace: bool = True,
+) -> None:
     """Create ``path`` atomically: ``write(fh)`` fills a temporary sibling file that is
     renamed over ``path`` only once complete.
 
@@ -95,13 +101,23 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], Any]
         The destination; an existing file is replaced.
     write : callable
         Called once with the open binary file.
+    size : int, optional
+        About how many bytes ``write`` writes: a full disk's message gives it.
+    replace : bool
+        Whether an existing ``path`` is replaced; if False, a file that appeared at ``path``
+        while this one was written is left as it is and an error raised.
 
     Raises
     ------
     FileNotFoundError
         If the destination folder does not exist.
+    FileExistsError
+        With ``replace=False``, when ``path`` exists by the time the file is complete.
     OSError
         If the file cannot be created or written; the message names ``path``.
+    napari_zssr.io.errors.WriteFailure
+        An OSError met while writing (a full disk, a folder made read-only or removed): one
+        line with the path, the cause in words and, for a full disk, the space needed.
     """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
@@ -120,7 +136,57 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], Any]
                 write(fh)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
+            _move_into_place(tmp, path, replace)
+        except BaseException as exc:
+            full = _disk_full(folder, tmp, exc, size)  # while the partial file is there
             tmp.unlink(missing_ok=True)
+            failure = _failure(path, exc, size, full)  # the free space without it
+            if failure is not None:
+                raise failure from exc
             raise
+
+
+def _move_into_place(tmp: Path, path: Path, replace: bool) -> None:
+    """Rename ``tmp`` to ``path``; without ``replace``, never over a file that exists (a
+    hard link fails if ``path`` exists, atomically; where links are not allowed, a check
+    just before the rename)."""
+    if replace:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise FileExistsError(
+            f"output exists: {path} (another run wrote it meanwhile; use --overwrite to replace it)"
+        ) from None
+    except OSError:  # a file system without hard links
+        if path.exists():
+            raise FileExistsError(
+                f"output exists: {path} (use --overwrite to replace it)"
+            ) from None
+        os.replace(tmp, path)
+        return
+    tmp.unlink()
+
+
+def _disk_full(folder: Path, tmp: Path, exc: BaseException, size: int | None) -> bool:
+    """Whether ``exc``, met while writing ``tmp``, came from a full disk."""
+    from .errors import disk_looks_full
+
+    if not isinstance(exc, OSError) or not folder.is_dir():
+        return False
+    try:
+        written = tmp.stat().st_size
+    except OSError:
+        written = 0
+    missing = None if size is None else max(size - written, 1)
+    return disk_looks_full(folder, exc, missing)
+
+
+def _failure(path: Path, exc: BaseException, size: int | None, full: bool) -> Any:
+    """The WriteFailure that ``exc`` (met while writing ``path``) becomes, or None."""
+    from .errors import WriteFailure, write_failure
+
+    if not isinstance(exc, OSError) or isinstance(exc, (WriteFailure, FileExistsError)):
+        return None
+    return write_failure(path, exc, needed=size, full=full)

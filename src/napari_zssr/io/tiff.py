@@ -469,6 +469,7 @@ def write_tiff(
     metadata: Mapping[str, Any] | None = None,
     ome: bool = False,
     extra: Mapping[str, Any] | None = None,
+    overwrite: bool = True,
 ) -> str:
     """Write ``array`` to a TIFF file atomically, with axes, pixel size and JSON metadata.
 
@@ -497,6 +498,9 @@ def write_tiff(
         ImageJ or OME fields to carry over, as :attr:`TiffMeta.extra` of a file read with
         :func:`read_tiff` (frame interval, channel names, ranges, LUTs...); fields the
         written flavour cannot hold are left out.
+    overwrite : bool
+        Whether an existing ``path`` is replaced. If False, a file that appeared at ``path``
+        during the write (another run's) is kept and FileExistsError raised.
 
     Returns
     -------
@@ -508,8 +512,11 @@ def write_tiff(
     ValueError
         If the axes do not match the array, a pixel size is not positive, or the metadata
         is not JSON-serialisable.
+    FileExistsError
+        With ``overwrite=False``, when ``path`` exists once the file is complete.
     OSError
-        If the file cannot be written.
+        If the file cannot be written (:class:`~napari_zssr.io.errors.WriteFailure`: the
+        path, the cause in words and, for a full disk, the space needed).
     """
     path = Path(path)
     array = np.asarray(array)
@@ -554,7 +561,7 @@ def write_tiff(
         else:
             kwargs["photometric"] = "minisblack"
 
-    _atomic_imwrite(path, array, kwargs)
+    _atomic_imwrite(path, array, kwargs, overwrite)
     return fmt
 
 
@@ -569,6 +576,11 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
-def _atomic_imwrite(path: Path, array: np.ndarray, kwargs: dict[str, Any]) -> None:
-    """Write a TIFF through :func:`atomic_write`."""
-    atomic_write(path, lambda fh: tifffile.imwrite(fh, array, **kwargs))
+def _atomic_imwrite(
+    path: Path, array: np.ndarray, kwargs: dict[str, Any], overwrite: bool = True
+) -> None:
+    """Write a TIFF through :func:`atomic_write` (its size: the pixels and a little more)."""
+    size = int(array.nbytes) + 4096
+    atomic_write(
+        path, lambda fh: tifffile.imwrite(fh, array, **kwargs), size=size, replace=overwrite
+    )

@@ -23,6 +23,7 @@ __all__ = [
     "open_ome_zarr",
     "output_pixel_size",
     "output_store",
+    "remove_store",
     "write_run_record",
 ]
 
@@ -258,6 +259,12 @@ def _write_metadata(
         scale.append(float(size) if size is not None else 1.0)
     datasets = [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}]
     write_multiscales_metadata(group, datasets=datasets, axes=spec)
+
+
+def remove_store(path: str | os.PathLike[str]) -> None:
+    """Remove the output store ``path`` (one that a failed run created and left empty);
+    nothing when it is gone already."""
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def write_run_record(array: Any, record: dict[str, Any]) -> None:

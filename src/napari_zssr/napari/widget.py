@@ -133,7 +133,9 @@ def describe_error(exc: BaseException) -> str:
     first_line = (str(exc).strip().splitlines() or [""])[0]
     if type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower():
         return f"{_OOM_ADVICE} ({type(exc).__name__}: {first_line})"
-    if isinstance(exc, (ValueError, TypeError)):
+    from ..io.errors import RunFault
+
+    if isinstance(exc, (ValueError, TypeError, RunFault)):
         return f"ZSSR: {first_line}"
     return f"ZSSR failed: {type(exc).__name__}: {first_line}"
 

@@ -18,7 +18,7 @@ from typing import Any
 from ..io.extras import require
 from .errors import TasksFailed
 from .options import BatchOptions
-from .plane_tasks import finish_stack, submit_stacks
+from .plane_tasks import finish_stack, outcomes, submit_stacks
 from .process import process_file
 from .worker import set_threads, worker_device
 
@@ -74,19 +74,6 @@ def file_task(job: Any, options: BatchOptions, threads: int) -> str:
     """One file on a worker: torch threads for its share of the cores, its own device."""
     set_threads(threads)
     return process_file(job, options, device=worker_device(options.request.device))
-
-
-def outcomes(client: Any, futures: Sequence[Any]) -> list[tuple[bool, Any]]:
-    """Wait for every future: ``(True, result)`` or ``(False, error)`` each, in order (a
-    failed task does not stop the others)."""
-    _distributed().wait(list(futures))
-    out: list[tuple[bool, Any]] = []
-    for future in futures:
-        if future.status == "finished":
-            out.append((True, future.result()))
-        else:
-            out.append((False, future.exception()))
-    return out
 
 
 def _collect(client: Any, jobs: Sequence[Any], stacks: dict[int, Any], futures: Any) -> list[str]:

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from ..io.extras import require
 from ..io.inputs import open_input, open_pixels
 from .errors import UsageError
 from .jobs import output_complete
@@ -40,6 +41,7 @@ __all__ = [
     "MARKS",
     "TASKS_PER_WORKER",
     "Stack",
+    "outcomes",
     "StackInput",
     "check_plane_options",
     "finish_stack",
@@ -243,8 +245,6 @@ def finish_stack(client: Any, item: Any, collect: bool = False) -> Any:
 
 
 def _finish_collecting(client: Any, item: Any) -> tuple[str, list[tuple[str, BaseException]]]:
-    from .cluster import outcomes
-
     stack, futures = item
     done = outcomes(client, futures)
     failures = [
@@ -303,3 +303,16 @@ def _finish(item: Any, results: list[Any]) -> str:
     record_complete(group["0"], fingerprints.pop(), stack.n_planes)  # last: the flag
     del group[MARKS]  # complete: the marks are no longer needed
     return f"wrote ({len(futures)} tasks)"
+
+
+def outcomes(client: Any, futures: Sequence[Any]) -> list[tuple[bool, Any]]:
+    """Wait for every future: ``(True, result)`` or ``(False, error)`` each, in order (a
+    failed task does not stop the others)."""
+    require("distributed", "--workers and --scheduler (a Dask cluster)").wait(list(futures))
+    out: list[tuple[bool, Any]] = []
+    for future in futures:
+        if future.status == "finished":
+            out.append((True, future.result()))
+        else:
+            out.append((False, future.exception()))
+    return out

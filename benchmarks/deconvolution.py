@@ -32,6 +32,10 @@ CPU)::
     PYTHONPATH=$PWD/src OMP_NUM_THREADS=1 python benchmarks/deconvolution.py [--data DIR]
         [--psfs widefield,confocal] [--photons 400,100] [--images 1,2,...] [--hr 192]
         [--methods bicubic,rl,zssr_psf,zssr_est,zssr] [--preset fast] [--json PATH]
+
+``--methods estimates`` prints only what the run would read from each input before training
+(noise estimate, noise on the sons, the blind kernel fit): seconds per case, and a way to
+compare two versions of the code (``PYTHONPATH`` pointing at each) without training.
 """
 
 from __future__ import annotations
@@ -187,6 +191,8 @@ def run_case(
     row: dict[str, Any] = {"image": name, "psf": psf_kind, "photons": peak, "psnr": {}}
     row["notes"] = {}
     methods = args.methods.split(",")
+    if "estimates" in methods:
+        row["estimates"] = estimates(counts)
     if "bicubic" in methods:
         row["psnr"]["bicubic"] = mic.metrics(gt, mic.bicubic(y, SCALE), SHAVE)[0]
     if "rl" in methods:
@@ -208,6 +214,27 @@ def run_case(
         row["psnr"][m] = mic.metrics(gt, est, SHAVE)[0]
         row["notes"][m] = note
     return row
+
+
+def estimates(counts: np.ndarray) -> dict[str, Any]:
+    """What ``super_resolve`` reads from the input before training: the noise estimate, the
+    noise ``"auto"`` puts on the sons without and with a kernel, and ``kernel="estimate"``'s
+    fit (no training: a quick way to see what a code change alters per case)."""
+    from napari_zssr.core.kernel_estimate import estimate_kernel
+    from napari_zssr.core.noise import auto_noise_std, estimate_noise_std
+    from napari_zssr.nd import normalise_intensity
+
+    plane = normalise_intensity(counts)[0].astype(np.float64)
+    noise = estimate_noise_std(plane)
+    est = estimate_kernel([plane], (SCALE, SCALE), noise_std=[noise])
+    return {
+        "noise_estimate": noise,
+        "auto_without_kernel": auto_noise_std(noise, with_kernel=False),
+        "auto_with_kernel": auto_noise_std(noise, with_kernel=True),
+        "estimate": f"{getattr(est, 'family', 'anisotropic')} "
+        f"{est.sigma_major:.2f} x {est.sigma_minor:.2f} HR px, "
+        + ("used" if est.reliable else "not used"),
+    }
 
 
 def _table(rows: list[dict[str, Any]]) -> list[str]:
@@ -260,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(row)
                 psnr = "  ".join(f"{k} {v:.2f}" for k, v in row["psnr"].items())
                 print(f"{name:28s} {kind:9s} {peak:5g}  {psnr}", flush=True)
+                if "estimates" in row:
+                    print(f"    {row['estimates']}", flush=True)
                 for m in ("zssr_psf", "zssr_est", "zssr"):
                     if m in row["notes"]:
                         n = row["notes"][m]

@@ -174,6 +174,7 @@ def test_an_estimate_failing_the_check_never_reaches_the_training(monkeypatch) -
     assert info["kernel"] is None
     assert info["kernel_estimate"]["spectral_check"]["passed"] is False
     assert info["kernel_estimate"]["reliable"] is False
+    assert "would remove every frequency" in info["kernel_estimate"]["fallback"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         plain = super_resolve(lr, 2, config=TINY, noise_std=info["noise_std"])

@@ -231,6 +231,7 @@ class KernelEstimate:
             "image_resolution_px": self.resolution_px,
             "spectral_check": dict(self.spectral_check),
             "reliable": self.reliable,
+            "fallback": None if self.reliable else self.fallback_message(),
         }
 
     @property

@@ -20,6 +20,9 @@ seconds per image: a quick check of an estimator change before the full ZSSR ben
 (``benchmarks/natural.py --sets div2krk --variants "estimated kernel"``, about an hour on a
 2-core CPU).
 
+``--family isotropic`` / ``anisotropic`` forces the kernel family (default ``auto``: the
+isotropic fit unless the anisotropic one is clearly better and not degenerate).
+
 ``--whiten yes`` / ``no`` forces ``estimate_kernel``'s choice between the first differences'
 statistics and the intensities' (by default it chooses from the noise: ``auto``).
 
@@ -99,6 +102,12 @@ def main(argv: list[str] | None = None) -> int:
         help="estimate_kernel's whiten: auto (None, the default), yes (True) or no (False)",
     )
     p.add_argument(
+        "--family",
+        choices=("auto", "isotropic", "anisotropic"),
+        default="auto",
+        help="estimate_kernel's kernel family (default auto)",
+    )
+    p.add_argument(
         "--set",
         choices=("div2krk", "microscopy", "microscopy-noise-free"),
         default="div2krk",
@@ -126,21 +135,32 @@ def main(argv: list[str] | None = None) -> int:
     for name, plane, kernel in cases:
         true = kernel / kernel.sum()
         true_fwhm = _lr_fwhm(true, sc)
-        est = estimate_kernel([plane], sc, whiten=WHITEN[args.whiten])
+        est = estimate_kernel([plane], sc, whiten=WHITEN[args.whiten], family=args.family)
         ratio = est.fwhm_lr_px / true_fwhm
         logs.append(abs(math.log(ratio)))
         label = f"{name} (whitened)" if est.whitened else name
+        label += f", {est.family}"
+        if "isotropic_sigma_hr_px" in est.family_check:
+            fc = est.family_check
+            iso_s, (an_a, an_b) = fc["isotropic_sigma_hr_px"], fc["anisotropic_sigmas_hr_px"]
+            ratio_s = fc["anisotropic_score"] / max(fc["isotropic_score"], 1e-30)
+            label += f" (iso {iso_s:.2f}, aniso {an_a:.2f} x {an_b:.2f}, score ratio {ratio_s:.2f})"
         row = (
             f"| {label} | {true_fwhm:.2f} | {est.fwhm_lr_px:.2f} | {ratio:.2f} | "
             f"{_correlation(est.kernel, true):.3f} | {est.resolution_px:.2f} | "
-            f"{est.fwhm_lr_px / est.resolution_px:.2f} | {'yes' if est.reliable else 'no'} |"
+            f"{est.fwhm_lr_px / est.resolution_px:.2f} | {'yes' if est.reliable else 'no'} "
+            f"(spectrum: signal to {est.spectral_check.get('signal_cutoff', math.nan):.3f}, "
+            f"kernel to {est.spectral_check.get('kernel_cutoff', math.nan):.3f}) |"
         )
         if args.crop_median:
             s = args.crop_median
             h, w = plane.shape
             crops = [plane[y : y + s, x : x + s] for y in (0, h - s) for x in (0, w - s)]
             fits = [est.fwhm_lr_px]
-            fits += [estimate_kernel([c], sc, whiten=WHITEN[args.whiten]).fwhm_lr_px for c in crops]
+            fits += [
+                estimate_kernel([c], sc, whiten=WHITEN[args.whiten], family=args.family).fwhm_lr_px
+                for c in crops
+            ]
             med = float(np.median(fits)) / true_fwhm
             logs_med.append(abs(math.log(med)))
             row += f" {med:.2f} |"

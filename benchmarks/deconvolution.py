@@ -220,9 +220,10 @@ def estimates(counts: np.ndarray) -> dict[str, Any]:
     """What ``super_resolve`` reads from the input before training: the noise estimate, the
     noise ``"auto"`` puts on the sons without and with a kernel, and ``kernel="estimate"``'s
     fit (no training: a quick way to see what a code change alters per case)."""
+    from napari_zssr.nd import normalise_intensity
+
     from napari_zssr.core.kernel_estimate import estimate_kernel
     from napari_zssr.core.noise import auto_noise_std, estimate_noise_std
-    from napari_zssr.nd import normalise_intensity
 
     plane = normalise_intensity(counts)[0].astype(np.float64)
     noise = estimate_noise_std(plane)

@@ -61,7 +61,8 @@ def test_estimate_spec_needs_no_pixel_size_and_is_made_by_the_run(scene):
     np.testing.assert_array_equal(result.kernel, np.array(est["kernel"]))
     assert result.kernel.sum() == pytest.approx(1.0)
     assert result.psf["source"] == "estimate"
-    assert result.psf["description"].startswith("estimated from the image: Gaussian")
+    family = est["family"]
+    assert result.psf["description"].startswith(f"estimated from the image: {family} Gaussian")
     assert result.psf["details"]["sigma_major_hr_px"] == pytest.approx(
         est["sigma_major_hr_px"], abs=1e-3
     )
@@ -122,12 +123,14 @@ def test_cli_psf_estimate_refuses_file_options(scene, tmp_path, capsys):
     assert "not both" in capsys.readouterr().err
 
 
-def test_cli_psf_estimate_on_a_too_small_image_names_the_minimum(tmp_path, capsys):
+def test_cli_psf_estimate_on_a_too_small_image_falls_back_naming_the_minimum(tmp_path, capsys):
     src = tmp_path / "small.tif"
     write_tiff(src, _blurred_scene(size=64), axes="YX")  # 32 x 32 px
-    assert main(["run", str(src), "-s", "2", "--psf", "estimate", *FAST]) != 0
+    out = tmp_path / "small_zssr.tif"
+    assert main(["run", str(src), "-o", str(out), "-s", "2", "--psf", "estimate", *FAST]) == 0
     err = capsys.readouterr().err
-    assert "too small" in err and "48 x 48" in err
+    assert "too small" in err and "48 x 48" in err and "bicubic kernel is used instead" in err
+    assert out.exists()
 
 
 # --------------------------------------------------------------------------- widget
@@ -155,7 +158,8 @@ def test_widget_estimate_source_shows_the_estimated_kernel(make_napari_viewer, q
     meta = viewer.layers[-1].metadata["zssr"]
     assert meta["psf"]["source"] == "estimate"
     assert meta["psf"]["description"] == widget.kernel_text
-    assert widget.kernel_text.startswith("estimated from the image: Gaussian")
+    assert widget.kernel_text.startswith("estimated from the image: ")
+    assert "Gaussian" in widget.kernel_text
     assert not widget.kernel_thumb.isHidden()  # the estimated kernel's thumbnail
     qtbot.wait(500)  # the new layer refreshes the form: the estimate stays on show
     assert widget.kernel_text == meta["psf"]["description"]

@@ -184,8 +184,23 @@ def test_each_plane_is_measured_for_noise_once(scene: np.ndarray, monkeypatch) -
 def test_api_estimate_errors() -> None:
     with pytest.raises(ValueError, match="'estimate'"):
         super_resolve(np.zeros((64, 64)), 2, kernel="guess", config=TINY)
-    with pytest.raises(ValueError, match="too small"):
-        super_resolve(np.random.default_rng(0).random((20, 20)), 2, kernel="estimate", config=TINY)
+
+
+@pytest.mark.parametrize(
+    ("image", "why"),
+    [
+        (np.random.default_rng(0).random((20, 20)), "too small"),
+        (np.full((96, 96), 0.4), "too flat"),
+    ],
+)
+def test_a_tiny_or_flat_image_falls_back_to_bicubic_with_a_warning(image, why) -> None:
+    with pytest.warns(UserWarning, match=rf"kernel='estimate' not used: .*{why}") as caught:
+        out, info = super_resolve(image, 2, kernel="estimate", config=TINY, return_info=True)
+    message = next(str(w.message) for w in caught if why in str(w.message))
+    assert "bicubic kernel is used instead" in message and "\n" not in message
+    assert info["kernel"] is None and info["kernel_estimate"] is None  # training saw no kernel
+    assert message in info["warnings"]
+    assert out.shape == (image.shape[0] * 2, image.shape[1] * 2)
 
 
 def test_api_without_estimate_records_none() -> None:

@@ -140,9 +140,7 @@ def camera_noise(profiles: NoiseProfiles, noise_std: float, model: str) -> dict[
     return {"noise_model": model, "noise_gain": gain * factor, "noise_offset": offset * factor}
 
 
-def estimate_image_kernel(
-    kernel: str, profiles: NoiseProfiles, scale: tuple[float, float]
-) -> Any:
+def estimate_image_kernel(kernel: str, profiles: NoiseProfiles, scale: tuple[float, float]) -> Any:
     """``kernel="estimate"``: fit the kernel to the image (channel mean, up to 4 planes)."""
     from ..core.kernel_estimate import MAX_PLANES, estimate_kernel
 
@@ -167,18 +165,26 @@ def kernel_fallback(kernel_est: Any) -> str | None:
 
 def resolve_kernel(
     kernel: Any, profiles: NoiseProfiles, scale: tuple[float, float]
-) -> tuple[Any, Any]:
-    """``kernel`` as given, or for ``"estimate"`` the estimated one (None, with a warning, when
-    the estimate is not reliable: the bicubic kernel is used), and the estimate itself."""
+) -> tuple[Any, Any, str | None]:
+    """``kernel`` as given, or for ``"estimate"`` the estimated one; the estimate itself; and
+    the warning (issued here) when the bicubic kernel is used instead: the estimate is not
+    reliable, or the image is too small or too flat to estimate from (no estimate then)."""
+    from ..core.kernel_estimate import NotEstimable
+
     if not isinstance(kernel, str):
-        return kernel, None
-    kernel_est = estimate_image_kernel(kernel, profiles, scale)
+        return kernel, None, None
+    try:
+        kernel_est = estimate_image_kernel(kernel, profiles, scale)
+    except NotEstimable as err:
+        message = f"kernel='estimate' not used: {err}; the bicubic kernel is used instead"
+        warnings.warn(message, UserWarning, stacklevel=4)
+        return None, None, message
     fallback = kernel_fallback(kernel_est)
     if fallback is not None:
         warnings.warn(fallback, UserWarning, stacklevel=4)
-        return None, kernel_est
+        return None, kernel_est, fallback
     # from here on, used exactly like a given kernel
-    return kernel_est.kernel, kernel_est
+    return kernel_est.kernel, kernel_est, None
 
 
 def warn_ignored_gradual(kernel: Any, cfg: ZSSRConfig, preset: Any, sc: tuple) -> None:
@@ -226,11 +232,11 @@ def set_up_degradation(
     from ..core.kernels import validate_kernel
 
     profiles = NoiseProfiles(arr, layout, info)  # measured once, for each use below
-    kernel, kernel_est = resolve_kernel(kernel, profiles, sc)
+    kernel, kernel_est, kernel_warning = resolve_kernel(kernel, profiles, sc)
     if kernel is not None:
         validate_kernel(kernel, layout.plane_shape)
     noise_info = noise_on_sons(profiles, noise, preset, config, kernel is not None)
-    noise_info["warnings"] += [m for m in [kernel_fallback(kernel_est)] if m is not None]
+    noise_info["warnings"] += [kernel_warning] if kernel_warning is not None else []
     cfg = saved.config(cfg.replace(noise_std=noise_info.pop("noise_std")))
     camera = camera_noise(profiles, cfg.noise_std, noise_model)
     noise_info.update(camera)

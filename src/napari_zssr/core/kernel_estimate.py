@@ -85,12 +85,18 @@ from .kernels import centre_of_mass, downscale, prepare_kernel
 __all__ = [
     "FAMILIES",
     "KernelEstimate",
+    "NotEstimable",
     "choose_family",
     "estimate_kernel",
     "gaussian_kernel",
     "min_estimate_size",
     "spectral_check",
 ]
+
+
+class NotEstimable(ValueError):
+    """The image cannot carry a kernel estimate: its planes are too small or too flat."""
+
 
 PATCH = 5  # patch side, in pixels of the image (and of its downscaled copy)
 MIN_COPY = 24  # the downscaled copy needs at least this many pixels per axis
@@ -455,14 +461,14 @@ def _check_planes(planes: Sequence[np.ndarray], scale: tuple[float, float]) -> l
         if a.ndim != 2:
             raise ValueError(f"estimate_kernel needs 2-D planes, got shape {a.shape}")
         if a.shape[0] < need[0] or a.shape[1] < need[1]:
-            raise ValueError(
+            raise NotEstimable(
                 f"image plane {a.shape} is too small to estimate the kernel from at scale "
                 f"{scale}: at least {need[0]} x {need[1]} pixels are needed (pass a kernel, "
                 "or kernel=None for the bicubic assumption)"
             )
         out.append(_textured_crop(a, MAX_SIDE))
     if max(float(np.std(a)) for a in out) < MIN_STD:
-        raise ValueError(
+        raise NotEstimable(
             f"image is too flat to estimate the kernel from (standard deviation below "
             f"{MIN_STD} of its range): pass a kernel, or kernel=None for the bicubic assumption"
         )

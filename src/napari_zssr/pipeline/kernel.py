@@ -140,14 +140,18 @@ def estimated_kernel(info: dict[str, Any]) -> tuple[np.ndarray | None, dict[str,
         "planes": int(est["planes"]),
         "reliable": bool(est["reliable"]),
         "seconds": round(float(est["seconds"]), 3),
+        "family": est.get("family", "anisotropic"),
     }
     if not est["reliable"]:
         note = f"estimate from the image not usable (no cross-scale recurrence): {BICUBIC}"
+        if est.get("fallback"):  # the estimate's own reason, with the kernel it fitted
+            note = f"estimate from the image not usable: {est['fallback']}"
         return None, _record("estimate", note, details=params)
     kernel = np.asarray(est["kernel"], dtype=np.float64)
     box = ", LR pixel box" if est["pixel_box"] else ""
     note = (
-        f"estimated from the image: Gaussian {params['sigma_major_hr_px']:.2f} x "
+        f"estimated from the image: {params['family']} Gaussian "
+        f"{params['sigma_major_hr_px']:.2f} x "
         f"{params['sigma_minor_hr_px']:.2f} HR px at {params['angle_deg']:.0f} deg{box} "
         f"({params['planes']} plane{'s' if params['planes'] > 1 else ''})"
     )

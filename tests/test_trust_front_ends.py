@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 
 import numpy as np
 import pytest
@@ -17,30 +18,50 @@ needs_engine = pytest.mark.skipif(
     importlib.util.find_spec("torch") is None, reason="the engine needs torch"
 )
 MAPS = ("spread", "consistency", "added")
-RES = {"input": 3.12, "bicubic": 2.5, "output": 2.41, "unit": "px", "method": "decorrelation"}
+RES = {"input": 3.12, "bicubic": 3.0, "output": 2.41, "unit": "px", "method": "decorrelation"}
 
 
 # --------------------------------------------------------------------------- formatter
 
 
 def test_resolution_in_pixels_without_a_pixel_size():
-    assert describe_resolution(RES) == "3.12 px -> 2.41 px (bicubic upscale 2.5 px; decorrelation)"
+    assert describe_resolution(RES) == "3.12 px -> 2.41 px (bicubic upscale 3 px; decorrelation)"
     assert describe_resolution(RES, 0.0, "um").startswith("3.12 px -> ")
 
 
 def test_resolution_in_the_unit_of_the_pixel_size():
     assert describe_resolution(RES, 100.0, "nm") == (
-        "312 nm -> 241 nm (bicubic upscale 250 nm; decorrelation)"
+        "312 nm -> 241 nm (bicubic upscale 300 nm; decorrelation)"
     )
     assert describe_resolution(RES, 0.1, "um").startswith("0.312 um -> 0.241 um ")
-    assert describe_resolution({**RES, "input": 30.0}, 50.0, "nm").startswith("1500 nm -> ")
+    big = {**RES, "input": 30.0, "bicubic": 29.0, "output": 24.1}
+    assert describe_resolution(big, 50.0, "nm").startswith("1500 nm -> 1205 nm ")
 
 
 def test_resolution_of_a_stack_and_of_nothing():
     stack = {**RES, "planes": [(3.0, 2.5, 2.4), (3.2, 2.5, 2.4), (3.1, 2.5, 2.4)]}
-    assert describe_resolution(stack).endswith("(bicubic upscale 2.5 px; decorrelation, "
+    assert describe_resolution(stack).endswith("(bicubic upscale 3 px; decorrelation, "
                                                "median of 3 planes)")  # fmt: skip
     assert describe_resolution(None).startswith("not measured")
+
+
+def test_no_gain_is_credited_that_the_bicubic_upscale_also_shows():
+    # bicubic reads 20% finer than the input: noise read as detail; the output is no finer
+    fooled = {**RES, "bicubic": 2.5, "output": 2.41}
+    text = describe_resolution(fooled)
+    assert text.startswith("gain not measurable: the bicubic upscale reads 2.5 px against")
+    assert "3.12 px -> " not in text
+    # the bundled sample's readings: the output sits at the x2 grid's sampling limit
+    sample = {**RES, "input": 3.28, "bicubic": 1.34, "output": 1.18}
+    assert "sampling limit" in describe_resolution(sample, scale=2.0)
+    # finer than bicubic by more than the tolerance: compared with bicubic, not the input
+    finer = {**RES, "bicubic": 2.5, "output": 1.8}
+    text = describe_resolution(finer, scale=2.0)
+    assert text.startswith("1.8 px, finer than the bicubic upscale (2.5 px) by x1.39")
+    assert "3.12 px -> " not in text
+    # no gain over an honest bicubic
+    same = {**RES, "output": 3.05}
+    assert describe_resolution(same).startswith("gain not measurable: the output (3.05 px)")
     assert set(MAP_MEANINGS) == set(MAPS)
 
 
@@ -97,9 +118,12 @@ def test_run_with_maps_writes_three_tiffs_and_the_resolution(image_40, tmp_path,
         assert map_meta.metadata["output"] == str(out)
     assert str(tmp_path / "sr_added.tif") in text
     line = next(x for x in text.splitlines() if x.startswith("resolution "))
-    assert " um -> " in line and "bicubic upscale" in line and "decorrelation" in line
-    before = float(line.split()[1])  # input resolution in um: 0.2 um pixels, a few of them
-    assert 0.4 <= before <= 4.0
+    assert "bicubic upscale" in line and "decorrelation" in line
+    # in um (0.2 um pixels): the input's resolution a few of them, the output's at least the
+    # x2 grid's sampling limit; a gain is printed, or why it is not measurable
+    lengths = [float(v) for v in re.findall(r"([0-9.]+) um", line)]
+    assert lengths and all(0.05 <= v <= 4.0 for v in lengths), line
+    assert " um -> " in line or "not measurable" in line or "finer than the bicubic" in line
     # the output file's record has the numbers behind the line
     assert meta.metadata["run"]["resolution"]["unit"] == "px"
 
@@ -111,7 +135,8 @@ def test_maps_in_pixels_without_a_pixel_size(tmp_path, capsys):
     write_tiff(src, rng.integers(0, 255, (36, 36)).astype(np.uint8), axes="YX")
     assert main(["run", str(src), *ARGS, "--maps"]) == 0
     text = capsys.readouterr().out
-    assert " px -> " in next(x for x in text.splitlines() if x.startswith("resolution "))
+    line = next(x for x in text.splitlines() if x.startswith("resolution "))
+    assert re.search(r"[0-9.]+ px", line) and " um" not in line  # no pixel size: input pixels
     assert read_tiff(tmp_path / "nopix_zssr_spread.tif")[1].pixel_size == (None, None, None)
 
 

@@ -100,4 +100,5 @@ def resolution_line(result: RunResult, pixel_size: tuple[float | None, ...]) -> 
     """
     lateral = [v for v in pixel_size[1:] if v is not None]
     pixel = sum(lateral) / len(lateral) if lateral else None
-    return f"resolution {describe_resolution(result.info.get('resolution'), pixel, 'um')}"
+    scale = float((result.info.get("scale") or [1.0, 1.0])[-1])
+    return f"resolution {describe_resolution(result.info.get('resolution'), pixel, 'um', scale)}"

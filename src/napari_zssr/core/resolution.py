@@ -382,7 +382,7 @@ def resolution_gain(
             )
         else:
             text = f"{inp:.2f} px -> {out:.2f} px (x{gain:.2f}; bicubic upscale {bic:.2f} px)"
-        return {"measurable": True, "basis": basis, "gain": gain, "text": text}
+        return {"measurable": True, "basis": basis, "gain": gain, "text": text, "limit": limit}
     why = (
         f"the bicubic upscale reads {bic:.2f} px against the input's {inp:.2f} px, so the "
         "measure reads noise as detail, and the output"
@@ -394,4 +394,12 @@ def resolution_gain(
     else:
         where = f"is within {GAIN_TOLERANCE:.0%} of {'bicubic' if fooled else 'the input'}"
     text = f"gain not measurable: {why} ({out:.2f} px) {where}"
-    return {"measurable": False, "basis": None, "gain": None, "text": text}
+    return {
+        "measurable": False,
+        "basis": None,
+        "gain": None,
+        "text": text,
+        "limit": limit,
+        "fooled": fooled,
+        "at_limit": out <= limit,
+    }

@@ -164,8 +164,8 @@ def _is_length(unit: Any) -> bool:
 
 
 def resolution_note(job: Job, result: RunResult) -> str:
-    """``resolution 312 nm -> 241 nm (bicubic upscale 250 nm; decorrelation)``, or "" without
-    maps."""
+    """``resolution 312 nm -> 241 nm (bicubic upscale 300 nm; decorrelation)`` (or why the
+    gain is not measurable), or "" without maps."""
     if "maps" not in result.extra:
         return ""
     resolution = result.info.get("resolution")
@@ -175,4 +175,5 @@ def resolution_note(job: Job, result: RunResult) -> str:
         pixel, unit = sx / float(job.factors[-1]), "px"  # level-0 pixels of a pyramid
     elif unit == "um" and resolution and pixel * float(resolution["input"]) < 1.0:
         pixel, unit = pixel * 1000.0, "nm"
-    return f"resolution {describe_resolution(resolution, pixel, unit)}"
+    scale = float(job.record.get("scale", [1.0, 1.0])[-1])
+    return f"resolution {describe_resolution(resolution, pixel, unit, scale)}"

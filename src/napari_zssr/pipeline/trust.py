@@ -32,9 +32,13 @@ def format_length(value: float, unit: str) -> str:
 
 
 def describe_resolution(
-    resolution: Mapping[str, Any] | None, pixel_size: float | None = None, unit: str = "um"
+    resolution: Mapping[str, Any] | None,
+    pixel_size: float | None = None,
+    unit: str = "um",
+    scale: float = 2.0,
 ) -> str:
-    """The decorrelation resolution before and after a run, for a status line or a summary.
+    """The decorrelation resolution before and after a run, for a status line or a summary,
+    never crediting the run with a gain the bicubic upscale also shows.
 
     Parameters
     ----------
@@ -46,22 +50,51 @@ def describe_resolution(
         Lateral pixel size of the input in ``unit``; None: the values stay in pixels.
     unit : str
         Unit of ``pixel_size`` and of the text (``"um"``, ``"nm"``...).
+    scale : float
+        The run's lateral factor (the output grid's sampling limit is ``2 / scale`` input
+        pixels).
 
     Returns
     -------
     str
-        E.g. ``"312 nm -> 241 nm (bicubic upscale 250 nm; decorrelation)"``. The bicubic value
-        is the one to read the output against: interpolation residues count as signal too.
+        E.g. ``"312 nm -> 241 nm (bicubic upscale 300 nm; decorrelation)"`` when the output
+        reads finer than the input and the bicubic upscale reads as the input does. When
+        bicubic reads finer than the input (decorrelation reading interpolated noise as
+        signal), the output is compared with bicubic only; when the output is not finer than
+        its reference, or sits at the output grid's sampling limit, the gain is "not
+        measurable" (:func:`~napari_zssr.core.resolution.resolution_gain`).
     """
+    from ..core.resolution import GAIN_TOLERANCE, resolution_gain
+
     if not resolution:
         return "not measured (planes smaller than 32 x 32 pixels, or constant)"
     if pixel_size is None or not pixel_size > 0:
         factor, unit = 1.0, "px"
     else:
         factor = float(pixel_size)
-    before, bicubic, after = (
-        format_length(float(resolution[k]) * factor, unit) for k in ("input", "bicubic", "output")
-    )
+    values = [float(resolution[k]) for k in ("input", "bicubic", "output")]
+    before, bicubic, after = (format_length(v * factor, unit) for v in values)
     n_planes = len(resolution.get("planes") or ())
     how = f"decorrelation, median of {n_planes} planes" if n_planes > 1 else "decorrelation"
-    return f"{before} -> {after} (bicubic upscale {bicubic}; {how})"
+    gain = resolution_gain(*values, scale=max(float(scale), 1.0))
+    if gain["measurable"] and gain["basis"] == "input":
+        return f"{before} -> {after} (bicubic upscale {bicubic}; {how})"
+    if gain["measurable"]:
+        return (
+            f"{after}, finer than the bicubic upscale ({bicubic}) by x{gain['gain']:.2f}; not "
+            f"compared with the input's {before}: bicubic reads finer than it, noise read as "
+            f"detail ({how})"
+        )
+    where = (
+        f"is at the output grid's sampling limit ({format_length(gain['limit'] * factor, unit)})"
+        if gain["at_limit"]
+        else f"is within {GAIN_TOLERANCE:.0%} of "
+        f"{'the bicubic upscale' if gain['fooled'] else 'the input'}"
+    )
+    fooled = (
+        f"the bicubic upscale reads {bicubic} against the input's {before} (noise read as "
+        "detail), and "
+        if gain["fooled"]
+        else ""
+    )
+    return f"gain not measurable: {fooled}the output ({after}) {where} ({how})"

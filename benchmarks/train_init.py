@@ -326,6 +326,7 @@ def save(net: ZSSRNet, args: argparse.Namespace, curve: list, seconds: float,
     }
     out = Path(args.out)
     save_file(weights, str(out), metadata=meta)
+    out.chmod(0o644)  # package data: readable by every user of an installed copy
     digest = hashlib.sha256(out.read_bytes()).hexdigest()
     card = model_card(args, curve, seconds, digest, out.stat().st_size, partial)
     out.with_suffix(".md").write_text(card, encoding="utf-8")

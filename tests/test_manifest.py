@@ -85,6 +85,8 @@ def test_wheel_contains_manifest_and_sample(tmp_path):
         assert zf.read("napari_zssr/napari.yaml") == PACKAGE_MANIFEST.read_bytes()
         assert "napari_zssr/data/membrane_2d.tif" in names
         assert "napari_zssr/data/LICENSE" in names
+        assert "napari_zssr/data/zssr_init.safetensors" in names
+        assert "napari_zssr/data/zssr_init.md" in names
         entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
         text = zf.read(entry_points).decode()
     assert "[napari.manifest]" in text

@@ -17,6 +17,7 @@ import numpy as np
 
 __all__ = [
     "GRADUAL_SCALES",
+    "INIT_CHOICES",
     "MAX_FATHER_PLANES",
     "MAX_NOISE_STD",
     "MAX_SCALE",
@@ -34,6 +35,9 @@ __all__ = [
 MAX_NOISE_STD = 0.5
 #: Models of the noise added to the LR sons (``ZSSRConfig.noise_model``).
 NOISE_MODELS = ("gaussian", "poisson-gaussian")
+
+#: Starts of a new network's weights (``ZSSRConfig.init``).
+INIT_CHOICES = ("scratch", "bundled")
 
 #: Largest scale factor on any axis (upscaling, the PSF kernels, Z to isotropic).
 MAX_SCALE = 16.0
@@ -82,6 +86,11 @@ class ZSSRConfig:
     """Number of 3x3 convolution layers."""
     width: int = 64
     """Feature channels of the hidden layers."""
+    init: str = "scratch"
+    """Where a new network's weights start: ``"scratch"`` (random, N(0, 0.1 / (9 * c_in)) as
+    in the reference) or ``"bundled"`` (the initialisation shipped with the package, learned
+    on synthetic microscopy-like scenes: :mod:`napari_zssr.core.init_weights`; it needs the
+    bundled network's width and depth). A saved network keeps its own weights either way."""
 
     # --- optimisation ----------------------------------------------------------
     max_iters: int = 3000
@@ -208,6 +217,7 @@ class ZSSRConfig:
         checks = [
             (self.depth >= 2, "depth must be >= 2"),
             (self.width >= 1, "width must be >= 1"),
+            (self.init in INIT_CHOICES, f"init must be one of {', '.join(INIT_CHOICES)}"),
             (self.max_iters >= 1, "max_iters must be >= 1"),
             (self.min_iters >= 0, "min_iters must be >= 0"),
             (self.crop_size >= 8, "crop_size must be >= 8"),

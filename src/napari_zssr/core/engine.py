@@ -19,6 +19,7 @@ import torch
 from .config import MAX_SCALE, ZSSRConfig
 from .device import resolve_device
 from .inference import degrade, quick_output, super_resolve_tensor
+from .init_weights import apply_bundled
 from .kernels import DownscaleKernel, allowed_transforms, prepare_kernel
 from .lr_policy import LRPolicy
 from .network import ZSSRNet, preferred_memory_format
@@ -277,7 +278,8 @@ def prepare_run(
 ) -> PreparedRun:
     """Set up one training run as :func:`fit` does (same seeds, same random streams).
 
-    A new network is initialised from ``seed`` unless ``model`` is continued; the father
+    A new network is initialised from ``seed`` (or from the bundled weights when
+    ``config.init`` is ``"bundled"``) unless ``model`` is continued; the father
     sampler draws from ``seed``, the noise on the sons from ``seed + 1``.
     """
     cfg, dev = config, device
@@ -302,9 +304,12 @@ def prepare_run(
     gen = _make_generator(dev, seed + 1)
     if model is None:
         init_gen = torch.Generator().manual_seed(int(seed))
-        net = ZSSRNet(channels, cfg.width, cfg.depth, generator=init_gen).to(
-            dev, memory_format=preferred_memory_format(dev)
-        )
+        net = ZSSRNet(channels, cfg.width, cfg.depth, generator=init_gen)
+        if cfg.init == "bundled":
+            # every new network (fit, fit_many's stacked ones, a stack's shared one) starts
+            # from the same state; the random draw above stays, so "scratch" is unchanged
+            apply_bundled(net, channels, cfg.width, cfg.depth)
+        net = net.to(dev, memory_format=preferred_memory_format(dev))
         model = TrainedModel(
             net=net,
             scale=sc,

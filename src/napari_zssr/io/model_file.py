@@ -178,6 +178,18 @@ def _meta(path: Path, header: dict[str, Any]) -> dict[str, Any]:
         raise _fail(path, f"the napari-zssr metadata is not valid JSON ({exc})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
         raise _fail(path, "the metadata does not describe a napari-zssr network")
+    # The digest covers the parsed values; the text must also be exactly what the writer
+    # makes of them, or a changed digit below a float's precision would go unnoticed.
+    try:
+        canonical = json.dumps(meta, allow_nan=False, default=_json_default)
+    except ValueError:
+        canonical = None
+    if canonical != raw:
+        raise _fail(
+            path,
+            "the napari-zssr metadata is not as napari-zssr writes it: the file is damaged "
+            "or was modified",
+        )
     version = meta.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise _fail(path, f"unknown format version {version!r}")

@@ -190,8 +190,10 @@ def _gauss(sy: float, sx: float, theta: float, size: int) -> np.ndarray:
 
 def kernel_for(s: float, rng: np.random.Generator) -> tuple[str, np.ndarray | None]:
     """A random downscaling kernel on the HR grid for factor ``s`` (None: bicubic)."""
-    kind = rng.choice(["bicubic", "gaussian", "anisotropic", "widefield", "confocal"],
-                      p=[0.3, 0.2, 0.15, 0.2, 0.15])
+    kind = rng.choice(
+        ["bicubic", "gaussian", "anisotropic", "widefield", "confocal"],
+        p=[0.3, 0.2, 0.15, 0.2, 0.15],
+    )
     if kind == "bicubic":
         return kind, None
     if kind == "gaussian":
@@ -223,8 +225,12 @@ def noise_config(rng: np.random.Generator) -> ZSSRConfig:
     if rng.random() < 0.5:
         return ZSSRConfig(noise_std=std)
     share = rng.uniform(0.3, 1.0)  # of the variance that is photon noise at mid intensity
-    return ZSSRConfig(noise_std=std, noise_model="poisson-gaussian",
-                      noise_gain=2 * share * std**2, noise_offset=(1 - share) * std**2)
+    return ZSSRConfig(
+        noise_std=std,
+        noise_model="poisson-gaussian",
+        noise_gain=2 * share * std**2,
+        noise_offset=(1 - share) * std**2,
+    )
 
 
 def training_pair(
@@ -301,20 +307,25 @@ def train(args: argparse.Namespace) -> tuple[ZSSRNet, list[tuple[int, float, flo
             l1, gain = _psnr_gain(net.eval(), v_inp, v_hr)
             el = time.perf_counter() - t0
             curve.append((step, l1, gain, el))
-            print(f"step {step:5d}  val L1 {l1:.5f}  gain over bicubic {gain:+.3f} dB  "
-                  f"lr {lr:.1e}  {el:6.0f} s", flush=True)
+            print(
+                f"step {step:5d}  val L1 {l1:.5f}  gain over bicubic {gain:+.3f} dB  "
+                f"lr {lr:.1e}  {el:6.0f} s",
+                flush=True,
+            )
             if step % (4 * args.eval_every) == 0:
                 save(net, args, curve, el, partial=True)
     return net, curve
 
 
-def save(net: ZSSRNet, args: argparse.Namespace, curve: list, seconds: float,
-         partial: bool = False) -> str:
+def save(
+    net: ZSSRNet, args: argparse.Namespace, curve: list, seconds: float, partial: bool = False
+) -> str:
     """Write the weights (safetensors, with the recipe in the header) and the model card."""
     from safetensors.numpy import save_file
 
-    weights = {k: v.detach().float().contiguous().numpy().copy()
-               for k, v in net.state_dict().items()}
+    weights = {
+        k: v.detach().float().contiguous().numpy().copy() for k, v in net.state_dict().items()
+    }
     meta = {
         "format": "napari-zssr bundled initialisation",
         "channels": "1",

@@ -127,7 +127,12 @@ def run_one(case: dict[str, Any], spec: str, seed: int) -> dict[str, Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         out, info = super_resolve(
-            case["lr"], 2, config=cfg, device="cpu", seed=seed, return_info=True,
+            case["lr"],
+            2,
+            config=cfg,
+            device="cpu",
+            seed=seed,
+            return_info=True,
             **case["kwargs"],
         )
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -164,13 +169,22 @@ def run(args: argparse.Namespace) -> None:
                 if (set_key, case["image"], spec) in done:
                     continue
                 res = run_one(case, spec, args.seed)
-                row = {"set": set_key, "image": case["image"], "size": case["size"],
-                       "variant": spec, "bicubic": case["bicubic"], **res}
+                row = {
+                    "set": set_key,
+                    "image": case["image"],
+                    "size": case["size"],
+                    "variant": spec,
+                    "bicubic": case["bicubic"],
+                    **res,
+                }
                 with open(args.rows, "a", encoding="utf-8") as f:
                     f.write(json.dumps(row) + "\n")
-                print(f"{set_key:14s} {case['image']:32s} {spec:44s} {res['psnr']:6.2f} dB "
-                      f"(bicubic {case['bicubic']:6.2f})  {res['wall']:5.1f} s wall "
-                      f"{res['cpu']:5.1f} s CPU", flush=True)
+                print(
+                    f"{set_key:14s} {case['image']:32s} {spec:44s} {res['psnr']:6.2f} dB "
+                    f"(bicubic {case['bicubic']:6.2f})  {res['wall']:5.1f} s wall "
+                    f"{res['cpu']:5.1f} s CPU",
+                    flush=True,
+                )
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:
@@ -182,17 +196,20 @@ def _rows(path: Path) -> list[dict[str, Any]]:
 def report(path: Path, variants: list[str]) -> str:
     """Markdown tables: per set, mean PSNR, worst image against scratch, time ratio."""
     rows = _rows(path)
-    lines = ["| set | inputs (px) | n | variant | mean PSNR | vs scratch (mean) | worst image "
-             "vs scratch | wall s / image | CPU s / image | time vs scratch |",
-             "|---|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| set | inputs (px) | n | variant | mean PSNR | vs scratch (mean) | worst image "
+        "vs scratch | wall s / image | CPU s / image | time vs scratch |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for set_key in dict.fromkeys(r["set"] for r in rows):
         by = {(r["image"], r["variant"]): r for r in rows if r["set"] == set_key}
         images = list(dict.fromkeys(r["image"] for r in rows if r["set"] == set_key))
         scratch = [by.get((i, "scratch")) for i in images]
         sizes = sorted({r["size"] for r in rows if r["set"] == set_key})
         size_txt = f"{sizes[0]}-{sizes[-1]}" if len(sizes) > 1 else str(sizes[0])
-        bic = np.mean([by[(i, next(v for v in variants if (i, v) in by))]["bicubic"]
-                       for i in images])
+        bic = np.mean(
+            [by[(i, next(v for v in variants if (i, v) in by))]["bicubic"] for i in images]
+        )
         lines.append(f"| {set_key} | {size_txt} | {len(images)} | bicubic | {bic:.2f} | | | | | |")
         for v in variants:
             got = [by.get((i, v)) for i in images]
@@ -220,8 +237,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--report", action="store_true", help="print the tables and exit")
-    p.add_argument("--weights", type=Path,
-                   help="start 'bundled' networks from this file instead (to compare recipes)")
+    p.add_argument(
+        "--weights",
+        type=Path,
+        help="start 'bundled' networks from this file instead (to compare recipes)",
+    )
     args = p.parse_args(argv)
     if args.weights is not None:
         use_weights(args.weights)

@@ -26,9 +26,7 @@ from qtpy.QtWidgets import QApplication
 from napari_zssr._sample_data import make_sample_data
 
 
-def main(
-    out: Path, maps: bool = False, psf: str = "none", max_iters: int | None = None
-) -> int:
+def main(out: Path, maps: bool = False, psf: str = "none", max_iters: int | None = None) -> int:
     viewer = napari.Viewer(show=True)
     viewer.window._qt_window.resize(1400, 900)
     data, kwargs, _ = make_sample_data()[0]

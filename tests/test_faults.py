@@ -112,8 +112,8 @@ def test_damaged_chunk_in_a_widget_run(make_napari_viewer, qtbot, tmp_path):
     pytest.importorskip("pytestqt")
     from napari.utils.notifications import NotificationSeverity, notification_manager
 
-    from napari_zssr.napari import widget as widget_module
     from napari_zssr._widget import PLANES_ALL
+    from napari_zssr.napari import widget as widget_module
 
     path = _damaged_zarr(tmp_path, plane=2)  # napari shows plane 1
     before = _digest(path)

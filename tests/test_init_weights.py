@@ -75,8 +75,9 @@ def test_width_other_than_the_bundled_one_is_refused():
 def test_scratch_start_is_the_seeded_random_one():
     img = np.random.default_rng(0).random((40, 40), dtype=np.float32)
     cfg = ZSSRConfig(width=8, depth=3, max_iters=3, crop_size=16)
-    run = prepare_run([img], (2.0, 2.0), kernel=None, config=cfg, device=torch.device("cpu"),
-                      seed=5)
+    run = prepare_run(
+        [img], (2.0, 2.0), kernel=None, config=cfg, device=torch.device("cpu"), seed=5
+    )
     ref = ZSSRNet(1, 8, 3, generator=torch.Generator().manual_seed(5))
     got, want = _state(run.model.net), _state(ref)
     assert all(np.array_equal(got[k], want[k]) for k in want)
@@ -92,8 +93,9 @@ def test_bundled_start_is_the_same_for_every_network_and_channel_count():
     gray = rng.random((48, 48), dtype=np.float32)
     cfg = PRESETS["fast"].replace(init="bundled")
     cpu = torch.device("cpu")
-    runs = [prepare_run([gray], (2.0, 2.0), kernel=None, config=cfg, device=cpu, seed=s)
-            for s in (0, 7)]
+    runs = [
+        prepare_run([gray], (2.0, 2.0), kernel=None, config=cfg, device=cpu, seed=s) for s in (0, 7)
+    ]
     s0, s7 = (_state(r.model.net) for r in runs)
     bundled, _ = init_weights.load_bundled()
     assert all(np.array_equal(s0[k], bundled[k]) and np.array_equal(s7[k], s0[k]) for k in s0)
@@ -112,8 +114,11 @@ def _bars(n: int, rng: np.random.Generator) -> np.ndarray:
     img = np.full((n, n), 0.2, np.float32)
     for _ in range(40):
         y, x = rng.integers(0, n, 2)
-        h, w = (rng.integers(2, 12), rng.integers(2, 40)) if rng.random() < 0.5 else (
-            rng.integers(2, 40), rng.integers(2, 12))
+        h, w = (
+            (rng.integers(2, 12), rng.integers(2, 40))
+            if rng.random() < 0.5
+            else (rng.integers(2, 40), rng.integers(2, 12))
+        )
         img[y : y + h, x : x + w] = rng.uniform(0.0, 1.0)
     return img
 

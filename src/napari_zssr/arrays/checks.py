@@ -91,8 +91,7 @@ def check_image(image: Any, name: str = "image") -> Any:
         return image
     if isinstance(image, (list, tuple)) or not hasattr(image, "shape"):
         raise TypeError(
-            f"{name} must be a NumPy array (or array-like with a shape), got "
-            f"{type(image).__name__}"
+            f"{name} must be a NumPy array (or array-like with a shape), got {type(image).__name__}"
         )
     if isinstance(image, np.ma.MaskedArray) and np.ma.getmask(image) is not np.ma.nomask:
         if np.ma.getmaskarray(image).any():

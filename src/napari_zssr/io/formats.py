@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .outputs import MICROSCOPE_SUFFIXES
-from .tiff import TiffMeta, available_memory, read_tiff
+from .tiff import TiffMeta, check_fits_in_memory, read_tiff
 
 __all__ = [
     "BIOIO_SUFFIXES",
@@ -235,19 +235,6 @@ def _layout(dims: Any) -> tuple[str, str]:
     return order, "".join([*others, *sorted((a for a in keep if a in _ORDER), key=_ORDER.index)])
 
 
-def _check_memory(path: Path, shape: Sequence[int], dtype: Any) -> None:
-    """Refuse before reading when the scene's pixels exceed the available memory."""
-    declared = int(np.prod(shape, dtype=object)) * np.dtype(dtype).itemsize
-    available = available_memory()
-    if available is not None and declared > available:
-        dims = " x ".join(str(n) for n in shape)
-        raise ValueError(
-            f"{path}: the scene holds {dims} {np.dtype(dtype)} pixels "
-            f"({declared / 2**30:.1f} GiB), more than the available memory "
-            f"({available / 2**30:.1f} GiB)"
-        )
-
-
 def _channel_fields(names: Sequence[str], axes: str, shape: Sequence[int]) -> dict[str, Any]:
     """Channel names as ``TiffMeta.extra``: OME ``Channel`` names and, for an ImageJ output,
     one slice label per plane: the plane's channel name (the axes end in C, Y, X, so the
@@ -276,7 +263,7 @@ def _read_bioio(path: Path, scene: int | str | None) -> tuple[np.ndarray, TiffMe
         dtype = image.dtype
     except Exception as exc:  # the readers raise many types on bad files
         raise ValueError(f"{path}: cannot read scene {scenes[index]} ({exc})") from exc
-    _check_memory(path, shape, dtype)
+    check_fits_in_memory(path, tuple(shape), dtype, what="the scene holds", hint="")
     try:
         array = np.asarray(image.get_image_data(axes))
         names = _channel_names(image, fmt)

@@ -27,6 +27,7 @@ __all__ = [
     "Terminated",
     "TiffMeta",
     "atomic_write",
+    "check_fits_in_memory",
     "check_writable",
     "read_tiff",
     "write_tiff",
@@ -249,16 +250,24 @@ def _human_bytes(n: float) -> str:
     return f"{n:.1f} TiB"  # pragma: no cover
 
 
-def _check_declared_size(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> None:
-    """Refuse before reading when the declared pixels exceed the available memory."""
+def check_fits_in_memory(
+    path: Path,
+    shape: tuple[int, ...],
+    dtype: Any,
+    *,
+    what: str = "the file declares",
+    hint: str = "; the file may be damaged",
+    error: type[ValueError] = ValueError,
+) -> None:
+    """Refuse before reading when ``shape`` pixels of ``dtype`` exceed the available memory
+    (one line: the path, ``what`` the pixels are, their size and the memory's, ``hint``)."""
     declared = int(np.prod(shape, dtype=object)) * np.dtype(dtype).itemsize
     available = available_memory()
     if available is not None and declared > available:
         dims = " x ".join(str(n) for n in shape)
-        raise _DeclaredTooLarge(
-            f"{path}: the file declares {dims} {np.dtype(dtype)} pixels "
-            f"({_human_bytes(declared)}), more than the available memory "
-            f"({_human_bytes(available)}); the file may be damaged"
+        raise error(
+            f"{path}: {what} {dims} {np.dtype(dtype)} pixels ({_human_bytes(declared)}), more "
+            f"than the available memory ({_human_bytes(available)}){hint}"
         )
 
 
@@ -267,7 +276,7 @@ def _read_open(tif: tifffile.TiffFile, path: Path) -> tuple[np.ndarray, TiffMeta
     if not tif.series:
         raise ValueError("no image in the file (its first IFD offset is invalid)")
     series = tif.series[0]
-    _check_declared_size(path, tuple(series.shape), series.dtype)
+    check_fits_in_memory(path, tuple(series.shape), series.dtype, error=_DeclaredTooLarge)
     array = series.asarray()
     axes = series.axes.upper()
     page = tif.pages.first

@@ -8,7 +8,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from .._version import __version__
-from ..core.config import MAX_NOISE_STD, MAX_SCALE, NOISE_MODELS, PRESETS
+from ..core.config import INIT_CHOICES, MAX_NOISE_STD, MAX_SCALE, NOISE_MODELS, PRESETS
 from ..file_batch.errors import UsageError
 from ..file_batch.jobs import FORMATS
 from ..io.formats import FORMATS_INSTALL
@@ -346,6 +346,15 @@ def _add_training_arguments(train: Any) -> None:
         "(variance a * intensity + b, a and b fitted to the image and recorded)",
     )
     train.add_argument("--max-iters", type=_positive_int, metavar="N", help="cap on iterations")
+    train.add_argument(
+        "--init",
+        choices=INIT_CHOICES,
+        default=None,
+        help="where a new network's weights start: scratch (random, the published method; "
+        "every preset's default) or bundled (the initialisation shipped with napari-zssr, "
+        "learned from synthetic microscopy-like scenes; width 64 and depth 8). A saved "
+        "network (--model) keeps its own weights",
+    )
     train.add_argument(
         "--one-jump",
         action="store_true",

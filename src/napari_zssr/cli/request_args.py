@@ -33,6 +33,7 @@ CLI_LABELS = {
     "noise_model": "--noise-model",
     "preset": "--preset",
     "max_iters": "--max-iters",
+    "init": "--init",
     "stack_mode": "--stack-mode",
     "seed": "--seed",
     "device": "--device",
@@ -79,6 +80,8 @@ def request_from_args(args: argparse.Namespace) -> RunRequest:
     overrides: dict[str, Any] = {}
     if args.max_iters is not None:
         overrides["max_iters"] = args.max_iters
+    if getattr(args, "init", None) is not None:
+        overrides["init"] = args.init
     if args.one_jump:
         overrides["gradual_scales"] = ()
     return RunRequest(

@@ -98,7 +98,9 @@ def _summary(out: Path, result: RunResult, fmt: str) -> str:
     shape = "x".join(map(str, result.output.shape))
     device = result.info.get("device") or "?"
     seconds = result.record.get("seconds", 0.0)
+    start = (result.info.get("config") or {}).get("init")
+    started = f"; networks started from {start}" if start else ""
     return (
         f"wrote {out} ({shape} {result.axes}, {result.output.dtype}, "
-        f"{_FORMAT_NAMES.get(fmt, fmt)}) in {seconds:.1f} s on {device}"
+        f"{_FORMAT_NAMES.get(fmt, fmt)}) in {seconds:.1f} s on {device}{started}"
     )

@@ -15,6 +15,7 @@ from typing import Literal
 __all__ = [
     "STACK_MODES",
     "Device",
+    "Init",
     "JobKind",
     "Mode",
     "PSFSource",
@@ -42,6 +43,15 @@ class Planes(StrEnum):
     """The plane (or, for Z to isotropic, the volume) the viewer shows."""
     ALL = "whole stack"
     """Every plane of the stack."""
+
+
+class Init(StrEnum):
+    """Where a new network's weights start (the "Start from" box)."""
+
+    SCRATCH = "scratch"
+    """Random weights, the published method (every preset's default)."""
+    BUNDLED = "bundled"
+    """The initialisation shipped with the package, learned from synthetic scenes."""
 
 
 class StackMode(StrEnum):

@@ -17,7 +17,7 @@ from ...core.config import (
     resolve_config,
 )
 from ...pipeline import describe_noise
-from ..choices import Device, Preset, texts
+from ..choices import Device, Init, Preset, texts
 from ..worker import describe_device
 
 __all__ = ["TrainingPanel"]
@@ -107,6 +107,15 @@ class TrainingPanel(Container):
         self.device_info = Label(value="(resolved when a run starts)")
         self.device_info.native.setWordWrap(True)
         self.seed = SpinBox(label="Seed", value=0, min=0, max=2**31 - 1)
+        self.init = ComboBox(
+            label="Start from",
+            choices=texts(Init),
+            value=Init.SCRATCH.value,
+            tooltip="Where a new network's weights start: scratch (random, the published "
+            "method; every preset's default) or bundled (the initialisation shipped with "
+            "napari-zssr, learned from synthetic microscopy-like scenes; needs width 64 and "
+            "depth 8). A saved network keeps its own weights.",
+        )
         self.advanced = [
             self.max_iters,
             self.crop_size,
@@ -117,6 +126,7 @@ class TrainingPanel(Container):
             self.device,
             self.device_info,
             self.seed,
+            self.init,
         ]
         self.alive = True
         """False once the dock is closed: a late answer about the device is dropped."""
@@ -193,6 +203,7 @@ class TrainingPanel(Container):
                 "max_iters": min(fast.max_iters, int(self.max_iters.value)),
                 "tile_size": int(self.tile_size.value),
                 "noise_std": float(self.noise.value),
+                "init": str(self.init.value),
             }
         name = str(self.preset.value)
         # the preset's own steps (the reference's for paper and paper-gradual), else x2, x4
@@ -205,6 +216,7 @@ class TrainingPanel(Container):
             "tile_size": int(self.tile_size.value),
             "noise_std": float(self.noise.value),
             "gradual_scales": steps if self.gradual.value and kernel is None else (),
+            "init": str(self.init.value),
         }
 
     def config(self, preview: bool, kernel: Any) -> ZSSRConfig:

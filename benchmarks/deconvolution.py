@@ -220,8 +220,7 @@ def estimates(counts: np.ndarray) -> dict[str, Any]:
     """What ``super_resolve`` reads from the input before training: the noise estimate, the
     noise ``"auto"`` puts on the sons without and with a kernel, and ``kernel="estimate"``'s
     fit (no training: a quick way to see what a code change alters per case)."""
-    from napari_zssr.nd import normalise_intensity
-
+    from napari_zssr.arrays.intensity import normalise_intensity
     from napari_zssr.core.kernel_estimate import estimate_kernel
     from napari_zssr.core.noise import auto_noise_std, estimate_noise_std
 

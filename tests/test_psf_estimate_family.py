@@ -186,9 +186,9 @@ def test_the_bundled_sample_falls_back_with_a_warning() -> None:
     not optics; its isotropic fit runs to the narrowest kernel, so no kernel is used (the
     anisotropic family alone used the needle)."""
     import tifffile
-    from napari_zssr.nd import normalise_intensity
 
     from napari_zssr._sample_data import SAMPLE_PATH
+    from napari_zssr.arrays.intensity import normalise_intensity
 
     plane = normalise_intensity(tifffile.imread(SAMPLE_PATH))[0]
     est = estimate_kernel([plane], (2, 2))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -143,3 +144,15 @@ def unwritable_outputs(monkeypatch: pytest.MonkeyPatch) -> None:
         return real_open(path, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(os, "open", denied)
+
+
+def texture(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    """Smooth random structure in uint16, so that training has something to learn (the
+    command-line tests' input images)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: shape[-2], : shape[-1]]
+    base = np.sin(yy / 2.3) * np.cos(xx / 3.1) + 0.3 * rng.standard_normal(shape[-2:])
+    planes = [base + 0.2 * k for k in range(int(np.prod(shape[:-2])))]
+    stack = np.stack(planes).reshape(shape)
+    stack = (stack - stack.min()) / np.ptp(stack)
+    return (200 + 3000 * stack).astype(np.uint16)

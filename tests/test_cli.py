@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 import tifffile
+from conftest import texture
 
 from napari_zssr import cli
 from napari_zssr.cli import main
@@ -24,21 +25,10 @@ needs_engine = pytest.mark.skipif(
 FAST = ["--preset", "fast", "--max-iters", "20", "--quiet"]
 
 
-def _texture(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
-    """Smooth random structure in uint16, so that training has something to learn."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[: shape[-2], : shape[-1]]
-    base = np.sin(yy / 2.3) * np.cos(xx / 3.1) + 0.3 * rng.standard_normal(shape[-2:])
-    planes = [base + 0.2 * k for k in range(int(np.prod(shape[:-2])))]
-    stack = np.stack(planes).reshape(shape)
-    stack = (stack - stack.min()) / np.ptp(stack)
-    return (200 + 3000 * stack).astype(np.uint16)
-
-
 @pytest.fixture
 def image_2d(tmp_path):
     path = tmp_path / "plane.tif"
-    write_tiff(path, _texture((20, 24)), axes="YX", pixel_size=0.2)
+    write_tiff(path, texture((20, 24)), axes="YX", pixel_size=0.2)
     return path
 
 
@@ -179,7 +169,7 @@ def test_unreadable_input(tmp_path, capsys):
 
 def test_z_isotropic_needs_pixel_sizes(tmp_path, capsys):
     path = tmp_path / "zyx.tif"
-    tifffile.imwrite(path, _texture((3, 16, 16)), imagej=True, metadata={"axes": "ZYX"})
+    tifffile.imwrite(path, texture((3, 16, 16)), imagej=True, metadata={"axes": "ZYX"})
     assert main(["run", str(path), "-o", str(tmp_path / "o.tif"), "--z-isotropic"]) != 0
     assert "pixel size" in _one_line_error(capsys)
 
@@ -187,7 +177,7 @@ def test_z_isotropic_needs_pixel_sizes(tmp_path, capsys):
 @pytest.mark.skipif(not HAS_PSF, reason="PSF module not present")
 def test_psf_without_pixel_size_is_refused(tmp_path, capsys):
     img = tmp_path / "img.tif"
-    tifffile.imwrite(img, _texture((20, 24)))  # no pixel size recorded
+    tifffile.imwrite(img, texture((20, 24)))  # no pixel size recorded
     psf = tmp_path / "psf.npy"
     np.save(psf, np.outer(np.hanning(7), np.hanning(7)))
     code = main(["run", str(img), "-o", str(tmp_path / "o.tif"), "-s", "2", "--psf", str(psf)])
@@ -256,7 +246,7 @@ def test_run_2d_writes_scaled_tiff_with_metadata(image_2d, tmp_path, capsys):
 @needs_engine
 def test_run_tzyx_stack_with_anisotropic_scale(tmp_path):
     src = tmp_path / "tzyx.tif"
-    write_tiff(src, _texture((2, 2, 16, 20)), axes="TZYX", pixel_size=(0.8, 0.3, 0.3))
+    write_tiff(src, texture((2, 2, 16, 20)), axes="TZYX", pixel_size=(0.8, 0.3, 0.3))
     out = tmp_path / "tzyx_sr.tif"
     args = ["run", str(src), "-o", str(out), "--scale-y", "2", "--scale-x", "1.5"]
     assert main([*args, "--stack-mode", "shared", *FAST]) == 0
@@ -272,7 +262,7 @@ def test_run_tzyx_stack_with_anisotropic_scale(tmp_path):
 @needs_engine
 def test_run_czyx_with_axes_and_pixel_size_given(tmp_path):
     src = tmp_path / "plain.tif"
-    tifffile.imwrite(src, _texture((2, 2, 16, 16)), photometric="minisblack")
+    tifffile.imwrite(src, texture((2, 2, 16, 16)), photometric="minisblack")
     out = tmp_path / "czyx_sr.tif"
     args = ["run", str(src), "-o", str(out), "-s", "2", "--axes", "CZYX"]
     assert main([*args, "--pixel-size", "1.0,0.25,0.25", *FAST]) == 0
@@ -343,7 +333,7 @@ def test_run_with_a_model_psf(image_2d, tmp_path):
 @pytest.mark.skipif(not HAS_ISOTROPIC, reason="isotropic module not present")
 def test_run_z_isotropic(tmp_path):
     src = tmp_path / "zyx.tif"
-    write_tiff(src, _texture((4, 16, 16)), axes="ZYX", pixel_size=(0.4, 0.2, 0.2))
+    write_tiff(src, texture((4, 16, 16)), axes="ZYX", pixel_size=(0.4, 0.2, 0.2))
     out = tmp_path / "iso.tif"
     assert main(["run", str(src), "-o", str(out), "--z-isotropic", *FAST]) == 0
     result, meta = read_tiff(out)
@@ -525,7 +515,7 @@ def test_unwritable_output_is_found_before_training(image_2d, tmp_path, monkeypa
 
 @needs_engine
 def test_run_keeps_imagej_fields_of_a_tzcyx_hyperstack(tmp_path):
-    data = _texture((2, 2, 2, 16, 16))
+    data = texture((2, 2, 2, 16, 16))
     src = tmp_path / "hyper.tif"
     tifffile.imwrite(
         src,
@@ -567,7 +557,7 @@ def test_implausible_pixel_size_warns(image_2d, tmp_path, monkeypatch, capsys):
 
 def _noisy_tiff(tmp_path):
     rng = np.random.default_rng(5)
-    img = _texture((40, 40)).astype(float) + rng.normal(0.0, 150.0, (40, 40))
+    img = texture((40, 40)).astype(float) + rng.normal(0.0, 150.0, (40, 40))
     path = tmp_path / "noisy.tif"
     write_tiff(path, np.clip(img, 0, 65535).astype(np.uint16), axes="YX")
     return path

@@ -9,6 +9,7 @@ import importlib
 import numpy as np
 import pytest
 import tifffile
+from conftest import texture
 
 from napari_zssr.cli import main
 from napari_zssr.io import formats, read_tiff, write_tiff
@@ -22,23 +23,12 @@ SCENE_SHAPES = ((20, 24), (16, 28))
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
 
 
-def _texture(shape, seed=0):
-    """Smooth random structure in uint16, so that training has something to learn."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[: shape[-2], : shape[-1]]
-    base = np.sin(yy / 2.3) * np.cos(xx / 3.1) + 0.3 * rng.standard_normal(shape[-2:])
-    planes = [base + 0.2 * k for k in range(int(np.prod(shape[:-2])))]
-    stack = np.stack(planes).reshape(shape)
-    stack = (stack - stack.min()) / np.ptp(stack)
-    return (200 + 3000 * stack).astype(np.uint16)
-
-
 @pytest.fixture
 def sample_czi(tmp_path):
     """sample.czi: two named channels of 20 x 24 pixels of 0.2 um, written by pylibCZIrw."""
     pytest.importorskip("bioio_czi")
     czi = pytest.importorskip("pylibCZIrw.czi")
-    data = _texture((2, 20, 24))
+    data = texture((2, 20, 24))
     path = tmp_path / "sample.czi"
     with czi.create_czi(str(path), exist_ok=True) as writer:
         for c in range(2):
@@ -65,7 +55,7 @@ def _two_scene_ome(path):
     with tifffile.TiffWriter(path, ome=True) as tif:
         for k, shape in enumerate(SCENE_SHAPES):
             meta = {"axes": "YX", "PhysicalSizeX": 0.2, "PhysicalSizeY": 0.2}
-            tif.write(_texture(shape, seed=k), photometric="minisblack", metadata=meta)
+            tif.write(texture(shape, seed=k), photometric="minisblack", metadata=meta)
 
 
 @pytest.fixture
@@ -174,7 +164,7 @@ def test_a_bad_scene_lists_the_scenes(plate, tmp_path, capsys):
 
 def test_a_scene_of_a_tiff_of_one_image(tmp_path, capsys):
     path = tmp_path / "plane.tif"
-    write_tiff(path, _texture((20, 24)), axes="YX", pixel_size=0.2)
+    write_tiff(path, texture((20, 24)), axes="YX", pixel_size=0.2)
     args = ["run", str(path), "-o", str(tmp_path / "o.tif"), "-s", "2", "--scene", "1", *FAST]
     assert main(args) == 1
     assert "has no scene '1'" in _one_line_error(capsys)
@@ -218,7 +208,7 @@ def test_open_pixels_reads_the_chosen_scene(plate):
 
     shape = SCENE_SHAPES[1]
     pixels = open_pixels(plate, shape, np.dtype("uint16"), "1")
-    np.testing.assert_array_equal(pixels, _texture(shape, seed=1))
+    np.testing.assert_array_equal(pixels, texture(shape, seed=1))
     image, meta = open_input(plate, "Image:1")
     np.testing.assert_array_equal(image, pixels)
     assert meta.pixel_size[1:] == pytest.approx((0.2, 0.2))

@@ -100,3 +100,42 @@ def test_stack_estimate_refuses_bad_input() -> None:
         stack_noise_std([np.zeros((8, 8))])
     with pytest.raises(ValueError, match="differ in shape"):
         difference_noise_std(np.zeros((8, 8)), np.zeros((8, 9)))
+
+
+def _flat_poisson_band(spread: tuple[float, float], n: int = 6000, photons: float = 300.0):
+    """Patches of pure photon noise whose intensities spread over ``spread``: one band."""
+    from napari_zssr.core import noise as nz
+
+    rng = np.random.default_rng(0)
+    levels = rng.uniform(*spread, n)
+    patches = rng.poisson(levels[:, None] * photons * np.ones((1, nz.PATCH**2))) / photons
+    dh, dv = nz._difference_operators(nz.PATCH)
+    texture = np.sum((patches @ dh.T) ** 2, axis=1) + np.sum((patches @ dv.T) ** 2, axis=1)
+    trace = float(np.trace(dh.T @ dh + dv.T @ dv))
+    return patches, texture, trace, float(np.mean(levels)) / photons
+
+
+def test_texture_test_at_each_patch_own_photon_level() -> None:
+    """Under photon noise a band's brighter patches are noisier: tested at the band's mean
+    level they are dropped as texture and the band reads low; at their own level it does not."""
+    from napari_zssr.core import noise as nz
+
+    patches, texture, trace, true = _flat_poisson_band((0.1, 0.9))
+    means = patches.mean(axis=1)
+    plain = nz._band_variance(patches, texture, trace)
+    own = nz._band_variance(patches, texture, trace, None, means / means.mean())
+    assert plain < 0.9 * true
+    assert own == pytest.approx(true, rel=0.05)
+
+
+def test_patch_shares_follow_the_photon_line_and_stay_flat_without_it() -> None:
+    from napari_zssr.core import noise as nz
+
+    means = np.concatenate([np.full(100, m) for m in (0.1, 0.3, 0.6)])
+    bands = [np.arange(100), np.arange(100, 200), np.arange(200, 300)]
+    poisson = nz._relative_variance(means + np.tile(np.linspace(-0.05, 0.05, 100), 3), bands,
+                                    [0.1 / 300, 0.3 / 300, 0.6 / 300])  # fmt: skip
+    assert poisson[2][-1] > poisson[2][0]  # the brighter patch of a band is noisier
+    assert np.allclose([p.mean() for p in poisson], 1.0)
+    flat = nz._relative_variance(means, bands, [1e-4, 1e-4, 1e-4])
+    assert all(np.allclose(f, 1.0) for f in flat)

@@ -288,11 +288,15 @@ def test_optics_kernel_on_the_hr_grid_with_pixel_integration():
     cy, cx = centroid(k)
     assert cy == pytest.approx((k.shape[0] - 1) / 2, abs=1e-6)
     assert cx == pytest.approx((k.shape[1] - 1) / 2, abs=1e-6)
-    # a few FWHM, never the whole computation window
+    # by default the rings beyond 3 FWHMs are kept (the consistency step's forward model),
+    # cropped to the energy, inside the computation window of 8 FWHMs
     fwhm = res.source["psf_fwhm_um"][0] / 0.05
-    assert max(k.shape) <= 2 * math.ceil(3 * fwhm) + 2
+    assert 2 * math.ceil(3 * fwhm) + 2 < max(k.shape) <= 2 * math.ceil(8 * fwhm) + 2
     np.testing.assert_allclose(k, k[::-1, ::-1], atol=1e-12)
     np.testing.assert_allclose(k, k.T, atol=1e-12)
+    # a cap keeps the kernel to a few FWHMs
+    capped = kernel_from_optics(image_pixel_size=0.1, scale=2, na=1.4, wavelength=0.52, max_fwhm=3)
+    assert max(capped.kernel.shape) <= 2 * math.ceil(3 * fwhm) + 2
 
 
 # ---------------------------------------------------------------------------------------------

@@ -217,17 +217,18 @@ def set_up_degradation(
     config: ZSSRConfig | None,
     cfg: ZSSRConfig,
     saved: Any,
-) -> tuple[ZSSRConfig, Any, Any, dict[str, Any]]:
+) -> tuple[ZSSRConfig, Any, Any, dict[str, Any], NoiseProfiles]:
     """The degradation of a :func:`~napari_zssr.super_resolve` run, from its checked
     arguments and the image: the kernel (given, estimated or None), the noise on the sons
     and the camera model.
 
     Returns
     -------
-    (ZSSRConfig, kernel, estimate, dict)
+    (ZSSRConfig, kernel, estimate, dict, NoiseProfiles)
         The configuration with the noise (and the saved network's shape), the kernel to use
-        (None: bicubic), the kernel estimate (None when none was made) and the noise's
-        account for the run information (with the warnings issued).
+        (None: bicubic), the kernel estimate (None when none was made), the noise's
+        account for the run information (with the warnings issued) and the planes' noise
+        profiles (for the consistency step, which needs each plane's noise model).
     """
     from ..core.kernels import validate_kernel
 
@@ -240,4 +241,4 @@ def set_up_degradation(
     cfg = saved.config(cfg.replace(noise_std=noise_info.pop("noise_std")))
     camera = camera_noise(profiles, cfg.noise_std, noise_model)
     noise_info.update(camera)
-    return cfg.replace(**camera), kernel, kernel_est, noise_info
+    return cfg.replace(**camera), kernel, kernel_est, noise_info, profiles

@@ -89,6 +89,11 @@ class PlaneJob:
         Gathers the quality maps' ingredients, when maps are asked for.
     iterations, losses
         Training iterations and final losses counted so far.
+    consistency
+        Each plane's consistency step record (non-empty ones only).
+    profiles : NoiseProfiles or None
+        The planes' noise profiles (:class:`~napari_zssr.arrays.degradation.NoiseProfiles`),
+        measured once per plane and shared with the noise set-up.
     """
 
     arr: Any
@@ -99,6 +104,18 @@ class PlaneJob:
     collector: Any = None
     iterations: int = 0
     losses: list[float] = field(default_factory=list)
+    consistency: list[dict[str, Any]] = field(default_factory=list)
+    profiles: Any = None
+
+    def noise_model(self, idx: tuple[int, ...], image: np.ndarray) -> list[Any] | None:
+        """Plane ``idx``'s noise model per channel, ``(gain, offset)``, for the consistency
+        step (``image``: the plane as :meth:`read` gives it); None when the run has no
+        consistency step (no noise on the sons) or no profiles, so that a clean run measures
+        nothing more."""
+        cfg = self.config
+        if self.profiles is None or cfg.noise_std <= 0 or cfg.consistency_iters <= 0:
+            return None
+        return [p.poisson_gaussian_fit() for p in self.profiles.plane(idx, image)[0]]
 
     def read(self, idx: tuple[int, ...]) -> np.ndarray:
         """Plane ``idx``, normalised to float32 ``(C, Y, X)``."""
@@ -178,7 +195,11 @@ def fresh_networks(
             reporter=rep,
             vmax=[p.job.info.vmax for p in chunk],
             collects=colls,
+            noises=[p.job.noise_model(p.idx, img) for p, img in zip(chunk, images)],
         )
+        for p, model in zip(chunk, models):
+            if model.consistency:
+                p.job.consistency.append(model.consistency)
         if keep is not None:
             for model in models:
                 keep(model)
@@ -244,8 +265,11 @@ def shared_network(
                     seed=seed + p.number, reporter=rep,
                 )  # fmt: skip
             hr = _engine.predict(
-                current[0], plane, out_shape=out_yx, reporter=rep, vmax=job.info.vmax, collect=coll
-            )
+                current[0], plane, out_shape=out_yx, reporter=rep, vmax=job.info.vmax,
+                collect=coll, noise=job.noise_model(p.idx, plane),
+            )  # fmt: skip
+            if current[0].consistency:
+                job.consistency.append(current[0].consistency)
             results.append((hr, n_ft if ft_cfg is not None else 0, None))
         return results
 

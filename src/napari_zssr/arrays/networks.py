@@ -187,7 +187,7 @@ class SavedRun:
                     self._trained, loss = trained, trained.final_loss
                 hr = _engine.predict(
                     trained, plane, out_shape=out_yx, reporter=rep, vmax=job.info.vmax,
-                    collect=coll,
+                    collect=coll, noise=job.noise_model(p.idx, plane),
                 )  # fmt: skip
                 results.append((hr, n_ft if ft_cfg is not None else 0, loss))
             return results

@@ -12,7 +12,7 @@ import numpy as np
 from .._version import __version__
 from ..core.config import ZSSRConfig
 
-__all__ = ["job_info", "mean_loss", "run_info"]
+__all__ = ["consistency_summary", "job_info", "mean_loss", "run_info"]
 
 
 def mean_loss(losses: list[float]) -> float | None:
@@ -97,7 +97,7 @@ def job_info(
 ) -> dict[str, Any]:
     """:func:`run_info` of a :class:`~napari_zssr.arrays.loop.PlaneJob` (its configuration,
     intensities, shapes, iterations and losses); ``device`` is ``(device, reason)``."""
-    return run_info(
+    info = run_info(
         preset=preset,
         config=config,
         cfg=job.config,
@@ -114,3 +114,33 @@ def job_info(
         degradation=degradation,
         work=work,
     )
+    if job.consistency:
+        info["consistency_step"] = consistency_summary(job.consistency)
+    return info
+
+
+def consistency_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The consistency step over the planes: how many ran it, the median iterations and the
+    median discrepancy (mean squared residual over the input's noise variance) before and
+    after, the seconds it took in all, and the planes where it reached its cap with the
+    residual still above the noise (with the largest discrepancy left)."""
+    its = [n for r in records for n in r["iterations"]]
+    # a channel that reached the cap still above the noise: the step could not explain the
+    # residual (noise read too low, or a kernel that does not match the data)
+    short = sum(
+        any(
+            n >= r["max_iters"] and d > 1.0 for n, d in zip(r["iterations"], r["discrepancy_after"])
+        )
+        for r in records
+    )
+    before = [d for r in records for d in r["discrepancy_before"]]
+    after = [d for r in records for d in r["discrepancy_after"]]
+    return {
+        "planes": len(records),
+        "iterations": float(np.median(its)) if its else 0.0,
+        "discrepancy_before": float(np.median(before)) if before else None,
+        "discrepancy_after": float(np.median(after)) if after else None,
+        "seconds": float(sum(r.get("seconds", 0.0) for r in records)),
+        "planes_not_within_noise": int(short),
+        "worst_discrepancy_after": float(max(after)) if after else None,
+    }

@@ -208,7 +208,7 @@ def super_resolve(
     layout = make_layout(arr.shape, channel_axis, bool(rgb))
     saved.check_layout(layout, stack_mode)
     info = intensity_info(arr, layout)  # validates the dtype
-    cfg, kernel, kernel_est, noise_info = set_up_degradation(
+    cfg, kernel, kernel_est, noise_info, profiles = set_up_degradation(
         arr, layout, info, sc, kernel=kernel, noise=noise, noise_model=noise_model,
         preset=preset, config=config, cfg=cfg, saved=saved,
     )  # fmt: skip
@@ -227,7 +227,7 @@ def super_resolve(
     relay = snapshot_relay(callback, layout, info, out.shape)
     rep = Reporter(relay, n_planes=layout.n_planes + (1 if shared else 0), snapshots=True)
     collector = MapsCollector(out.shape, layout.canonical, info.spans(), sc, dk) if maps else None
-    job = PlaneJob(arr, layout, info, writer, cfg, collector)
+    job = PlaneJob(arr, layout, info, writer, cfg, collector, profiles=profiles)
     n_batch = 1
     if not shared and layout.n_planes > 1:
         n_batch = batch_planes or auto_batch(dev, cfg, layout.n_planes)

@@ -57,7 +57,7 @@ def _image_job(index: int, image: Any, ctx: dict[str, Any]) -> tuple[PlaneJob, d
     cfg = cfg.replace(**camera_noise(profiles, cfg.noise_std, cfg.noise_model))
     out_yx = output_shape(layout.plane_shape, ctx["scale"])
     writer = prepare_output(None, arr, layout, out_yx, ctx["scale"], False, ())
-    return PlaneJob(arr, layout, info, writer, cfg), noise
+    return PlaneJob(arr, layout, info, writer, cfg, profiles=profiles), noise
 
 
 def super_resolve_many(

@@ -17,7 +17,7 @@ from ..io import check_writable
 from ..io.claim import claim_outputs
 from ..io.inputs import open_input
 from ..io.outputs import check_tiff_output, output_for
-from ..pipeline import EstimateSpec, RunRequest, RunResult, describe_noise
+from ..pipeline import EstimateSpec, RunRequest, RunResult, describe_noise, likely_harm
 from .maps_output import check_map_paths, remove_quietly, resolution_line, write_maps
 from .request_args import CLI_LABELS, command_line, request_from_args
 
@@ -54,6 +54,8 @@ def run_command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         except BaseException:  # all files or none
             remove_quietly([out])
             raise
+    for note in likely_harm(result.info):  # even with --quiet: it is about the output
+        print(f"warning: {note}", file=sys.stderr)
     if not args.quiet:
         print(_summary(out, result, fmt))
         if request.scale is not None and "noise_estimate" in result.info:

@@ -308,7 +308,8 @@ def _batch_inputs(
     runs = [group.runs[i] for i in group.active]
     hrs = [r.sampler.sample(r.model.config.batch_size) for r in runs]
     batch = hrs[0].shape[0]
-    lr_all = degrade(torch.cat(hrs), sc, dk)
+    # the kernel's core, as in prepare_run (``dk`` is the kernel as given)
+    lr_all = degrade(torch.cat(hrs), sc, runs[0].model.kernel if dk is not None else None)
     sons = [
         son_noise(son, r.model.config, r.noise_gen) for son, r in zip(lr_all.split(batch), runs)
     ]

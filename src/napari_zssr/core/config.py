@@ -187,6 +187,12 @@ class ZSSRConfig:
     back_projection_iters: int = 10
     """Back-projection iterations applied to each ensemble member and to their median.
     Skipped when ``noise_std > 0``: it would copy the input's noise into the output."""
+    consistency_iters: int = 20
+    """Most Richardson-Lucy iterations of the noise-aware consistency step that takes
+    back-projection's place when ``noise_std > 0``: the output is made to agree with the
+    input through the kernel up to the input's own noise, and no further (the discrepancy
+    principle; :mod:`napari_zssr.core.consistency`). 0 switches it off. Unused on runs
+    without noise on the sons, where back-projection runs."""
     self_ensemble: bool = True
     """Geometric self-ensemble: 8 dihedral transforms (4 when rotations are off), median."""
     tile_size: int = 512
@@ -241,6 +247,7 @@ class ZSSRConfig:
             ),
             (self.noise_gain >= 0 and self.noise_offset >= 0, "noise_gain, noise_offset >= 0"),
             (self.back_projection_iters >= 0, "back_projection_iters must be >= 0"),
+            (self.consistency_iters >= 0, "consistency_iters must be >= 0"),
             (self.tile_size >= 32, "tile_size must be >= 32"),
             (self.tile_overlap >= 0, "tile_overlap must be >= 0"),
             (self.report_every >= 1, "report_every must be >= 1"),

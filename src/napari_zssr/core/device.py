@@ -101,10 +101,14 @@ def upload(array: np.ndarray, dtype: torch.dtype, device: torch.device) -> torch
     father scale, so on CUDA the array goes through pinned memory and an asynchronous
     copy (torch keeps the pinned block alive until the copy has run).
     """
-    host = torch.tensor(array, dtype=dtype)  # a copy: cached arrays are read-only
-    if device.type == "cuda":
-        return host.pin_memory().to(device, non_blocking=True)
-    return host.to(device)
+    # Normal tensors even when first asked for under inference mode: they are cached, and
+    # the consistency step takes the adjoint of the same operators through autograd, which
+    # refuses inference tensors.
+    with torch.inference_mode(False):
+        host = torch.tensor(array, dtype=dtype)  # a copy: cached arrays are read-only
+        if device.type == "cuda":
+            return host.pin_memory().to(device, non_blocking=True)
+        return host.to(device)
 
 
 class DeviceCache(Generic[T]):

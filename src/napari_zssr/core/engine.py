@@ -12,15 +12,17 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 
 from .config import MAX_SCALE, ZSSRConfig
+from .consistency import consistency_step
 from .device import resolve_device
 from .inference import degrade, quick_output, super_resolve_tensor
 from .init_weights import apply_bundled
-from .kernels import DownscaleKernel, allowed_transforms, prepare_kernel
+from .kernels import DownscaleKernel, allowed_transforms, prepare_kernel, son_kernel
 from .lr_policy import LRPolicy
 from .network import ZSSRNet, preferred_memory_format
 from .progress import Cancelled, Progress, ProgressCallback
@@ -34,6 +36,7 @@ __all__ = [
     "as_tensor",
     "effective_back_projection",
     "father_crop",
+    "finish_noisy",
     "fit",
     "normalise_scale",
     "predict",
@@ -157,6 +160,12 @@ class TrainedModel:
     final_loss: float | None = None
     seconds: float = 0.0
     history: list[tuple[int, float]] = field(default_factory=list)
+    full_kernel: DownscaleKernel | None = None
+    """The kernel as given, for the consistency step's forward model; ``kernel`` is its
+    core, which the sons are made with (:func:`~napari_zssr.core.kernels.son_kernel`).
+    None: the same as ``kernel``."""
+    consistency: dict[str, Any] = field(default_factory=dict)
+    """The last :func:`predict`'s consistency step record (empty when none ran)."""
 
 
 def as_tensor(img: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -297,6 +306,7 @@ def prepare_run(
         dk = prepare_kernel(kernel, sc, (min_h, min_w))
     else:
         dk = None
+    full, dk = dk, (None if dk is None else son_kernel(dk))
     transforms = allowed_transforms(
         None if dk is None else dk.weights, sc, rotations=cfg.rotations, flips=cfg.augment_flips
     )
@@ -318,9 +328,11 @@ def prepare_run(
             config=cfg,
             device=dev,
             device_reason=device_reason,
+            full_kernel=full,
         )
     else:
         model.scale, model.kernel, model.transforms, model.config = sc, dk, transforms, cfg
+        model.full_kernel = full
     crop, margin = father_crop(cfg, sc, (min_h, min_w), dk)
     cut = (crop[0] + 2 * margin[0], crop[1] + 2 * margin[1])
     sampling = cfg
@@ -485,6 +497,31 @@ def effective_back_projection(config: ZSSRConfig) -> int:
     return 0 if config.noise_std > 0 else config.back_projection_iters
 
 
+def finish_noisy(
+    model: TrainedModel,
+    out: torch.Tensor,
+    lr: torch.Tensor,
+    scale: Sequence[float],
+    kernel: DownscaleKernel | None,
+    vmax: float,
+    noise: Sequence[tuple[float, float]] | None = None,
+) -> torch.Tensor:
+    """The consistency step of a run with noise on the sons (none otherwise): ``out`` made
+    to agree with ``lr`` through ``kernel`` up to the input's noise
+    (:func:`~napari_zssr.core.consistency.consistency_step`); its record goes to
+    ``model.consistency``. ``noise``: the input's noise model per channel, ``(gain, offset)``
+    (measured on ``lr`` when None)."""
+    cfg = model.config
+    if cfg.noise_std <= 0 or cfg.consistency_iters <= 0:
+        model.consistency = {}
+        return out
+    out, record = consistency_step(
+        out, lr, scale, kernel, max_iters=cfg.consistency_iters, noise=noise, vmax=vmax
+    )
+    model.consistency = record
+    return out
+
+
 def predict(
     model: TrainedModel,
     lr: np.ndarray | torch.Tensor,
@@ -495,13 +532,19 @@ def predict(
     vmax: float = 1.0,
     as_numpy: bool = True,
     collect: dict[str, torch.Tensor] | None = None,
+    consistency: bool = True,
+    noise: Sequence[tuple[float, float]] | None = None,
 ) -> np.ndarray | torch.Tensor:
     """Upscale ``lr`` ``(C, H, W)`` in [0, 1] with a trained model.
 
     Applies the configured self-ensemble (the transforms valid for the kernel), the
-    back-projection iterations and tiling. Returns ``(C, ceil(H*s_y), ceil(W*s_x))``
-    float32 (or ``out_shape``), clipped to ``[0, vmax]``. ``collect`` (a dict) receives the
-    ensemble's spread and the output before back-projection (see
+    back-projection iterations (or, with noise on the sons, the noise-aware consistency
+    step, see :func:`finish_noisy`; ``consistency=False`` leaves it to the caller, for an
+    output that is not yet at the input's full factor; ``noise``: the input's noise model per
+    channel for it, measured when None) and tiling. Returns
+    ``(C, ceil(H*s_y), ceil(W*s_x))`` float32 (or ``out_shape``), clipped to ``[0, vmax]``.
+    ``collect`` (a dict) receives the ensemble's spread and the output before
+    back-projection (see
     :func:`~napari_zssr.core.inference.super_resolve_tensor`).
     """
     cfg = model.config
@@ -553,6 +596,9 @@ def predict(
         collect=collect,
         on_identity=on_identity if len(transforms) > 1 and rep.snapshots else None,
     )
+    if consistency:
+        forward = model.full_kernel if model.full_kernel is not None else model.kernel
+        out = finish_noisy(model, out, x, model.scale, forward, vmax, noise)
     if not as_numpy:
         return out
     return out.float().cpu().numpy()

@@ -155,6 +155,7 @@ def upscale_planes(
     reporter: Reporter | None = None,
     vmax: float | Sequence[float] = 1.0,
     collects: Sequence[dict | None] | None = None,
+    noises: Sequence[Sequence[tuple[float, float]] | None] | None = None,
 ) -> tuple[list[np.ndarray], list[TrainedModel]]:
     """:func:`upscale_plane` of several images, trained together.
 
@@ -178,6 +179,7 @@ def upscale_planes(
     plan = _plan(configs[0], sc, kernel is not None)
     if any(_plan(c, sc, kernel is not None) != plan for c in configs[1:]):
         raise ValueError("images trained together need the same gradual steps")
+    noise_models = list(noises) if noises is not None else [None] * len(images)
     coll = list(collects) if collects is not None else [None] * len(images)
     vmaxes = [float(vmax)] * len(images) if np.isscalar(vmax) else [float(v) for v in vmax]
     imgs = [np.asarray(im, dtype=np.float32) for im in images]
@@ -214,6 +216,9 @@ def upscale_planes(
                 vmax=vmaxes[i],
                 as_numpy=False,
                 collect=coll[i] if last else None,
+                # a chained last step's output is made consistent with the input itself below
+                consistency=last and not (len(plan) > 1 and chained),
+                noise=noise_models[i],
             )
             outs.append(out)
             if not last:
@@ -223,8 +228,8 @@ def upscale_planes(
             current, prev = outs, st
     rep.span, rep.member = 1, 0
     final = [
-        _back_project_input(o, im, m, sc, len(plan) > 1 and chained, v)
-        for o, im, m, v in zip(outs, imgs, models, vmaxes)
+        _back_project_input(o, im, m, sc, len(plan) > 1 and chained, v, nm)
+        for o, im, m, v, nm in zip(outs, imgs, models, vmaxes, noise_models)
     ]
     return final, [m for m in models if m is not None]
 
@@ -240,6 +245,7 @@ def _back_project_input(
     sc: tuple[float, float],
     chained_gradual: bool,
     vmax: float,
+    noise: Sequence[tuple[float, float]] | None = None,
 ) -> np.ndarray:
     """The output as float32 NumPy, back-projected onto the input when the last gradual
     step upscaled an earlier output (it must reproduce the input through the whole factor)."""
@@ -248,4 +254,7 @@ def _back_project_input(
     if chained_gradual and n_bp:
         with torch.inference_mode():
             out = back_project(out, as_tensor(img, model.device), sc, None, n_bp, vmax)
+    elif chained_gradual:
+        lr = as_tensor(img, model.device)
+        out = _engine.finish_noisy(model, out, lr, sc, None, vmax, noise)
     return out.float().cpu().numpy()

@@ -31,7 +31,7 @@ from .request import (
     RunRequest,
 )
 from .run import RunResult, describe_noise, read_source, run
-from .trust import MAP_MEANINGS, describe_resolution, format_length
+from .trust import MAP_MEANINGS, describe_resolution, format_length, likely_harm
 
 __all__ = [
     "MAP_MEANINGS",
@@ -54,6 +54,7 @@ __all__ = [
     "describe_resolution",
     "format_length",
     "kernel_for",
+    "likely_harm",
     "psf_voxel",
     "read_psf",
     "read_source",

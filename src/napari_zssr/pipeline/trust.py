@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["MAP_MEANINGS", "describe_resolution", "format_length"]
+__all__ = ["MAP_MEANINGS", "describe_resolution", "format_length", "likely_harm"]
 
 MAP_MEANINGS = {
     "spread": "spread of the self-ensemble outputs (median absolute deviation): where the "
@@ -98,3 +98,32 @@ def describe_resolution(
         else ""
     )
     return f"gain not measurable: {fooled}the output ({after}) {where} ({how})"
+
+
+def likely_harm(info: Mapping[str, Any]) -> list[str]:
+    """Signs in a run's information that its output may be worse than the input, one
+    sentence each (empty when there are none), for the widget's and the command line's
+    warnings.
+
+    The sign read here is the consistency step's (``info["consistency_step"]``,
+    :mod:`napari_zssr.core.consistency`): planes where it reached its cap with the output
+    still disagreeing with the input by more than the input's noise. Either the noise was
+    read too low (the step then fits part of the noise, and the network learned from sons
+    that were too clean) or the kernel does not match the data (the network learned the
+    wrong blur). The kernel estimate's own check and the noise level set by hand warn
+    where they are decided (``info["warnings"]``); they are not repeated here.
+    """
+    notes = []
+    rec = info.get("consistency_step") or {}
+    short = int(rec.get("planes_not_within_noise") or 0)
+    if short:
+        worst = rec.get("worst_discrepancy_after")
+        planes = f"{short} of {rec.get('planes', short)} planes"
+        notes.append(
+            f"likely harm on {planes}: the output still disagrees with the input by "
+            f"{float(worst):.2g} times the input's noise variance after the consistency "
+            "step's last iteration; the noise may be read too low (set the noise level by "
+            "hand, higher) or the PSF may not match the data. Compare the output with the "
+            "input before using it."
+        )
+    return notes

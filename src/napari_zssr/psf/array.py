@@ -35,7 +35,7 @@ def kernel_from_psf(
     integrate_pixel: bool = True,
     background: float | str | None = None,
     energy: float = 0.999,
-    max_fwhm: float | None = 3.0,
+    max_fwhm: float | None = 6.0,
     image_shape: Sequence[int] | None = None,
 ) -> PSFKernel:
     """Downscaling kernel from a PSF array with a known pixel size.
@@ -97,7 +97,7 @@ def kernel_from_psf(
     plane = positive_part(stack[z], "psf")
     resampled = resample_psf(plane, centre_of_mass(plane), p, hr)
     kernel, psf_fwhm = kernel_on_hr_grid(resampled, sc, bool(integrate_pixel), e, mf)
-    check_fits(kernel, image_shape, sc)
+    kernel = check_fits(kernel, image_shape, sc, psf_fwhm)
     source = {
         "type": "psf_array",
         "psf_pixel_size_um": [json_float(v) for v in p],

@@ -135,7 +135,7 @@ def kernel_from_bead_stack(
     beads: str = "brightest",
     integrate_pixel: bool = True,
     energy: float = 0.999,
-    max_fwhm: float | None = 3.0,
+    max_fwhm: float | None = 6.0,
     noise_sigmas: float = 5.0,
     image_shape: Sequence[int] | None = None,
 ) -> PSFKernel:
@@ -172,7 +172,9 @@ def kernel_from_bead_stack(
         Fraction of the kernel's energy kept by the crop, in (0.5, 1].
     max_fwhm : float or None
         The crop never reaches further than this many FWHMs of the PSF from its centre
-        (before pixel integration); None for no cap.
+        (before pixel integration); None for no cap. 6 keeps a widefield PSF's rings (the
+        consistency step's forward model needs them; the sons are made with the kernel's
+        3-FWHM core) while measured noise far out stays out.
     noise_sigmas : float
         Detection threshold in noise standard deviations (robust estimate from the border).
     image_shape : sequence of int, optional
@@ -227,7 +229,7 @@ def kernel_from_bead_stack(
             acc = _pad_centred(acc, shape) + _pad_centred(r, shape)
     assert acc is not None
     kernel, psf_fwhm = kernel_on_hr_grid(acc, sc, bool(integrate_pixel), e, mf)
-    check_fits(kernel, image_shape, sc)
+    kernel = check_fits(kernel, image_shape, sc, psf_fwhm)
     first = used[0]
     source = {
         "type": "bead_stack",

@@ -40,14 +40,18 @@ def kernel_from_optics(
     model: str = "vectorial",
     integrate_pixel: bool = True,
     energy: float = 0.999,
-    max_fwhm: float | None = 3.0,
+    max_fwhm: float | None = None,
     image_shape: Sequence[int] | None = None,
 ) -> PSFKernel:
     """Downscaling kernel from a PSF model of the microscope (``psfmodels``).
 
     The in-focus plane of the PSF is computed on the HR grid (``psfmodels`` averages each HR
     pixel over 3 x 3 sub-samples), over a window of ``max_fwhm + 2`` estimated FWHMs around
-    the centre, then integrated over the camera pixel, cropped and normalised.
+    the centre (8 without a cap), then integrated over the camera pixel, cropped to
+    ``energy`` and normalised. No FWHM cap by default: the model is noise-free, and the
+    rings and tails beyond 3 FWHMs (about 10% of a widefield PSF's energy) belong to the
+    forward model the consistency step checks the output against (the sons are made with
+    the kernel's core only: :func:`napari_zssr.core.kernels.son_kernel`).
 
     Confocal: the excitation PSF times the emission PSF convolved with the pinhole
     (``psfmodels.confocal_psf``). The pinhole is a geometric disc of diameter ``pinhole_au``
@@ -124,7 +128,7 @@ def kernel_from_optics(
     else:
         resampled = resample_psf(psf, (half, half), (d, d), hr)
     kernel, psf_fwhm = kernel_on_hr_grid(resampled, sc, bool(integrate_pixel), e, mf)
-    check_fits(kernel, image_shape, sc)
+    kernel = check_fits(kernel, image_shape, sc, psf_fwhm)
     source = {
         "type": "optics",
         "modality": modality,

@@ -16,7 +16,7 @@ from ...core.config import (
     default_noise_std,
     resolve_config,
 )
-from ...pipeline import describe_noise
+from ...pipeline import describe_noise, likely_harm
 from ..choices import Device, Init, Preset, texts
 from ..worker import describe_device
 
@@ -181,7 +181,9 @@ class TrainingPanel(Container):
             return "", []  # Z to isotropic: the field's own value
         if info.get("noise_std_source") == "auto":
             self.noise.value = round(float(info["noise_std"]), 4)
-        return f"noise {describe_noise(info)}", list(info.get("warnings", []))
+        harm = likely_harm(info)
+        note = f"noise {describe_noise(info)}" + ("; likely harm: see the warning" if harm else "")
+        return note, [*info.get("warnings", []), *harm]
 
     def noise_std(self, iso: bool) -> float | str:
         """The noise level, or ``"auto"`` to estimate it."""

@@ -626,3 +626,24 @@ def test_paper_preset_keeps_noise_free_sons(image_2d, tmp_path):
     )
     run = read_tiff(out)[1].metadata["run"]
     assert run["noise_std"] == 0.0 and run["noise_std_source"] == "preset"
+
+
+def test_run_warns_of_likely_harm_even_when_quiet(image_2d, tmp_path, capsys, monkeypatch):
+    """The run information's sign of harm reaches stderr as one warning line per sign."""
+    import importlib
+
+    # the module (the package exports a function of the same name)
+    run_command = importlib.import_module("napari_zssr.cli.run_command")
+    seen = []
+
+    def harm(info):
+        seen.append(info)
+        return ["likely harm on 1 of 1 planes: a test sign"]
+
+    monkeypatch.setattr(run_command, "likely_harm", harm)
+    out = tmp_path / "sr.tif"
+    assert main(["run", str(image_2d), "-o", str(out), "--scale", "2", *FAST]) == 0
+    err = capsys.readouterr().err
+    assert "warning: likely harm on 1 of 1 planes: a test sign" in err
+    assert seen and "noise_std" in seen[0]  # it is given the run's information
+    assert out.exists()  # a warning, not a refusal: the output is written

@@ -193,3 +193,53 @@ def test_the_step_works_after_the_same_operators_ran_under_inference_mode():
     assert rec["iterations"][0] > 0
     _, rec = consistency_step(start, lr, (2.0, 2.0), None, max_iters=3, noise=[(0, 1e-7)])
     assert rec["iterations"] == [3]
+
+
+def test_likely_harm_reads_the_planes_the_step_could_not_bring_within_the_noise():
+    from napari_zssr.pipeline import likely_harm
+
+    assert likely_harm({}) == []
+    fine = {"consistency_step": {"planes": 3, "planes_not_within_noise": 0}}
+    assert likely_harm(fine) == []
+    bad = {
+        "consistency_step": {
+            "planes": 3,
+            "planes_not_within_noise": 2,
+            "worst_discrepancy_after": 2.5,
+        }
+    }
+    (note,) = likely_harm(bad)
+    assert note.startswith("likely harm on 2 of 3 planes")
+    assert "2.5 times" in note and "noise" in note and "PSF" in note
+
+
+def test_the_summary_counts_planes_at_the_cap_above_the_noise():
+    from napari_zssr.arrays.run_info import consistency_summary
+
+    records = [
+        {"max_iters": 5, "iterations": [5], "discrepancy_before": [3.0],
+         "discrepancy_after": [1.8], "seconds": 0.5},
+        {"max_iters": 5, "iterations": [2], "discrepancy_before": [1.5],
+         "discrepancy_after": [0.9], "seconds": 0.25},
+        {"max_iters": 5, "iterations": [5], "discrepancy_before": [1.2],
+         "discrepancy_after": [1.0], "seconds": 0.25},
+    ]  # fmt: skip
+    s = consistency_summary(records)
+    assert s["planes"] == 3 and s["planes_not_within_noise"] == 1
+    assert s["worst_discrepancy_after"] == 1.8 and s["seconds"] == 1.0
+    assert s["iterations"] == 5.0 and s["discrepancy_before"] == 1.5
+
+
+def test_no_consistency_step_with_a_blind_kernel_estimate():
+    """The step trusts its kernel; an estimate's width is uncertain, so it is not run."""
+    import warnings
+
+    _, _, lr = _noisy_case(photons=300.0)
+    img = (lr[0].numpy() * 1000).astype(np.uint16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, info = super_resolve(img, 2, config=_quick("fast"), kernel="estimate", return_info=True)
+    assert info["noise_std"] > 0
+    assert info["kernel"] is not None  # the estimate was used
+    assert info["config"]["consistency_iters"] == 0
+    assert "consistency_step" not in info

@@ -740,6 +740,28 @@ def test_noise_zero_is_honoured_with_a_warning(viewer, qtbot):
     assert any("estimated noise" in w for w in warnings), warnings
 
 
+def test_likely_harm_shows_as_a_warning_and_in_the_status_note(viewer):
+    widget = _open_widget(viewer)
+    info = {
+        "noise_std": 0.02,
+        "noise_std_source": "auto",
+        "noise_estimate": 0.02,
+        "warnings": ["an estimate warning"],
+        "consistency_step": {
+            "planes": 1,
+            "planes_not_within_noise": 1,
+            "worst_discrepancy_after": 1.7,
+        },
+    }
+    note, warnings = widget.training.show_noise(info)
+    assert note.endswith("likely harm: see the warning")
+    assert warnings[0] == "an estimate warning"
+    assert warnings[1].startswith("likely harm on 1 of 1 planes")
+    info["consistency_step"]["planes_not_within_noise"] = 0
+    note, warnings = widget.training.show_noise(info)
+    assert "harm" not in note and warnings == ["an estimate warning"]
+
+
 def test_paper_presets_untick_the_noise_estimate(viewer):
     viewer.add_image(_noisy_uint16(), name="noisy")
     widget = _open_widget(viewer)

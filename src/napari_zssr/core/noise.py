@@ -295,13 +295,7 @@ def _bulk_variance(patches: np.ndarray) -> float:
     return typical if typical < _SPARSE * mean_var else mean_var
 
 
-def _band_variance(
-    patches: np.ndarray,
-    texture: np.ndarray,
-    trace: float,
-    bulk: float | None = None,
-    relative: np.ndarray | None = None,
-) -> float:
+def _band_variance(patches: np.ndarray, texture: np.ndarray, trace: float) -> float:
     """Noise variance of one band: bulk variance of the patches that pass a texture test.
 
     The test (Liu et al.'s) keeps a patch when its gradient energy is below what noise of the
@@ -313,46 +307,13 @@ def _band_variance(
     from scipy.stats import gamma
 
     n = patches.shape[1]
-    var = _bulk_variance(patches) if bulk is None else bulk
+    var = _bulk_variance(patches)
     if var <= 0:
         return var
-    # gradient energy of a pure-noise patch ~ Gamma(n / 2, 2 var trace / n), with each
-    # patch's own share of the band's variance where the noise depends on the intensity
-    share = np.ones(len(patches)) if relative is None else relative
-    tau = gamma.ppf(_TEXTURE_CONFIDENCE, n / 2.0, scale=2.0 * var * share * trace / n)
+    # gradient energy of a pure-noise patch ~ Gamma(n / 2, 2 var trace / n)
+    tau = gamma.ppf(_TEXTURE_CONFIDENCE, n / 2.0, scale=2.0 * var * trace / n)
     weak = patches[texture < tau]
     return _bulk_variance(weak) if len(weak) >= 4 * n else var
-
-
-def _relative_variance(
-    means: np.ndarray, bands: list[np.ndarray], bulk: list[float]
-) -> list[np.ndarray]:
-    """Each patch's expected noise variance relative to its band's mean, from a
-    Poisson-Gaussian line fitted through the bands' bulk variances of all their patches.
-
-    Under photon noise the brighter patches of a band are noisier than its mean. A texture
-    test at the band's mean level drops them as "textured" and keeps the quieter ones, which
-    reads the band low: 0.41 and 0.68 of the true variance in the two bright bands of a
-    sparse-filament widefield image (benchmarks/deconvolution.py's actin). With the line's
-    slope each patch is tested at its own level; without photon noise (a flat line) every
-    share is 1 and the test is the plain one.
-    """
-    from scipy.optimize import nnls
-
-    if len(bands) < 2:
-        return [np.ones(len(b)) for b in bands]
-    band_means = np.array([float(means[b].mean()) for b in bands])
-    levels = np.array(bulk)
-    if not np.all(levels > 0):
-        return [np.ones(len(b)) for b in bands]
-    w = 1.0 / levels  # the spread of a variance estimate grows with it
-    design = np.column_stack([band_means, np.ones(len(bands))]) * w[:, None]
-    (gain, offset), _ = nnls(design, levels * w)
-    out = []
-    for b in bands:
-        model = np.maximum(gain * np.maximum(means[b], 0.0) + offset, 1e-12)
-        out.append(model / model.mean())
-    return out
 
 
 def noise_profile(plane: np.ndarray, *, seed: int = 0) -> NoiseProfile:
@@ -390,14 +351,7 @@ def noise_profile(plane: np.ndarray, *, seed: int = 0) -> NoiseProfile:
     n_bands = int(np.clip(len(patches) // PATCHES_PER_BAND, 1, MAX_BANDS))
     order = np.argsort(means, kind="stable")
     bands = np.array_split(order, n_bands)
-    bulk = [_bulk_variance(patches[b]) for b in bands]
-    shares = _relative_variance(means, bands, bulk)
-    var = np.array(
-        [
-            _band_variance(patches[b], texture[b], trace, v, r)
-            for b, v, r in zip(bands, bulk, shares)
-        ]
-    )
+    var = np.array([_band_variance(patches[b], texture[b], trace) for b in bands])
     var = correlated_variance(patches, bands, var)
     weights = np.array([len(b) for b in bands], dtype=np.float64)
     return NoiseProfile(

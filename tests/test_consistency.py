@@ -95,7 +95,8 @@ def test_no_noise_read_means_no_step_and_zero_iterations_means_off():
     out, rec = consistency_step(start, lr, (2.0, 2.0), dk, max_iters=20, noise=[(0.0, 0.0)])
     assert rec["iterations"] == [0] and torch.equal(out, start)
     out, rec = consistency_step(start, lr, (2.0, 2.0), dk, max_iters=0)
-    assert out is start and rec["iterations"] == []
+    assert out is start and rec["iterations"] == [0]
+    assert rec["discrepancy_before"] == rec["discrepancy_after"]  # measured all the same
 
 
 def test_the_input_noise_model_reads_photon_noise():
@@ -152,12 +153,12 @@ def test_runs_with_noise_on_the_sons_record_the_step_and_clean_runs_do_not():
         img, 2, config=_quick("fast"), kernel=kernel, noise_std=0, return_info=True
     )
     assert "consistency_step" not in info0
-    # switched off: no record either
+    # switched off: measured, not iterated
     _, info_off = super_resolve(
         img, 2, config=_quick("fast").replace(consistency_iters=0), kernel=kernel,
         return_info=True,
     )  # fmt: skip
-    assert "consistency_step" not in info_off
+    assert info_off["consistency_step"]["iterations"] == 0.0
 
 
 @pytest.mark.parametrize("scale", [(2.0, 2.0), (3.0, 2.0), (2.5, 2.5)])
@@ -252,4 +253,38 @@ def test_no_consistency_step_with_a_blind_kernel_estimate():
     assert info["noise_std"] > 0
     assert info["kernel"] is not None  # the estimate was used
     assert info["config"]["consistency_iters"] == 0
-    assert "consistency_step" not in info
+    assert info["consistency_step"]["iterations"] == 0.0  # measured only
+
+
+def test_without_a_kernel_the_output_is_measured_not_changed():
+    """Richardson-Lucy needs a non-negative model; MATLAB's bicubic has negative lobes (on
+    the bundled sample the update diverged). Without a kernel the step only measures."""
+    import warnings
+
+    from napari_zssr._sample_data import make_sample_data
+
+    data = make_sample_data()[0][0]
+    cfg = PRESETS["fast"].replace(max_iters=30, min_iters=10, self_ensemble=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out, info = super_resolve(data, 2, config=cfg, return_info=True)
+        off, _ = super_resolve(data, 2, config=cfg.replace(consistency_iters=0), return_info=True)
+    rec = info["consistency_step"]
+    assert rec["iterations"] == 0.0 and np.isfinite(rec["discrepancy_after"])
+    np.testing.assert_array_equal(out, off)
+
+
+def test_an_update_that_raises_the_residual_is_not_taken():
+    """With MATLAB's bicubic as the model (negative lobes: not what Richardson-Lucy is for)
+    the updates on the bundled sample stop lowering the residual, then blow up: the step
+    stops before that, and what it returns is finite and no further from the input."""
+    from napari_zssr._sample_data import make_sample_data
+    from napari_zssr.arrays.intensity import normalise_intensity
+
+    lr = torch.tensor(normalise_intensity(make_sample_data()[0][0])[0][None])
+    start = imresize(lr, (2.0, 2.0)).clamp(0, 1)
+    out, rec = consistency_step(start, lr, (2.0, 2.0), None, max_iters=200, noise=[(0, 1e-7)])
+    assert rec["iterations"][0] < 200
+    assert np.isfinite(rec["discrepancy_after"][0])
+    assert rec["discrepancy_after"][0] <= rec["discrepancy_before"][0]
+    assert torch.isfinite(out).all()

@@ -30,6 +30,7 @@ kernel and for the bicubic model, with no hand-written transpose to keep in step
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -91,7 +92,9 @@ def consistency_step(
     kernel : DownscaleKernel or None
         The run's degradation model (None: MATLAB's bicubic).
     max_iters : int
-        Most iterations per channel; 0 returns ``sr`` unchanged.
+        Most iterations per channel; 0 only measures the discrepancy (``sr`` is returned
+        unchanged). Each iteration must lower the discrepancy: one that raises it (or makes
+        it non-finite) is not taken, and the step ends there.
     noise : sequence of (float, float), optional
         ``(gain, offset)`` of the input's noise variance per channel; measured on ``lr``
         when None. A channel whose model is zero everywhere (no noise read) is left as it is:
@@ -113,8 +116,6 @@ def consistency_step(
         "discrepancy_before": [],
         "discrepancy_after": [],
     }
-    if max_iters <= 0:
-        return sr, record
     start = time.perf_counter()
     models = list(noise) if noise is not None else input_noise_model(lr)
     out = []
@@ -133,6 +134,8 @@ def consistency_step(
             record["discrepancy_before"].append(before)
             record["discrepancy_after"].append(after)
     record["seconds"] = time.perf_counter() - start
+    if not any(record["iterations"]):
+        return sr, record  # measured only: the very tensor given
     return torch.cat(out).to(sr.dtype).clamp(0.0, vmax), record
 
 
@@ -164,13 +167,20 @@ def _channel(
     before = discrepancy(ax)
     if gain <= 0.0 and offset <= 0.0:
         return x, 0, before, before
-    d, n = before, 0
-    if d > 1.0:
+    d, n, start = before, 0, x
+    if d > 1.0 and max_iters > 0:
         norm = adjoint(torch.ones_like(y)).clamp_min(_FLOOR)
         y_pos = y.clamp_min(_FLOOR)
         x = x.clamp_min(_FLOOR)
         while d > 1.0 and n < max_iters:
-            x = x * adjoint(y_pos / ax.clamp_min(_FLOOR)) / norm
-            ax = forward(x)
-            d, n = discrepancy(ax), n + 1
+            step = x * adjoint(y_pos / ax.clamp_min(_FLOOR)) / norm
+            a_step = forward(step)
+            d_step = discrepancy(a_step)
+            # the update lowers the Poisson likelihood's distance to the data; a residual that
+            # grows (or is no longer finite) means the model does not hold here: stop before it
+            if not (math.isfinite(d_step) and d_step < d):
+                break
+            x, ax, d, n = step, a_step, d_step, n + 1
+    if n == 0:
+        x = start  # untouched, not even floored
     return x.detach(), n, before, d

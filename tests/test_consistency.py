@@ -233,6 +233,9 @@ def test_the_summary_counts_planes_at_the_cap_above_the_noise():
     ]  # fmt: skip
     s = consistency_summary(records)
     assert s["planes"] == 3 and s["planes_not_within_noise"] == 1
+    # a step that only measured (no kernel) is no sign of harm, however far it reads
+    only = [{**records[0], "max_iters": 0, "iterations": [0]}]
+    assert consistency_summary(only)["planes_not_within_noise"] == 0
     assert s["worst_discrepancy_after"] == 1.8 and s["seconds"] == 1.0
     assert s["iterations"] == 5.0 and s["discrepancy_before"] == 1.5
     assert s["planes_keeping_noise"] == 0 and s["best_discrepancy_after"] == 0.9

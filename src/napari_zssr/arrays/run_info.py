@@ -127,17 +127,15 @@ KEEPS_NOISE = 0.5
 def consistency_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
     """The consistency step over the planes: how many ran it, the median iterations and the
     median discrepancy (mean squared residual over the input's noise variance) before and
-    after, the seconds it took in all, the planes where it reached its cap with the
-    residual still above the noise (with the largest discrepancy left), and the planes whose
+    after, the seconds it took in all, the planes it ran on and left with the residual still
+    above the noise (with the largest discrepancy left), and the planes whose
     output leaves under ``KEEPS_NOISE`` of the noise in the residual (with the smallest)."""
     its = [n for r in records for n in r["iterations"]]
-    # a channel that reached the cap still above the noise: the step could not explain the
-    # residual (noise read too low, or a kernel that does not match the data)
+    # a channel the step ran on and left above the noise (at its cap, or where an update no
+    # longer lowered the residual): the step could not explain the residual (noise read too
+    # low, or a kernel that does not match the data); a step that only measured says nothing
     short = sum(
-        any(
-            n >= r["max_iters"] and d > 1.0 for n, d in zip(r["iterations"], r["discrepancy_after"])
-        )
-        for r in records
+        r["max_iters"] > 0 and any(d > 1.0 for d in r["discrepancy_after"]) for r in records
     )
     before = [d for r in records for d in r["discrepancy_before"]]
     after = [d for r in records for d in r["discrepancy_after"]]

@@ -108,7 +108,8 @@ def likely_harm(info: Mapping[str, Any]) -> list[str]:
     Two signs are read from the consistency step's record (``info["consistency_step"]``,
     :mod:`napari_zssr.core.consistency`):
 
-    * planes where the step reached its cap with the output still disagreeing with the
+    * planes where the step ran (a kernel was given) and stopped, at its cap or where an
+      update no longer lowered the residual, with the output still disagreeing with the
       input by more than the input's noise: either the noise was read too low (the step
       then fits part of it, and the network learned from sons that were too clean) or the
       kernel does not match the data (the network learned the wrong blur);
@@ -129,7 +130,7 @@ def likely_harm(info: Mapping[str, Any]) -> list[str]:
         notes.append(
             f"likely harm on {planes}: the output still disagrees with the input by "
             f"{float(worst):.2g} times the input's noise variance after the consistency "
-            "step's last iteration; the noise may be read too low (set the noise level by "
+            "step; the noise may be read too low (set the noise level by "
             "hand, higher) or the PSF may not match the data. Compare the output with the "
             "input before using it."
         )

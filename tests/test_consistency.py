@@ -212,12 +212,8 @@ def test_likely_harm_reads_the_planes_the_step_could_not_bring_within_the_noise(
     (note,) = likely_harm(bad)
     assert note.startswith("likely harm on 2 of 3 planes")
     assert "2.5 times" in note and "noise" in note and "PSF" in note
-    noisy = {
-        "consistency_step": {"planes": 4, "planes_keeping_noise": 1, "best_discrepancy_after": 0.2}
-    }
-    (note,) = likely_harm(noisy)
-    assert note.startswith("likely noisier than bicubic on 1 of 4 planes")
-    assert "0.2 of the input's noise variance" in note
+    # a residual far below the noise is no sign (bicubic reproduces its input as closely)
+    assert likely_harm({"consistency_step": {"planes": 1, "discrepancy_after": 0.1}}) == []
 
 
 def test_the_summary_counts_planes_at_the_cap_above_the_noise():
@@ -238,10 +234,6 @@ def test_the_summary_counts_planes_at_the_cap_above_the_noise():
     assert consistency_summary(only)["planes_not_within_noise"] == 0
     assert s["worst_discrepancy_after"] == 1.8 and s["seconds"] == 1.0
     assert s["iterations"] == 5.0 and s["discrepancy_before"] == 1.5
-    assert s["planes_keeping_noise"] == 0 and s["best_discrepancy_after"] == 0.9
-    records[1]["discrepancy_after"] = [0.3]
-    s = consistency_summary(records)
-    assert s["planes_keeping_noise"] == 1 and s["best_discrepancy_after"] == 0.3
 
 
 def test_no_consistency_step_with_a_blind_kernel_estimate():

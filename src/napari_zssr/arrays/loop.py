@@ -109,11 +109,10 @@ class PlaneJob:
 
     def noise_model(self, idx: tuple[int, ...], image: np.ndarray) -> list[Any] | None:
         """Plane ``idx``'s noise model per channel, ``(gain, offset)``, for the consistency
-        step (``image``: the plane as :meth:`read` gives it); None when the run has no
-        consistency step (no noise on the sons) or no profiles, so that a clean run measures
-        nothing more."""
-        cfg = self.config
-        if self.profiles is None or cfg.noise_std <= 0 or cfg.consistency_iters <= 0:
+        step (``image``: the plane as :meth:`read` gives it; the step measures the residual
+        even where it does not iterate); None when the run has no consistency step (no noise
+        on the sons) or no profiles, so that a clean run measures nothing more."""
+        if self.profiles is None or self.config.noise_std <= 0:
             return None
         return [p.poisson_gaussian_fit() for p in self.profiles.plane(idx, image)[0]]
 

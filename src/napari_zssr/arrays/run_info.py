@@ -119,17 +119,11 @@ def job_info(
     return info
 
 
-#: A plane whose output leaves less than this share of the input's noise variance in the
-#: residual through the run's model carries most of that noise itself.
-KEEPS_NOISE = 0.5
-
-
 def consistency_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
     """The consistency step over the planes: how many ran it, the median iterations and the
     median discrepancy (mean squared residual over the input's noise variance) before and
-    after, the seconds it took in all, the planes it ran on and left with the residual still
-    above the noise (with the largest discrepancy left), and the planes whose
-    output leaves under ``KEEPS_NOISE`` of the noise in the residual (with the smallest)."""
+    after, the seconds it took in all, and the planes it ran on and left with the residual
+    still above the noise (with the largest discrepancy left)."""
     its = [n for r in records for n in r["iterations"]]
     # a channel the step ran on and left above the noise (at its cap, or where an update no
     # longer lowered the residual): the step could not explain the residual (noise read too
@@ -146,11 +140,5 @@ def consistency_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
         "discrepancy_after": float(np.median(after)) if after else None,
         "seconds": float(sum(r.get("seconds", 0.0) for r in records)),
         "planes_not_within_noise": int(short),
-        # under half the input's noise variance left in the residual: the output carries
-        # (and, upscaled, shows) most of the input's noise
-        "planes_keeping_noise": int(
-            sum(any(d < KEEPS_NOISE for d in r["discrepancy_after"]) for r in records)
-        ),
-        "best_discrepancy_after": float(min(after)) if after else None,
         "worst_discrepancy_after": float(max(after)) if after else None,
     }

@@ -105,18 +105,16 @@ def likely_harm(info: Mapping[str, Any]) -> list[str]:
     sentence each (empty when there are none), for the widget's and the command line's
     warnings.
 
-    Two signs are read from the consistency step's record (``info["consistency_step"]``,
-    :mod:`napari_zssr.core.consistency`):
+    The sign read here is the consistency step's (``info["consistency_step"]``,
+    :mod:`napari_zssr.core.consistency`): planes where the step ran (a kernel was given) and
+    stopped, at its cap or where an update no longer lowered the residual, with the output
+    still disagreeing with the input by more than the input's noise. Either the noise was
+    read too low (the step then fits part of it, and the network learned from sons that were
+    too clean) or the kernel does not match the data (the network learned the wrong blur).
 
-    * planes where the step ran (a kernel was given) and stopped, at its cap or where an
-      update no longer lowered the residual, with the output still disagreeing with the
-      input by more than the input's noise: either the noise was read too low (the step
-      then fits part of it, and the network learned from sons that were too clean) or the
-      kernel does not match the data (the network learned the wrong blur);
-    * planes whose output leaves under half the input's noise variance in the residual
-      through the run's model, so that the output itself carries most of the noise (on the
-      real membrane time-lapse, ``benchmarks/timelapse_noise.py``, residuals of 0.13-0.26
-      went with outputs noisier than bicubic).
+    A residual far below the noise is not read as a sign: it would say that the output
+    carries the input's noise, but bicubic interpolation, which averages the noise down,
+    reproduces its input as closely.
 
     The kernel estimate's own checks and a noise level set by hand warn where they are
     decided (``info["warnings"]``); they are not repeated here.
@@ -133,15 +131,5 @@ def likely_harm(info: Mapping[str, Any]) -> list[str]:
             "step; the noise may be read too low (set the noise level by "
             "hand, higher) or the PSF may not match the data. Compare the output with the "
             "input before using it."
-        )
-    keeping = int(rec.get("planes_keeping_noise") or 0)
-    if keeping:
-        least = float(rec.get("best_discrepancy_after") or 0.0)
-        planes = f"{keeping} of {rec.get('planes', keeping)} planes"
-        notes.append(
-            f"likely noisier than bicubic on {planes}: the output reproduces the input more "
-            f"closely than its noise allows (residual {least:.2g} of the input's noise "
-            "variance), so it carries most of that noise; set the noise level by hand, "
-            "higher, and compare with the input."
         )
     return notes

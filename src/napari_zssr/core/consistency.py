@@ -38,8 +38,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .inference import degrade
 from .kernels import DownscaleKernel
-from .resize import imresize
 
 __all__ = ["consistency_step", "input_noise_model"]
 
@@ -58,16 +58,6 @@ def input_noise_model(lr: torch.Tensor) -> list[tuple[float, float]]:
 
     planes = lr.detach().float().cpu().numpy().astype(np.float64)
     return [noise_profile(p).poisson_gaussian_fit() for p in planes]
-
-
-def _degrade(
-    x: torch.Tensor, scale: Sequence[float], kernel: DownscaleKernel | None, shape: Sequence[int]
-) -> torch.Tensor:
-    from .kernels import downscale
-
-    if kernel is None:
-        return imresize(x, (1.0 / scale[0], 1.0 / scale[1]), shape)
-    return downscale(x, kernel, shape, fft=True)
 
 
 def consistency_step(
@@ -152,11 +142,12 @@ def _channel(
 
     def forward(z: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return _degrade(z, scale, kernel, shape)
+            return degrade(z, scale, kernel, shape, fft=True)
 
     def adjoint(r: torch.Tensor) -> torch.Tensor:
         z = torch.zeros_like(x, requires_grad=True)
-        (grad,) = torch.autograd.grad(_degrade(z, scale, kernel, shape), z, grad_outputs=r)
+        model = degrade(z, scale, kernel, shape, fft=True)
+        (grad,) = torch.autograd.grad(model, z, grad_outputs=r)
         return grad
 
     def discrepancy(ax: torch.Tensor) -> float:

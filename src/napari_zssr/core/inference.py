@@ -26,11 +26,14 @@ def degrade(
     scale: Sequence[float],
     kernel: DownscaleKernel | None,
     out_shape: Sequence[int] | None = None,
+    *,
+    fft: bool = False,
 ) -> torch.Tensor:
-    """The downscaling model: kernel correlation + subsampling, or MATLAB bicubic."""
+    """The downscaling model: kernel correlation + subsampling, or MATLAB bicubic; ``fft``
+    convolves with the kernel through the FFT (:func:`~napari_zssr.core.kernels.downscale`)."""
     if kernel is None:
         return imresize(hr, (1.0 / scale[0], 1.0 / scale[1]), out_shape)
-    return downscale(hr, kernel, out_shape)
+    return downscale(hr, kernel, out_shape, fft=fft)
 
 
 def back_project(

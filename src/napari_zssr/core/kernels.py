@@ -31,8 +31,10 @@ __all__ = [
     "DownscaleKernel",
     "allowed_transforms",
     "centre_kernel",
+    "crop_to_plane",
     "downscale",
     "prepare_kernel",
+    "son_kernel",
     "validate_kernel",
 ]
 
@@ -56,7 +58,7 @@ def validate_kernel(kernel: object, image_shape: Sequence[int] | None = None) ->
     ValueError
         If the kernel is not 2-D, is empty, holds NaN or Inf, sums to zero or less, has
         substantial negative mass, or is larger than the image by more than the tails beyond
-        its 3-FWHM core (those are cropped: see :func:`_crop_to_plane`).
+        its 3-FWHM core (those are cropped: see :func:`crop_to_plane`).
     """
     arr = np.asarray(kernel)
     if arr.dtype == object or arr.dtype.kind not in "biuf":
@@ -99,27 +101,30 @@ def validate_kernel(kernel: object, image_shape: Sequence[int] | None = None) ->
     if image_shape is not None:
         h, w = (int(n) for n in image_shape[-2:])
         if arr.shape[0] > h or arr.shape[1] > w:
-            arr = _crop_to_plane(arr, (h, w))
+            arr = crop_to_plane(arr, (h, w))
             total = arr.sum()
     return arr / total
 
 
-def _core_half(k: np.ndarray, fwhms: float) -> tuple[int, int]:
-    """Half-sizes (taps each side of the peak) of ``fwhms`` FWHMs of ``k``, the FWHM counted
-    along the row and the column through the peak, with one tap of allowance for the count's
-    rounding."""
-    py, px = np.unravel_index(int(np.argmax(k)), k.shape)
+def _core(k: np.ndarray, fwhms: float) -> tuple[int, int, int, int]:
+    """The peak ``(y, x)`` of ``k`` and the half-sizes (taps each side of it) of ``fwhms``
+    FWHMs, the FWHM counted along the row and the column through the peak, with one tap of
+    allowance for the count's rounding."""
+    py, px = (int(i) for i in np.unravel_index(int(np.argmax(k)), k.shape))
     half = k[py, px] / 2.0
     fy = int(np.count_nonzero(k[:, px] >= half))
     fx = int(np.count_nonzero(k[py, :] >= half))
-    return math.ceil(fwhms * fy) + 1, math.ceil(fwhms * fx) + 1
+    return py, px, math.ceil(fwhms * fy) + 1, math.ceil(fwhms * fx) + 1
 
 
-def _crop_to_plane(k: np.ndarray, plane: tuple[int, int]) -> np.ndarray:
-    """A kernel larger than the image plane, cropped to it (centred, each axis keeping its
-    parity) when only its tails beyond the 3-FWHM core the sons are made with are cut: rings
-    reaching past the image describe light from outside it. Otherwise refused."""
-    hy, hx = _core_half(k, SON_KERNEL_FWHMS)
+def crop_to_plane(k: np.ndarray, plane: Sequence[int]) -> np.ndarray:
+    """A kernel larger than the ``(Y, X)`` plane, cropped to it (centred, each axis keeping
+    its parity, not renormalised) when only its tails beyond the 3-FWHM core the sons are
+    made with are cut: rings reaching past the image describe light from outside it.
+    Otherwise a ValueError; a kernel that fits is returned as it is."""
+    if k.shape[0] <= plane[0] and k.shape[1] <= plane[1]:
+        return k
+    _, _, hy, hx = _core(k, SON_KERNEL_FWHMS)
     size = [min(n, t - ((n - t) % 2)) for n, t in zip(k.shape, plane)]
     if size[0] < min(2 * hy + 1, k.shape[0]) or size[1] < min(2 * hx + 1, k.shape[1]):
         raise ValueError(
@@ -299,10 +304,9 @@ def son_kernel(dk: DownscaleKernel, fwhms: float = SON_KERNEL_FWHMS) -> Downscal
     """
     k = dk.weights
     # (the count's allowance keeps a kernel already cropped at 3 FWHMs by the psf helpers)
-    hy, hx = _core_half(k, fwhms)
+    py, px, hy, hx = _core(k, fwhms)
     if k.shape[0] <= 2 * hy + 1 and k.shape[1] <= 2 * hx + 1:
         return dk
-    py, px = np.unravel_index(int(np.argmax(k)), k.shape)
     y0, y1 = max(0, py - hy), min(k.shape[0], py + hy + 1)
     x0, x1 = max(0, px - hx), min(k.shape[1], px + hx + 1)
     core = k[y0:y1, x0:x1]

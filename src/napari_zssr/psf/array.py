@@ -97,7 +97,7 @@ def kernel_from_psf(
     plane = positive_part(stack[z], "psf")
     resampled = resample_psf(plane, centre_of_mass(plane), p, hr)
     kernel, psf_fwhm = kernel_on_hr_grid(resampled, sc, bool(integrate_pixel), e, mf)
-    kernel = check_fits(kernel, image_shape, sc, psf_fwhm)
+    kernel = check_fits(kernel, image_shape, sc)
     source = {
         "type": "psf_array",
         "psf_pixel_size_um": [json_float(v) for v in p],

@@ -229,7 +229,7 @@ def kernel_from_bead_stack(
             acc = _pad_centred(acc, shape) + _pad_centred(r, shape)
     assert acc is not None
     kernel, psf_fwhm = kernel_on_hr_grid(acc, sc, bool(integrate_pixel), e, mf)
-    kernel = check_fits(kernel, image_shape, sc, psf_fwhm)
+    kernel = check_fits(kernel, image_shape, sc)
     first = used[0]
     source = {
         "type": "bead_stack",

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage, signal
 
+from ..core.kernels import crop_to_plane
 from ..core.resize import cubic
 from .checks import (
     FWHM_PER_SIGMA,
@@ -247,20 +248,13 @@ def _finish(kernel: np.ndarray) -> np.ndarray:
     return k
 
 
-def check_fits(
-    kernel: np.ndarray,
-    image_shape: Any,
-    scale: tuple[float, float],
-    psf_fwhm: Sequence[float] | None = None,
-) -> np.ndarray:
-    """The kernel, cropped (centred, renormalised) to the image on the HR grid where only its
-    far tails reach beyond it; refused when more than that would have to go.
+def check_fits(kernel: np.ndarray, image_shape: Any, scale: tuple[float, float]) -> np.ndarray:
+    """The kernel, cropped to the image on the HR grid where only its tails beyond the
+    3-FWHM core reach past it (:func:`napari_zssr.core.kernels.crop_to_plane`, the rule the
+    engine applies to any kernel) and renormalised; refused when more would have to go.
 
-    With ``psf_fwhm`` (HR pixels, per axis) the crop may cut down to 3 FWHMs each side of
-    the centre (what the sons are made with, :func:`napari_zssr.core.kernels.son_kernel`):
-    the rings further out are kept by default for the consistency step, but on an image
-    smaller than them they would describe light from outside the image. Without it, or when
-    even the 3-FWHM core is larger than the image, a kernel larger than the image is refused.
+    The rings beyond 3 FWHMs are kept by default for the consistency step, but on an image
+    smaller than them they would describe light from outside the image.
     """
     if image_shape is None:
         return kernel
@@ -268,19 +262,15 @@ def check_fits(
     if len(shape) < 2 or min(shape[-2:]) < 1:
         raise ValueError(f"image_shape must end with the (Y, X) size of the image, got {shape}")
     hr = [math.ceil(round(shape[-2 + ax] * scale[ax], 9)) for ax in range(2)]
-    if kernel.shape[0] <= hr[0] and kernel.shape[1] <= hr[1]:
-        return kernel
-    # keep the parity of each axis, so that the kernel's centre stays where it was
-    size = [min(n, t - ((n - t) % 2)) for n, t in zip(kernel.shape, hr)]
-    core = [2 * math.ceil(3.0 * f) + 2 for f in psf_fwhm] if psf_fwhm is not None else None
-    if core is None or any(s < min(c, n) for s, c, n in zip(size, core, kernel.shape)):
+    try:
+        cropped = crop_to_plane(kernel, hr)
+    except ValueError:
         raise ValueError(
             f"the PSF kernel ({kernel.shape[0]} x {kernel.shape[1]} HR pixels) is larger than "
             f"the image on the HR grid ({hr[0]} x {hr[1]}): check the pixel sizes (um) of the "
             "PSF and of the image"
-        )
-    y0, x0 = (kernel.shape[0] - size[0]) // 2, (kernel.shape[1] - size[1]) // 2
-    return _finish(kernel[y0 : y0 + size[0], x0 : x0 + size[1]])
+        ) from None
+    return kernel if cropped is kernel else _finish(cropped)
 
 
 def kernel_on_hr_grid(

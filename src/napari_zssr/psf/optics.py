@@ -128,7 +128,7 @@ def kernel_from_optics(
     else:
         resampled = resample_psf(psf, (half, half), (d, d), hr)
     kernel, psf_fwhm = kernel_on_hr_grid(resampled, sc, bool(integrate_pixel), e, mf)
-    kernel = check_fits(kernel, image_shape, sc, psf_fwhm)
+    kernel = check_fits(kernel, image_shape, sc)
     source = {
         "type": "optics",
         "modality": modality,

@@ -38,10 +38,8 @@ import noise_robustness as nr
 
 def ground_truth(img: np.ndarray, side: int) -> np.ndarray:
     """The ``2 * side`` px centre crop ``noise_robustness.downscale`` starts from."""
-    crop = min(2 * side, *img.shape)
-    y0, x0 = (img.shape[0] - crop) // 2, (img.shape[1] - crop) // 2
-    hr = img[y0 : y0 + crop, x0 : x0 + crop]
-    if crop != 2 * side:  # a small source: the crop is resized, as downscale does
+    hr = nr.centre_crop(img, 2 * side)
+    if hr.shape[0] != 2 * side:  # a small source: the crop is resized, as downscale does
         import torch
 
         from napari_zssr.core.resize import imresize

@@ -117,6 +117,13 @@ def sources(data: Path) -> Iterator[tuple[str, np.ndarray]]:
             yield f"cells3d nuclei z={z}", _normalise(vol[z])
 
 
+def centre_crop(img: np.ndarray, size: int) -> np.ndarray:
+    """The centre ``size`` x ``size`` px of ``img`` (or the largest square that fits)."""
+    crop = min(size, *img.shape)
+    y0, x0 = (img.shape[0] - crop) // 2, (img.shape[1] - crop) // 2
+    return img[y0 : y0 + crop, x0 : x0 + crop]
+
+
 def downscale(img: np.ndarray, side: int, factor: int = 2) -> np.ndarray:
     """Centre crop of ``factor * side`` px (or the largest that fits, resized), downscaled by
     MATLAB's antialiased bicubic to ``side`` px and quantised to 12 bits, in [0, 1]."""
@@ -124,9 +131,7 @@ def downscale(img: np.ndarray, side: int, factor: int = 2) -> np.ndarray:
 
     from napari_zssr.core.resize import imresize
 
-    crop = min(factor * side, *img.shape)
-    y0, x0 = (img.shape[0] - crop) // 2, (img.shape[1] - crop) // 2
-    hr = torch.from_numpy(np.ascontiguousarray(img[y0 : y0 + crop, x0 : x0 + crop]))
+    hr = torch.from_numpy(np.ascontiguousarray(centre_crop(img, factor * side)))
     lr = imresize(hr, out_shape=(side, side)).numpy()
     return np.round(np.clip(lr, 0.0, 1.0) * 4095.0) / 4095.0
 

@@ -156,3 +156,34 @@ def texture(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
     stack = np.stack(planes).reshape(shape)
     stack = (stack - stack.min()) / np.ptp(stack)
     return (200 + 3000 * stack).astype(np.uint16)
+
+
+def without_module(monkeypatch: pytest.MonkeyPatch, module: str) -> None:
+    """Make ``napari_zssr.io.formats`` fail to import ``module``, as on an installation
+    without the ``formats`` extra."""
+    import importlib
+
+    from napari_zssr.io import formats
+
+    real = importlib.import_module
+
+    def fake(name: str, *args, **kwargs):
+        if name == module:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(formats.importlib, "import_module", fake)
+
+
+def dead_leaves(size: int, seed: int, discs: int = 600) -> np.ndarray:
+    """A dead-leaves scene (scale-invariant discs of random grey on 0.5), ``size`` px."""
+    import math
+
+    rng = np.random.default_rng(seed)
+    img = np.full((size, size), 0.5)
+    yy, xx = np.mgrid[:size, :size]
+    for _ in range(discs):
+        r = min(size / 4, 2.0 / math.sqrt(rng.uniform(1 / 400.0, 1.0)))
+        cy, cx = rng.uniform(0, size, 2)
+        img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.uniform(0.1, 0.9)
+    return img

@@ -4,15 +4,13 @@ LIF files without the extra."""
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import pytest
 import tifffile
-from conftest import texture
+from conftest import texture, without_module
 
 from napari_zssr.cli import main
-from napari_zssr.io import formats, read_tiff, write_tiff
+from napari_zssr.io import read_tiff, write_tiff
 from napari_zssr.io.formats import FORMATS_INSTALL
 
 FAST = ["--preset", "fast", "--max-iters", "4", "--one-jump", "--device", "cpu", "-q"]
@@ -68,18 +66,6 @@ def plate(tmp_path):
     return path
 
 
-def _without(monkeypatch, module):
-    """Make importing ``module`` fail, as on an installation without the extra."""
-    real = importlib.import_module
-
-    def fake(mod, *args, **kwargs):
-        if mod == module:
-            raise ModuleNotFoundError(f"No module named {mod!r}", name=mod)
-        return real(mod, *args, **kwargs)
-
-    monkeypatch.setattr(formats.importlib, "import_module", fake)
-
-
 # --------------------------------------------------------------------------- CZI
 
 
@@ -116,7 +102,7 @@ def test_nd2_or_lif_without_the_extra_is_a_one_line_error(
 ):
     path = tmp_path / name
     path.write_bytes(b"\0" * 64)
-    _without(monkeypatch, module)
+    without_module(monkeypatch, module)
     out = tmp_path / "out.tif"
     assert main(["run", str(path), "-o", str(out), "-s", "2", *FAST]) == 1
     err = _one_line_error(capsys)
@@ -131,7 +117,7 @@ def test_nd2_or_lif_without_the_extra_is_a_one_line_error(
 def test_a_batch_of_nd2_without_bioio_is_a_one_line_error(tmp_path, monkeypatch, capsys):
     for k in range(2):
         (tmp_path / f"well{k}.nd2").write_bytes(b"\0" * 64)
-    _without(monkeypatch, "bioio")
+    without_module(monkeypatch, "bioio")
     args = ["run", str(tmp_path / "*.nd2"), "-o", f"{tmp_path / 'out'}/", "-s", "2", *FAST]
     assert main(args) == 1
     err = _one_line_error(capsys)

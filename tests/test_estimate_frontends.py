@@ -4,10 +4,9 @@ estimate`` on the command line (and the output file's metadata) and the widget's
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
+from conftest import dead_leaves
 
 from napari_zssr.cli import main
 from napari_zssr.core.kernel_estimate import gaussian_kernel
@@ -29,13 +28,7 @@ def _blurred_scene(size: int = 192, planes: int = 1, sigma: float = 1.5) -> np.n
     dk = prepare_kernel(gaussian_kernel(sigma, sigma, 0.0, (2, 2)), (2, 2))
     out = []
     for k in range(planes):
-        rng = np.random.default_rng(3 + k)
-        img = np.full((size, size), 0.5)
-        yy, xx = np.mgrid[:size, :size]
-        for _ in range(300):
-            r = min(size / 4, 2.0 / math.sqrt(rng.uniform(1 / 400.0, 1.0)))
-            cy, cx = rng.uniform(0, size, 2)
-            img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.uniform(0.1, 0.9)
+        img = dead_leaves(size, 3 + k, discs=300)
         out.append(downscale(torch.from_numpy(img), dk).numpy())
     stack = np.clip(np.stack(out), 0, 1)
     return (100 + 3000 * (stack if planes > 1 else stack[0])).astype(np.uint16)

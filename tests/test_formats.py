@@ -4,13 +4,12 @@ scenes, and the one-line message when the ``formats`` extra is missing."""
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import pytest
 import tifffile
+from conftest import without_module
 
-from napari_zssr.io import formats, read_tiff, write_tiff
+from napari_zssr.io import read_tiff, write_tiff
 from napari_zssr.io.formats import (
     FORMATS_INSTALL,
     MissingFormatReader,
@@ -173,14 +172,7 @@ def test_missing_and_unreadable_files(tmp_path):
     ],
 )
 def test_missing_extra_names_it(monkeypatch, tmp_path, name, missing, package):
-    real = importlib.import_module
-
-    def fake(module, *args, **kwargs):
-        if module == missing:
-            raise ModuleNotFoundError(f"No module named {module!r}", name=module)
-        return real(module, *args, **kwargs)
-
-    monkeypatch.setattr(formats.importlib, "import_module", fake)
+    without_module(monkeypatch, missing)
     path = tmp_path / name  # need not exist: the extra is checked first
     with pytest.raises(MissingFormatReader) as err:
         read_image(path)

@@ -4,12 +4,12 @@ reliability check against the image's own spectrum."""
 from __future__ import annotations
 
 import dataclasses
-import math
 import warnings
 
 import numpy as np
 import pytest
 import torch
+from conftest import dead_leaves
 from scipy import ndimage
 
 from napari_zssr import super_resolve
@@ -97,20 +97,9 @@ def test_oriented_structure_does_not_make_a_noisy_image_anisotropic(kind: str) -
     assert est.to_dict()["family"] == "isotropic"
 
 
-def _dead_leaves(size: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    img = np.full((size, size), 0.5)
-    yy, xx = np.mgrid[:size, :size]
-    for _ in range(600):
-        r = min(size / 4, 2.0 / math.sqrt(rng.uniform(1 / 400.0, 1.0)))
-        cy, cx = rng.uniform(0, size, 2)
-        img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.uniform(0.1, 0.9)
-    return img
-
-
 def test_a_clear_anisotropy_is_kept_on_a_noisy_image() -> None:
     k = gaussian_kernel(2.5, 1.0, 0.0, (2, 2))
-    lr = downscale(torch.from_numpy(_dead_leaves(384, 3)), prepare_kernel(k, (2, 2))).numpy()
+    lr = downscale(torch.from_numpy(dead_leaves(384, 3)), prepare_kernel(k, (2, 2))).numpy()
     noisy = lr + np.random.default_rng(1).normal(0.0, 0.03, lr.shape)
     est = estimate_kernel([noisy], (2, 2))
     assert not est.whitened and est.family == "anisotropic"

@@ -12,7 +12,6 @@ files go, default a temporary folder).
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import time
 import timeit
@@ -62,8 +61,15 @@ def main(folder: Path) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1:
-        main(Path(sys.argv[1]))
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "folder", nargs="?", type=Path, help="where the files go (default: a temporary folder)"
+    )
+    folder = parser.parse_args().folder
+    if folder is not None:
+        main(folder)
     else:
         with tempfile.TemporaryDirectory() as tmp:
             main(Path(tmp))

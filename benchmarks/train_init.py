@@ -283,6 +283,10 @@ def train(args: argparse.Namespace) -> tuple[ZSSRNet, list[tuple[int, float, flo
     v_inp, v_hr = batch(vpool, 64, vrng, vgen)
     pool = [scene(rng) for _ in range(args.pool)]
     net = ZSSRNet(1, args.width, args.depth, generator=torch.Generator().manual_seed(args.seed))
+    if args.resume:  # continue from earlier weights (a longer pre-training in two sittings)
+        from safetensors.torch import load_file
+
+        net.load_state_dict(load_file(args.resume))
     net = net.to(memory_format=preferred_memory_format(torch.device("cpu")))
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     curve = []
@@ -347,6 +351,13 @@ def save(
 def model_card(args, curve, seconds, digest, size, partial) -> str:
     rows = "\n".join(f"| {s} | {l1:.5f} | {g:+.3f} | {t:.0f} |" for s, l1, g, t in curve)
     cmd = "PYTHONPATH=$PWD/src python benchmarks/train_init.py " + shlex.join(args.argv)
+    resumed = ""
+    if args.resume:
+        start = hashlib.sha256(Path(args.resume).read_bytes()).hexdigest()
+        resumed = (
+            f"- Continued from weights with SHA-256 `{start}` (the file's earlier version; its "
+            "card is in the repository's history); the steps below are this sitting's\n"
+        )
     return f"""# zssr_init.safetensors: the bundled initialisation of napari-zssr
 
 {"**Partial checkpoint (training still running).**" if partial else ""}
@@ -357,7 +368,7 @@ network when `ZSSRConfig.init == "bundled"`.
 
 - SHA-256: `{digest}` ({size} bytes)
 - Command: `{cmd}`
-- Seed: {args.seed}; steps: {curve[-1][0]}; batch: {args.batch} crops of {CROP} x {CROP};
+{resumed}- Seed: {args.seed}; steps: {curve[-1][0]}; batch: {args.batch} crops of {CROP} x {CROP};
   Adam, lr {args.lr:g} with a cosine decay to 5% of it; L1 loss
 - Training time: {seconds:.0f} s on {platform.processor() or platform.machine()},
   {torch.get_num_threads()} torch thread(s), torch {torch.__version__}
@@ -390,6 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=str(OUT))
+    p.add_argument("--resume", default=None, help="start from these weights (safetensors)")
     args = p.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     torch.set_num_threads(args.threads)

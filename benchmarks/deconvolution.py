@@ -37,9 +37,9 @@ CPU)::
 ``--methods model`` prints how far the engine's forward model with the kernel ZSSR is given is
 from the simulated acquisition (RMS over the clean input's standard deviation), for the kernel
 as it is now and cropped at 3 FWHMs. ``--methods estimates`` prints only what the run would
-read from each input before training
-(noise estimate, noise on the sons, the blind kernel fit): seconds per case, and a way to
-compare two versions of the code (``PYTHONPATH`` pointing at each) without training.
+read from each input before training (noise estimate against the simulation's true noise,
+noise on the sons, the blind kernel fit): seconds per case, and a way to compare two versions
+of the code (``PYTHONPATH`` pointing at each) without training.
 """
 
 from __future__ import annotations
@@ -207,7 +207,7 @@ def run_case(
     row["notes"] = {}
     methods = args.methods.split(",")
     if "estimates" in methods:
-        row["estimates"] = estimates(counts)
+        row["estimates"] = estimates(counts, lr, peak)
     if "model" in methods:
         row["model_error"] = model_error(gt, lr, psf_kind)
     if "bicubic" in methods:
@@ -274,10 +274,12 @@ def _changes(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
-def estimates(counts: np.ndarray) -> dict[str, Any]:
+def estimates(counts: np.ndarray, lr: np.ndarray, peak: float) -> dict[str, Any]:
     """What ``super_resolve`` reads from the input before training: the noise estimate, the
     noise ``"auto"`` puts on the sons without and with a kernel, and ``kernel="estimate"``'s
-    fit (no training: a quick way to see what a code change alters per case)."""
+    fit (no training: a quick way to see what a code change alters per case); beside them,
+    the simulation's true root-mean-square noise in the same units and the ratio of the
+    estimated to the true variance."""
     from napari_zssr.arrays.intensity import normalise_intensity
     from napari_zssr.core.kernel_estimate import estimate_kernel
     from napari_zssr.core.noise import auto_noise_std, estimate_noise_std
@@ -285,8 +287,11 @@ def estimates(counts: np.ndarray) -> dict[str, Any]:
     plane = normalise_intensity(counts)[0].astype(np.float64)
     noise = estimate_noise_std(plane)
     est = estimate_kernel([plane], (SCALE, SCALE), noise_std=[noise])
+    true = mic.matched_noise_std(lr, counts, peak, READ_NOISE)
     return {
         "noise_estimate": noise,
+        "true_noise": true,
+        "variance_ratio": (noise / true) ** 2,
         "auto_without_kernel": auto_noise_std(noise, with_kernel=False),
         "auto_with_kernel": auto_noise_std(noise, with_kernel=True),
         "estimate": f"{getattr(est, 'family', 'anisotropic')} "

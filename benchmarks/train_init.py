@@ -351,13 +351,18 @@ def save(
 def model_card(args, curve, seconds, digest, size, partial) -> str:
     rows = "\n".join(f"| {s} | {l1:.5f} | {g:+.3f} | {t:.0f} |" for s, l1, g, t in curve)
     cmd = "PYTHONPATH=$PWD/src python benchmarks/train_init.py " + shlex.join(args.argv)
-    resumed = ""
+    resumed, earlier = "", ""
     if args.resume:
-        start = hashlib.sha256(Path(args.resume).read_bytes()).hexdigest()
+        start = Path(args.resume)
+        digest_start = hashlib.sha256(start.read_bytes()).hexdigest()
         resumed = (
-            f"- Continued from weights with SHA-256 `{start}` (the file's earlier version; its "
-            "card is in the repository's history); the steps below are this sitting's\n"
+            f"- Continued from `{start.name}` (SHA-256 `{digest_start}`, its card below); the "
+            "steps and the learning curve here are this sitting's\n"
         )
+        card = start.with_suffix(".md")
+        if card.exists():  # the earlier sittings' cards, nested, so the whole history stays
+            text = card.read_text(encoding="utf-8").replace("\n## ", "\n#### ")
+            earlier = "\n## Earlier sitting: " + text.removeprefix("# ")
     return f"""# zssr_init.safetensors: the bundled initialisation of napari-zssr
 
 {"**Partial checkpoint (training still running).**" if partial else ""}
@@ -379,12 +384,12 @@ network when `ZSSRConfig.init == "bundled"`.
   father and son. No external image: no image licence applies to these weights.
 - Measured on: see docs/benchmarks.md, "Bundled initialisation".
 
-## Learning curve (fixed validation set of 64 pairs from another seed)
+## Learning curve (fixed validation set of 64 pairs drawn with seed + 1000: each sitting has its own)
 
 | step | validation L1 | PSNR gain over the bicubic-upscaled son (dB) | seconds |
 |---:|---:|---:|---:|
 {rows}
-"""
+{earlier}"""
 
 
 def main(argv: list[str] | None = None) -> int:

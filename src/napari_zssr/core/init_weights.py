@@ -40,7 +40,7 @@ __all__ = [
 #: File name of the bundled initialisation inside the package's ``data`` folder.
 BUNDLED_FILE = "zssr_init.safetensors"
 #: SHA-256 of that file (also written in its model card, ``zssr_init.md``).
-BUNDLED_SHA256 = "2134e5bfa9802debae2ad40ea911a87cf3fbea199efc7b2dbac28b9769b36217"
+BUNDLED_SHA256 = "9e90acd45a463a713786a27c6c20cca85654960b3080913a175a6cd794e2a4e1"
 
 
 def _read_bytes() -> bytes:

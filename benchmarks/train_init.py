@@ -384,7 +384,7 @@ network when `ZSSRConfig.init == "bundled"`.
   father and son. No external image: no image licence applies to these weights.
 - Measured on: see docs/benchmarks.md, "Bundled initialisation".
 
-## Learning curve (fixed validation set of 64 pairs drawn with seed + 1000: each sitting has its own)
+## Learning curve (validation: 64 pairs drawn with seed + 1000, one set per sitting)
 
 | step | validation L1 | PSNR gain over the bicubic-upscaled son (dB) | seconds |
 |---:|---:|---:|---:|

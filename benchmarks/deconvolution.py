@@ -95,13 +95,16 @@ def held_out_images(data: Path, hr: int) -> list[tuple[str, np.ndarray]]:
     return [(name, mic._normalise(gt)) for name, gt in images]
 
 
+#: The simulation's optics (``benchmarks/microscopy.py``), for ``kernel_from_optics``.
+OPTICS = {"na": mic.NA, "wavelength": mic.WAVELENGTH_UM, "ni": mic.NI, "ns": mic.NS}
+
+
 def psfs(kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The simulation's PSF on the 50 nm grid, the same PSF integrated over the 100 nm camera
     pixel and sampled at the input's pitch, and the kernel ZSSR is given (HR grid)."""
     from napari_zssr.psf import kernel_from_optics
 
-    optics = {"na": mic.NA, "wavelength": mic.WAVELENGTH_UM, "ni": mic.NI, "ns": mic.NS}
-    optics["modality"] = kind
+    optics = {**OPTICS, "modality": kind}
     hr = kernel_from_optics(
         image_pixel_size=mic.HR_PIXEL_UM,
         scale=1,
@@ -244,7 +247,6 @@ def model_error(gt: np.ndarray, lr: np.ndarray, kind: str) -> dict[str, float]:
     from napari_zssr.core.kernels import prepare_kernel
     from napari_zssr.psf import kernel_from_optics
 
-    optics = {"na": mic.NA, "wavelength": mic.WAVELENGTH_UM, "ni": mic.NI, "ns": mic.NS}
     out = {}
     for name, cap in (("kernel as given", None), ("cropped at 3 FWHM", 3.0)):
         kern = kernel_from_optics(
@@ -252,7 +254,7 @@ def model_error(gt: np.ndarray, lr: np.ndarray, kind: str) -> dict[str, float]:
             scale=SCALE,
             modality=kind,
             max_fwhm=cap,
-            **optics,
+            **OPTICS,
         )
         dk = prepare_kernel(np.array(kern.kernel), (SCALE, SCALE))
         hr = torch.tensor(gt[None], dtype=torch.float32)

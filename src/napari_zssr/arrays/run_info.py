@@ -11,6 +11,7 @@ import numpy as np
 
 from .._version import __version__
 from ..core.config import ZSSRConfig
+from ..core.consistency import HARM_DISCREPANCY
 
 __all__ = ["consistency_summary", "job_info", "mean_loss", "run_info"]
 
@@ -123,13 +124,14 @@ def consistency_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
     """The consistency step over the planes: how many ran it, the median iterations and the
     median discrepancy (mean squared residual over the input's noise variance) before and
     after, the seconds it took in all, and the planes it ran on and left with the residual
-    still above the noise (with the largest discrepancy left)."""
+    clearly above the noise (``HARM_DISCREPANCY``; with the largest discrepancy left)."""
     its = [n for r in records for n in r["iterations"]]
-    # a channel the step ran on and left above the noise (at its cap, or where an update no
-    # longer lowered the residual): the step could not explain the residual (noise read too
-    # low, or a kernel that does not match the data); a step that only measured says nothing
+    # a channel the step ran on and left clearly above the noise: the step could not explain
+    # the residual (noise read too low, or a kernel that does not match the data); a step
+    # that only measured says nothing
     short = sum(
-        r["max_iters"] > 0 and any(d > 1.0 for d in r["discrepancy_after"]) for r in records
+        r["max_iters"] > 0 and any(d > HARM_DISCREPANCY for d in r["discrepancy_after"])
+        for r in records
     )
     before = [d for r in records for d in r["discrepancy_before"]]
     after = [d for r in records for d in r["discrepancy_after"]]

@@ -190,8 +190,8 @@ class ZSSRConfig:
     consistency_iters: int = 20
     """Most Richardson-Lucy iterations of the noise-aware consistency step that takes
     back-projection's place when ``noise_std > 0``: the output is made to agree with the
-    input through the kernel up to the input's own noise, and no further (the discrepancy
-    principle; :mod:`napari_zssr.core.consistency`). 0 switches it off. Unused on runs
+    input through the kernel up to the input's own noise, and no further (the count of
+    lowest estimated risk; :mod:`napari_zssr.core.consistency`). 0 switches it off. Unused on runs
     without noise on the sons, where back-projection runs."""
     self_ensemble: bool = True
     """Geometric self-ensemble: 8 dihedral transforms (4 when rotations are off), median."""

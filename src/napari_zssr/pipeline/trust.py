@@ -107,8 +107,8 @@ def likely_harm(info: Mapping[str, Any]) -> list[str]:
 
     The sign read here is the consistency step's (``info["consistency_step"]``,
     :mod:`napari_zssr.core.consistency`): planes where the step ran (a kernel was given) and
-    stopped, at its cap or where an update no longer lowered the residual, with the output
-    still disagreeing with the input by more than the input's noise. Either the noise was
+    left the output disagreeing with the input by clearly more than the input's noise
+    (``HARM_DISCREPANCY`` times its variance). Either the noise was
     read too low (the step then fits part of it, and the network learned from sons that were
     too clean) or the kernel does not match the data (the network learned the wrong blur).
 

@@ -210,7 +210,7 @@ def run_case(
     row["notes"] = {}
     methods = args.methods.split(",")
     if "estimates" in methods:
-        row["estimates"] = estimates(counts, lr, peak)
+        row["estimates"] = estimates(counts, lr, peak, kern)
     if "model" in methods:
         row["model_error"] = model_error(gt, lr, psf_kind)
     if "bicubic" in methods:
@@ -276,13 +276,16 @@ def _changes(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
-def estimates(counts: np.ndarray, lr: np.ndarray, peak: float) -> dict[str, Any]:
-    """What ``super_resolve`` reads from the input before training: the noise estimate, the
-    noise ``"auto"`` puts on the sons without and with a kernel, and ``kernel="estimate"``'s
-    fit (no training: a quick way to see what a code change alters per case); beside them,
-    the simulation's true root-mean-square noise in the same units and the ratio of the
-    estimated to the true variance."""
-    from napari_zssr.arrays.intensity import normalise_intensity
+def estimates(counts: np.ndarray, lr: np.ndarray, peak: float, kern: np.ndarray) -> dict[str, Any]:
+    """What ``super_resolve`` reads from the input before training: the noise estimate
+    (without a kernel, and with the true PSF given, where the level is read beyond its
+    cutoff), the noise ``"auto"`` puts on the sons without and with a kernel, and
+    ``kernel="estimate"``'s fit (no training: a quick way to see what a code change alters
+    per case); beside them, the simulation's true root-mean-square noise in the same units
+    and the ratio of each estimated to the true variance."""
+    from napari_zssr.arrays.degradation import NoiseProfiles, estimate_noise
+    from napari_zssr.arrays.intensity import intensity_info, normalise_intensity
+    from napari_zssr.arrays.planes import make_layout
     from napari_zssr.core.kernel_estimate import estimate_kernel
     from napari_zssr.core.noise import auto_noise_std, estimate_noise_std
 
@@ -290,10 +293,15 @@ def estimates(counts: np.ndarray, lr: np.ndarray, peak: float) -> dict[str, Any]
     noise = estimate_noise_std(plane)
     est = estimate_kernel([plane], (SCALE, SCALE), noise_std=[noise])
     true = mic.matched_noise_std(lr, counts, peak, READ_NOISE)
+    layout = make_layout(counts.shape, None, False)
+    profiles = NoiseProfiles(counts, layout, intensity_info(counts, layout), kern, (SCALE, SCALE))
+    with_psf = estimate_noise(profiles)  # what a run given the true PSF reads
     return {
         "noise_estimate": noise,
         "true_noise": true,
         "variance_ratio": (noise / true) ** 2,
+        "noise_with_psf": with_psf,
+        "variance_ratio_with_psf": (with_psf / true) ** 2,
         "auto_without_kernel": auto_noise_std(noise, with_kernel=False),
         "auto_with_kernel": auto_noise_std(noise, with_kernel=True),
         "estimate": f"{getattr(est, 'family', 'anisotropic')} "

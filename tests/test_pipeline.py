@@ -325,6 +325,8 @@ def test_describe_noise_names_the_value_and_its_source() -> None:
 
     auto = {"noise_std": 0.0183, "noise_std_source": "auto", "noise_estimate": 0.0183}
     assert describe_noise(auto) == "0.0183 (estimated from the image)"
+    spectrum = {**auto, "noise_estimate_from": "beyond the kernel's cutoff"}
+    assert describe_noise(spectrum) == "0.0183 (estimated from the image, beyond the PSF's cutoff)"
     clean = {"noise_std": 0.0, "noise_std_source": "auto", "noise_estimate": 0.0036}
     assert describe_noise(clean) == (
         "none (the image's estimated noise, 0.0036, counts as noise-free)"

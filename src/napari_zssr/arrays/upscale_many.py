@@ -42,7 +42,7 @@ def _image_job(index: int, image: Any, ctx: dict[str, Any]) -> tuple[PlaneJob, d
     info = intensity_info(arr, layout)
     if ctx["kernel"] is not None:
         validate_kernel(ctx["kernel"], layout.plane_shape)
-    profiles = NoiseProfiles(arr, layout, info)  # shared by both uses
+    profiles = NoiseProfiles(arr, layout, info, ctx["kernel"], ctx["scale"])  # shared by both uses
     noise = noise_on_sons(
         profiles,
         ctx["noise"],

@@ -73,9 +73,11 @@ _PROBE = 1e-3
 _PATIENCE = 3
 #: A residual left above this multiple of the input's noise variance after the step reads
 #: as likely harm (:func:`napari_zssr.arrays.run_info.consistency_summary`). The step does not
-#: stop at 1 (the risk estimate settles between 0.86 and 1.16 on the held-out cases), and a
-#: noise variance read a fifth low (the estimate's median on them is 0.87 of the truth) gives
-#: 1.25 at a perfect fit: a residual above that is more than either explains.
+#: stop at 1 (the risk estimate settled between 0.86 and 1.16 on the held-out cases), and
+#: where the noise level comes from the intensity bands alone (no band beyond the PSF's
+#: cutoff, :func:`~napari_zssr.core.noise.beyond_cutoff_noise_std`) it is read a fifth low
+#: often enough (median 0.87 of the true variance on those cases), which gives 1.25 at a
+#: perfect fit: a residual above that is more than either explains.
 HARM_DISCREPANCY = 1.25
 
 

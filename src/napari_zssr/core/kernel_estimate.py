@@ -80,7 +80,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .kernels import centre_of_mass, downscale, prepare_kernel
+from .kernels import CUTOFF_POWER, centre_of_mass, downscale, power_transfer, prepare_kernel
 
 __all__ = [
     "FAMILIES",
@@ -122,9 +122,8 @@ MAX_BLUR_TO_RESOLUTION = 1.2
 #: to 4 to either side.
 WHITEN_MAX_NOISE_SHARE = 0.05
 #: :func:`spectral_check`: the kernel's cutoff is where its power transfer falls below this
-#: fraction of its value at zero frequency (a Gaussian of 2 HR px, a widefield PSF's core at
-#: x2, reaches it at 0.48 cycles per image pixel, just under Nyquist) ...
-KERNEL_CUTOFF_POWER = 1e-4
+#: fraction of its value at zero frequency (:data:`~napari_zssr.core.kernels.CUTOFF_POWER`) ...
+KERNEL_CUTOFF_POWER = CUTOFF_POWER
 #: ... and the image's signal ends at the highest frequency band whose power exceeds this
 #: multiple of the noise's (white noise of the estimated level; at least 0.001 of the range
 #: for clean images).
@@ -868,19 +867,6 @@ def _band_index(shape: tuple[int, int]) -> np.ndarray:
     return np.where(band < SPECTRAL_BANDS, band, -1)
 
 
-def _kernel_transfer(kernel: np.ndarray, scale: tuple[float, float], shape: tuple[int, int]):
-    """Power transfer ``|K|^2`` of an HR-grid kernel at the FFT frequencies of an image-grid
-    plane of ``shape`` (an image frequency f is the HR frequency f / s), 1 at zero."""
-    k = kernel / kernel.sum()
-    fy = np.fft.fftfreq(shape[0]) / scale[0]
-    fx = np.fft.fftfreq(shape[1]) / scale[1]
-    m = np.arange(k.shape[0]) - (k.shape[0] - 1) / 2.0
-    n = np.arange(k.shape[1]) - (k.shape[1] - 1) / 2.0
-    ey = np.exp(-2j * np.pi * fy[:, None] * m[None, :])  # (H, taps_y)
-    ex = np.exp(-2j * np.pi * fx[:, None] * n[None, :])  # (W, taps_x)
-    return np.abs(ey @ k @ ex.T) ** 2
-
-
 def spectral_check(
     planes: Sequence[np.ndarray],
     kernel: np.ndarray,
@@ -925,7 +911,7 @@ def spectral_check(
         win = np.outer(np.hanning(a.shape[0]), np.hanning(a.shape[1]))
         power = np.abs(np.fft.fft2((a - a.mean()) * win)) ** 2 / float(np.sum(win**2))
         band = _band_index(a.shape)
-        transfer = _kernel_transfer(kernel, sc, a.shape)
+        transfer = power_transfer(kernel, sc, a.shape)
         floor = SIGNAL_OVER_NOISE * max(float(var), 1e-6)
         f_sig, f_k = 0.0, math.inf
         for b in range(1, SPECTRAL_BANDS):

@@ -1,0 +1,146 @@
+"""The noise read from the frequencies a given kernel removed (core.noise.beyond_cutoff_noise_std)
+and its use by the runs that are given a kernel (arrays.degradation.NoiseProfiles)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from napari_zssr import super_resolve
+from napari_zssr.arrays.degradation import NoiseProfiles
+from napari_zssr.arrays.intensity import intensity_info
+from napari_zssr.arrays.planes import make_layout
+from napari_zssr.core.config import PRESETS
+from napari_zssr.core.inference import degrade
+from napari_zssr.core.kernels import prepare_kernel
+from napari_zssr.core.noise import (
+    CLEAN_BELOW_WITH_KERNEL,
+    beyond_cutoff_noise_std,
+    estimate_noise_std,
+)
+
+
+def _gaussian(sigma: float, half: int) -> np.ndarray:
+    r = np.arange(-half, half + 1, dtype=np.float64)
+    g = np.exp(-0.5 * (r / sigma) ** 2)
+    k = np.outer(g, g)
+    return k / k.sum()
+
+
+#: A PSF wide enough (2.5 HR px) that at x2 it leaves about half of the input's
+#: frequencies without signal, as a widefield PSF sampled near Nyquist does.
+WIDE = _gaussian(2.5, 12)
+
+
+def _object(kind: str, side: int, seed: int) -> np.ndarray:
+    """Sparse bright structure on a dark background, on the output grid (``side`` px)."""
+    rng = np.random.default_rng(seed)
+    obj = np.full((side, side), 0.02)
+    if kind == "spots":
+        n = side * side // 150
+        obj[rng.integers(0, side, n), rng.integers(0, side, n)] = rng.uniform(0.5, 1.0, n)
+    else:  # filaments: thin lines
+        yy, xx = np.mgrid[:side, :side].astype(np.float64)
+        for _ in range(10):
+            a, c = rng.uniform(0, np.pi), rng.uniform(0, side)
+            d = np.abs((xx - side / 2) * np.cos(a) + (yy - side / 2) * np.sin(a) - (c - side / 2))
+            obj += 0.8 * (d < 0.7)
+    return obj
+
+
+def _acquire(obj: np.ndarray, kernel: np.ndarray, photons: float, seed: int):
+    """The input (normalised to [0, 1] of its range) through ``kernel`` at x2 with Poisson
+    noise and 2 e- read noise, and the true root-mean-square noise in those units."""
+    clean = degrade(torch.tensor(obj[None]), (2.0, 2.0), prepare_kernel(kernel, (2.0, 2.0)))
+    clean = np.clip(clean[0].double().numpy(), 0.0, None) * photons
+    rng = np.random.default_rng(seed)
+    counts = rng.poisson(clean) + rng.normal(0.0, 2.0, clean.shape)
+    lo, hi = counts.min(), counts.max()
+    true = np.sqrt(np.mean(clean) + 4.0) / (hi - lo)
+    return (counts - lo) / (hi - lo), float(true), counts
+
+
+@pytest.mark.parametrize("kind", ["spots", "filaments"])
+@pytest.mark.parametrize("photons", [100.0, 400.0])
+def test_the_noise_beyond_the_cutoff_is_read_at_its_level(kind: str, photons: float):
+    plane, true, _ = _acquire(_object(kind, 256, seed=1), WIDE, photons, seed=2)
+    read = beyond_cutoff_noise_std(plane, WIDE, (2.0, 2.0))
+    assert read == pytest.approx(true, rel=0.08)
+
+
+def test_a_narrow_kernel_leaves_no_band_to_read():
+    # a kernel 0.6 HR px wide passes signal up to the input's Nyquist limit
+    plane, _, _ = _acquire(_object("spots", 128, seed=1), _gaussian(0.6, 3), 400.0, seed=2)
+    assert beyond_cutoff_noise_std(plane, _gaussian(0.6, 3), (2.0, 2.0)) is None
+
+
+def test_a_clean_image_reads_only_its_quantisation():
+    clean = degrade(torch.tensor(_object("filaments", 256, 1)[None]), (2.0, 2.0),
+                    prepare_kernel(WIDE, (2.0, 2.0)))[0].double().numpy()  # fmt: skip
+    plane = np.round(clean / clean.max() * 4095.0) / 4095.0  # 12-bit
+    assert beyond_cutoff_noise_std(plane, WIDE, (2.0, 2.0)) < CLEAN_BELOW_WITH_KERNEL
+
+
+def test_a_large_plane_is_read_from_its_middle():
+    plane, true, _ = _acquire(_object("spots", 1400, seed=3), WIDE, 400.0, seed=4)
+    assert plane.shape == (700, 700)
+    assert beyond_cutoff_noise_std(plane, WIDE, (2.0, 2.0)) == pytest.approx(true, rel=0.08)
+
+
+def _profiles(counts: np.ndarray, kernel) -> NoiseProfiles:
+    arr = counts.astype(np.float32)
+    layout = make_layout(arr.shape, None, False)
+    return NoiseProfiles(arr, layout, intensity_info(arr, layout), kernel, (2.0, 2.0))
+
+
+def test_a_given_kernel_sets_the_level_and_the_bands_keep_the_shape():
+    _, true, counts = _acquire(_object("spots", 256, seed=1), WIDE, 400.0, seed=2)
+    idx = (0,) * (counts.ndim - 2)
+    bands = _profiles(counts, None).plane(idx)[0][0]
+    scaled = _profiles(counts, WIDE).plane(idx)[0][0]
+    assert scaled.rms == pytest.approx(true, rel=0.08)
+    # the shape across intensities is the bands': every band's level moved by one factor
+    ratio = scaled.stds / bands.stds
+    assert np.allclose(ratio, ratio[0], rtol=1e-6)
+    np.testing.assert_array_equal(scaled.means, bands.means)
+    # an estimate is no given kernel: the bands are used as they are
+    assert _profiles(counts, "estimate").plane(idx)[0][0].rms == bands.rms
+
+
+def test_a_run_with_a_psf_records_where_its_noise_level_came_from():
+    _, true, counts = _acquire(_object("filaments", 192, seed=5), WIDE, 300.0, seed=6)
+    img = np.round(counts - counts.min()).astype(np.uint16)
+    cfg = PRESETS["fast"].replace(max_iters=4, min_iters=1, self_ensemble=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, info = super_resolve(img, 2, config=cfg, kernel=WIDE, return_info=True)
+        _, plain = super_resolve(img, 2, config=cfg, return_info=True)
+    assert info["noise_estimate_from"] == "beyond the kernel's cutoff"
+    assert info["noise_estimate"] == pytest.approx(true, rel=0.1)
+    assert info["noise_std"] == info["noise_estimate"]
+    # without a kernel nothing changes: the bands' reading, recorded as such
+    assert plain["noise_estimate_from"] == "intensity bands"
+    # (the run's own normalisation differs from this one in the last digits)
+    assert plain["noise_estimate"] == pytest.approx(estimate_noise_std(_normalised(img)), rel=1e-3)
+
+
+def _normalised(img: np.ndarray) -> np.ndarray:
+    lo, hi = float(img.min()), float(img.max())
+    return (img.astype(np.float64) - lo) / (hi - lo)
+
+
+def test_white_noise_on_a_flat_field_reads_its_level():
+    rng = np.random.default_rng(0)
+    plane = 0.5 + rng.normal(0.0, 0.02, (128, 128))
+    assert beyond_cutoff_noise_std(plane, WIDE, (2.0, 2.0)) == pytest.approx(0.02, rel=0.05)
+
+
+def test_a_ramp_or_smooth_shading_does_not_leak_into_the_reading():
+    # the cosine transform has no seam at the borders: a strong ramp adds nothing up there
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[:128, :128] / 128.0
+    plane = 0.2 + 0.6 * xx + 0.1 * np.sin(3 * yy) + rng.normal(0.0, 0.01, (128, 128))
+    assert beyond_cutoff_noise_std(plane, WIDE, (2.0, 2.0)) == pytest.approx(0.01, rel=0.05)

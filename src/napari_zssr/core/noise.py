@@ -107,6 +107,13 @@ CUTOFF_MIN_SHARE = 0.05
 #: ... and from a central crop of at most this side (the kernel's transfer is evaluated on a
 #: grid twice as fine; the noise of a larger plane is read from its middle).
 _CUTOFF_MAX_SIDE = 512
+#: The reading holds for white noise (independent pixels: photon and read noise). Noise
+#: correlated between neighbours (EMCCD gain, binning, resampling) has less power at high
+#: frequencies than its per-pixel variance, so the band would read it low. The band is split
+#: by direction and by radius into four parts; where their mean powers differ by more than
+#: this many standard deviations of a part's mean (``sqrt(2 / n)`` relative, ``n`` its
+#: coefficients), the noise is not white and nothing is read.
+_WHITE_SIGMAS = 6.0
 
 
 @dataclass(frozen=True)
@@ -590,7 +597,9 @@ def beyond_cutoff_noise_std(
     float or None
         The root-mean-square noise, in the plane's units; None where the kernel leaves less
         than ``CUTOFF_MIN_SHARE`` of the frequencies without signal (a narrow kernel: the
-        image holds signal up to its Nyquist limit).
+        image holds signal up to its Nyquist limit), or where the noise there is not white
+        (``_WHITE_SIGMAS``: noise correlated between neighbours, whose per-pixel level the
+        band does not hold; the intensity bands, which correct for it, are used instead).
     """
     from scipy.fft import dctn
 
@@ -606,8 +615,24 @@ def beyond_cutoff_noise_std(
     beyond = transfer < CUTOFF_POWER
     if beyond.mean() < CUTOFF_MIN_SHARE:
         return None
-    coeffs = dctn(x, type=2, norm="ortho")
-    return float(np.sqrt(np.mean(coeffs[beyond] ** 2)))
+    power = dctn(x, type=2, norm="ortho") ** 2
+    fy, fx = np.meshgrid(np.arange(h) / h, np.arange(w) / w, indexing="ij")
+    radius = np.hypot(fy, fx)
+    outer = radius >= np.median(radius[beyond])
+    parts = [
+        power[beyond & (fy > fx) & outer],
+        power[beyond & (fy > fx) & ~outer],
+        power[beyond & (fy <= fx) & outer],
+        power[beyond & (fy <= fx) & ~outer],
+    ]
+    level = float(np.mean(power[beyond]))
+    n = min(p.size for p in parts)
+    if n == 0 or level <= 0.0:
+        return float(np.sqrt(max(level, 0.0)))
+    means = [float(p.mean()) for p in parts]
+    if (max(means) - min(means)) / level > _WHITE_SIGMAS * math.sqrt(2.0 / n):
+        return None  # coloured noise: the band does not hold the per-pixel variance
+    return float(np.sqrt(level))
 
 
 #: Estimated noise (fraction of the intensity range) above which noise-free sons do harm. On

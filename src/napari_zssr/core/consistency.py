@@ -21,18 +21,18 @@ as well as the noise allows (a count of 0 scores best) is returned untouched.
 Why a risk estimate and not Morozov's discrepancy principle (stop once the mean squared
 residual over the noise variance is at most 1), which this step used first: the principle's
 threshold sits on a knife edge. On the held-out widefield cases the network's output often
-starts at a discrepancy of 0.97-1.10, where one Richardson-Lucy iteration (which mostly
+starts close to it (1.03-1.22 on seven of ten), where one Richardson-Lucy iteration (which mostly
 corrects the PSF's far rings, beyond the core the sons were made with) is worth up to 1.6 dB,
 so a noise level read a little higher can stop it before that iteration. The risk estimate
 weighs what an iteration removes from the residual against the noise it fits, so a small
 change in the noise level moves its choice by a count, not from some to none. Measured from
-the same network outputs on the 20 held-out cases (``benchmarks/deconvolution.py``): with
-the noise as this package reads it, both rules came within 0.08-0.09 dB on average of the
-count chosen with the ground truth; with the higher levels of a variance-stabilised
-estimator (tried, not adopted) the principle fell 0.15 dB short on average and 1.05 dB on one
-case (spots at 100 photons, no iteration), the risk estimate 0.09 dB. On a synthetic case
-(``tests/test_consistency.py``) a noise level read 20% low or 25% high moved the principle's
-result by 0.8-2.2 dB and the risk estimate's by at most 0.4 dB.
+the same network outputs on the 20 held-out cases (``benchmarks/consistency_stop.py``): with
+the noise as this package reads it, both rules came within 0.08 dB on average of the count
+chosen with the ground truth; with the noise variance read 20% low the principle fell 2.17 dB
+short on average (8.75 dB on one case, 9 iterations where none was best) and the risk
+estimate 0.07 dB; read 25% high, 0.32 dB (1.60 at worst) against 0.06 dB (0.24). On the
+synthetic cases of ``tests/test_consistency.py`` the same reading errors moved the
+principle's result by 0.47-2.01 dB and the risk estimate's by at most 0.39 dB.
 
 Why Richardson-Lucy and not least squares: the multiplicative update keeps the output
 non-negative and is the maximum-likelihood step for photon noise. Measured on the five

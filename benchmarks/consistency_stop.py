@@ -123,10 +123,7 @@ def rules(
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, default=mic.DEFAULT_DATA)
-    p.add_argument("--psfs", default="widefield,confocal")
-    p.add_argument("--photons", default="400,100")
-    p.add_argument("--images", default="", help="1-based image numbers (default all)")
+    dc.add_case_arguments(p)  # the same cases and noise draws as deconvolution.py
     p.add_argument("--seeds", default="0", help="network seeds, comma-separated")
     p.add_argument(
         "--noise-factors",
@@ -139,26 +136,19 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     factors = [float(v) for v in args.noise_factors.split(",")]
-    images = dc.held_out_images(args.data, 192)
-    pick = [int(v) for v in args.images.split(",") if v.strip()]
     rows = []
-    for kind in args.psfs.split(","):
+    for name, gt, kind, peak, noise_seed in dc.held_out_cases(args):
         psf_hr, _, kern = dc.psfs(kind)
-        for peak in (float(v) for v in args.photons.split(",")):
-            for i, (name, gt) in enumerate(images, start=1):
-                if pick and i not in pick:
-                    continue
-                rng = np.random.default_rng(1000 * i + int(peak))  # deconvolution.py's draw
-                counts = mic.add_noise(mic.acquire(gt, psf_hr), peak, dc.READ_NOISE, rng)
-                for seed in (int(v) for v in args.seeds.split(",")):
-                    out = network_output(counts, kern, seed)
-                    row = {"image": name.split(" (")[0], "psf": kind, "photons": peak}
-                    row.update(seed=seed, **rules(counts, out, kern, gt, peak, factors))
-                    rows.append(row)
-                    cells = "  ".join(
-                        f"{k} {v[0]}:{v[1]:.2f}" for k, v in row.items() if isinstance(v, list)
-                    )
-                    print(f"{row['image']:9s} {kind:9s} {peak:4g} seed {seed}  {cells}", flush=True)
+        _, counts = dc.simulate(gt, psf_hr, peak, noise_seed)
+        for seed in (int(v) for v in args.seeds.split(",")):
+            out = network_output(counts, kern, seed)
+            row = {"image": name.split(" (")[0], "psf": kind, "photons": peak}
+            row.update(seed=seed, **rules(counts, out, kern, gt, peak, factors))
+            rows.append(row)
+            cells = "  ".join(
+                f"{k} {v[0]}:{v[1]:.2f}" for k, v in row.items() if isinstance(v, list)
+            )
+            print(f"{row['image']:9s} {kind:9s} {peak:4g} seed {seed}  {cells}", flush=True)
     keys = [k for k, v in rows[0].items() if isinstance(v, list)]
     print("\n| image | PSF | photons | seed | " + " | ".join(keys) + " |")
     print("|---|---|---|---|" + "---|" * len(keys))

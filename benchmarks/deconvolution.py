@@ -49,6 +49,7 @@ import json
 import sys
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -200,12 +201,42 @@ def _zssr(
     return mic.to_signal(out, peak), note
 
 
+def add_case_arguments(p: argparse.ArgumentParser) -> None:
+    """The options that pick the held-out cases and their noise draws (shared with
+    ``benchmarks/consistency_stop.py``, so that both see the same inputs)."""
+    p.add_argument("--data", type=Path, default=mic.DEFAULT_DATA)
+    p.add_argument("--psfs", default="widefield,confocal")
+    p.add_argument("--photons", default="400,100")
+    p.add_argument("--images", default="", help="1-based image numbers (default all)")
+    p.add_argument("--hr", type=int, default=192, help="ground-truth side (input: half)")
+    p.add_argument("--seed", type=int, default=0, help="added to each case's noise draw's seed")
+
+
+def held_out_cases(args: argparse.Namespace) -> Iterator[tuple[str, np.ndarray, str, float, int]]:
+    """``(name, ground truth, PSF kind, photons, noise seed)`` of each case that the options
+    of :func:`add_case_arguments` pick, PSF by PSF, then photon level, then image."""
+    images = held_out_images(args.data, args.hr)
+    pick = [int(v) for v in args.images.split(",") if v.strip()]
+    for kind in args.psfs.split(","):
+        for peak in (float(v) for v in args.photons.split(",")):
+            for i, (name, gt) in enumerate(images, start=1):
+                if not pick or i in pick:
+                    yield name, gt, kind, peak, args.seed + 1000 * i + int(peak)
+
+
+def simulate(
+    gt: np.ndarray, psf_hr: np.ndarray, peak: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The clean input (``microscopy.acquire``) and the camera's counts of one case."""
+    lr = mic.acquire(gt, psf_hr)
+    return lr, mic.add_noise(lr, peak, READ_NOISE, np.random.default_rng(seed))
+
+
 def run_case(
     name: str, gt: np.ndarray, psf_kind: str, peak: float, args: argparse.Namespace, seed: int
 ) -> dict[str, Any]:
     psf_hr, psf_lr, kern = psfs(psf_kind)
-    lr = mic.acquire(gt, psf_hr)
-    counts = mic.add_noise(lr, peak, READ_NOISE, np.random.default_rng(seed))
+    lr, counts = simulate(gt, psf_hr, peak, seed)
     y = mic.to_signal(counts, peak)
     row: dict[str, Any] = {"image": name, "psf": psf_kind, "photons": peak, "psnr": {}}
     row["notes"] = {}
@@ -337,11 +368,7 @@ def _table(rows: list[dict[str, Any]]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, default=mic.DEFAULT_DATA)
-    p.add_argument("--psfs", default="widefield,confocal")
-    p.add_argument("--photons", default="400,100")
-    p.add_argument("--images", default="", help="1-based image numbers (default all)")
-    p.add_argument("--hr", type=int, default=192, help="ground-truth side (input: half)")
+    add_case_arguments(p)
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--rl-iters", type=int, default=20, help="the practical fixed RL count")
     p.add_argument("--preset", default="fast")
@@ -353,7 +380,6 @@ def main(argv: list[str] | None = None) -> int:
         help="change a field of the preset's configuration (repeatable), e.g. consistency_iters=0",
     )
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0, help="added to each case's noise draw's seed")
     p.add_argument(
         "--net-seeds",
         default="0",
@@ -365,33 +391,26 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    images = held_out_images(args.data, args.hr)
-    pick = [int(v) for v in args.images.split(",") if v.strip()]
     rows = []
-    for kind in args.psfs.split(","):
-        for peak in (float(v) for v in args.photons.split(",")):
-            for i, (name, gt) in enumerate(images, start=1):
-                if pick and i not in pick:
-                    continue
-                seed = args.seed + 1000 * i + int(peak)
-                row = run_case(name, gt, kind, peak, args, seed)
-                rows.append(row)
-                psnr = "  ".join(f"{k} {v:.2f}" for k, v in row["psnr"].items())
-                print(f"{name:28s} {kind:9s} {peak:5g}  {psnr}", flush=True)
-                if "estimates" in row:
-                    print(f"    {row['estimates']}", flush=True)
-                if "model_error" in row:
-                    text = ", ".join(f"{k} {v:.3f}" for k, v in row["model_error"].items())
-                    print(f"    forward model error / signal: {text}", flush=True)
-                for m in ("zssr_psf", "zssr_est", "zssr"):
-                    if m in row["notes"]:
-                        n = row["notes"][m]
-                        print(
-                            f"    {m}: {n['seconds']:.1f} s, noise {n['noise_std']:.4f}, "
-                            f"kernel used {n['kernel_used']}, family {n['family']}, "
-                            f"sigmas {n['sigmas']}",
-                            flush=True,
-                        )
+    for name, gt, kind, peak, seed in held_out_cases(args):
+        row = run_case(name, gt, kind, peak, args, seed)
+        rows.append(row)
+        psnr = "  ".join(f"{k} {v:.2f}" for k, v in row["psnr"].items())
+        print(f"{name:28s} {kind:9s} {peak:5g}  {psnr}", flush=True)
+        if "estimates" in row:
+            print(f"    {row['estimates']}", flush=True)
+        if "model_error" in row:
+            text = ", ".join(f"{k} {v:.3f}" for k, v in row["model_error"].items())
+            print(f"    forward model error / signal: {text}", flush=True)
+        for m in ("zssr_psf", "zssr_est", "zssr"):
+            if m in row["notes"]:
+                n = row["notes"][m]
+                print(
+                    f"    {m}: {n['seconds']:.1f} s, noise {n['noise_std']:.4f}, "
+                    f"kernel used {n['kernel_used']}, family {n['family']}, "
+                    f"sigmas {n['sigmas']}",
+                    flush=True,
+                )
     print("\n".join(_table(rows)))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1, default=float), encoding="utf-8")

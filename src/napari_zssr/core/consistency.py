@@ -213,7 +213,8 @@ def _channel(
     best_risk, best_n, best_x, best_ax = risk(ax, ax), 0, x, ax
     norm = adjoint(torch.ones_like(y)).clamp_min(_FLOOR)
     xa = x.clamp_min(_FLOOR)
-    xb, aa, ab = xa, forward(xa), forward(xa)
+    aa = forward(xa)
+    xb, ab = xa, aa  # both chains start alike; each update makes new tensors
     for n in range(1, max_iters + 1):
         xa = xa * adjoint(y_pos / aa.clamp_min(_FLOOR)) / norm
         xb = xb * adjoint(y_probe / ab.clamp_min(_FLOOR)) / norm

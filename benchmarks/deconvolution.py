@@ -330,15 +330,20 @@ def estimates(counts: np.ndarray, lr: np.ndarray, peak: float, kern: np.ndarray)
     est = estimate_kernel([plane], (SCALE, SCALE), noise_std=[noise])
     true = mic.matched_noise_std(lr, counts, peak, READ_NOISE)
     layout = make_layout(counts.shape, None, False)
-    profiles = NoiseProfiles(counts, layout, intensity_info(counts, layout), kern, (SCALE, SCALE))
+    info = intensity_info(counts, layout)
+    profiles = NoiseProfiles(counts, layout, info, kern, (SCALE, SCALE))
     with_psf = estimate_noise(profiles)  # what a run given the true PSF reads
+    # what a run without a kernel reads (the bands, scaled to a flat high-frequency band)
+    without = estimate_noise(NoiseProfiles(counts, layout, info, None, None))
     return {
         "noise_estimate": noise,
         "true_noise": true,
         "variance_ratio": (noise / true) ** 2,
         "noise_with_psf": with_psf,
         "variance_ratio_with_psf": (with_psf / true) ** 2,
-        "auto_without_kernel": auto_noise_std(noise, with_kernel=False),
+        "noise_without_kernel": without,
+        "variance_ratio_without_kernel": (without / true) ** 2,
+        "auto_without_kernel": auto_noise_std(without, with_kernel=False),
         "auto_with_kernel": auto_noise_std(noise, with_kernel=True),
         "estimate": f"{getattr(est, 'family', 'anisotropic')} "
         f"{est.sigma_major:.2f} x {est.sigma_minor:.2f} HR px, "

@@ -2,7 +2,9 @@
 
 For every image the script prints the estimate that ``super_resolve`` would use (median over
 channels, in units of the normalised [0, 1] range) by the package's estimator
-(:func:`napari_zssr.core.noise.estimate_noise_std`) and by Immerkaer's 3x3 estimator, with
+(:func:`napari_zssr.core.noise.estimate_noise_std`), as a run without a kernel reads it (the
+same, scaled to a flat band of the highest frequencies where there is one) and by Immerkaer's
+3x3 estimator, with
 the true noise where it is known:
 
 * clean natural images: the published LR inputs of Set5 and Set14 (x2) and the DIV2KRK subset
@@ -88,8 +90,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from napari_zssr.core.noise import estimate_noise_std, immerkaer_noise_std
 
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from noise_robustness import run_reading
+
     estimators: dict[str, Callable[[np.ndarray], float]] = {
         "package": estimate_noise_std,
+        "run, no kernel": run_reading,
         "Immerkaer": immerkaer_noise_std,
     }
     rows: list[tuple[str, str, dict[str, float], float | None]] = []
@@ -121,7 +127,9 @@ def _summary(rows: list, names: list[str]) -> list[str]:
         "Command: `python benchmarks/noise_estimate.py --write`. Estimates in units of the "
         "normalised [0, 1] intensity range (median over an image's channels, as "
         '`noise_std="auto"` uses them); *true*: the root-mean-square noise the simulation '
-        "added. `package` is `napari_zssr.core.noise.estimate_noise_std`.",
+        "added. `package` is `napari_zssr.core.noise.estimate_noise_std` (the intensity "
+        "bands); `run, no kernel` is what a run without a kernel reads (the bands scaled to "
+        "the level of a flat band of the highest frequencies, where there is one).",
         "",
         "| images | n | true | " + " | ".join(f"{k}: min - max" for k in names) + " |",
         "|---|---|---|" + "---|" * len(names),

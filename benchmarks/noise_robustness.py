@@ -181,16 +181,41 @@ def cases(data: Path, sizes: list[int]) -> Iterator[tuple[str, str, int, np.ndar
             yield "Poisson-Gaussian 400", name, side, counts / peak, true
 
 
+def run_reading(plane: np.ndarray) -> float:
+    """The noise a run without a kernel reads from ``plane`` (``NoiseProfiles``: the bands,
+    scaled to the level of a flat band of the highest frequencies where there is one; shared
+    with ``benchmarks/noise_estimate.py``)."""
+    from napari_zssr.arrays.degradation import NoiseProfiles, estimate_noise
+    from napari_zssr.arrays.intensity import IntensityInfo
+    from napari_zssr.arrays.planes import make_layout
+
+    layout = make_layout(plane.shape, None, False)
+    # the plane's own units (already in [0, 1]), as the other estimators read it
+    info = IntensityInfo(np.dtype(np.float64), np.zeros(1), np.ones(1), 1.0)
+    return estimate_noise(NoiseProfiles(plane, layout, info, None, None))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--sizes", default="64,96,128")
-    p.add_argument("--estimator", default="package", choices=("package", "immerkaer"))
+    p.add_argument(
+        "--estimator",
+        default="package",
+        choices=("package", "run", "immerkaer"),
+        help="package: the intensity bands (estimate_noise_std); run: what a run without a "
+        "kernel reads (the bands scaled to a flat high-frequency band where there is one); "
+        "immerkaer: Immerkaer's Laplacian estimator",
+    )
     p.add_argument("--verbose", action="store_true", help="one line per case")
     args = p.parse_args(argv)
     from napari_zssr.core.noise import estimate_noise_std, immerkaer_noise_std
 
-    est = estimate_noise_std if args.estimator == "package" else immerkaer_noise_std
+    est = {
+        "package": estimate_noise_std,
+        "run": run_reading,
+        "immerkaer": immerkaer_noise_std,
+    }[args.estimator]
     sizes = [int(s) for s in args.sizes.split(",")]
     t0 = time.perf_counter()
     rows = []

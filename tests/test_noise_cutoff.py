@@ -1,5 +1,7 @@
-"""The noise read from the frequencies a given kernel removed (core.noise.beyond_cutoff_noise_std)
-and its use by the runs that are given a kernel (arrays.degradation.NoiseProfiles)."""
+"""The noise read from the spectrum where it holds noise alone: beyond the cutoff of a given
+kernel (core.noise.beyond_cutoff_noise_std), or, with no kernel, from a flat band of the
+highest frequencies (core.noise.flat_spectrum_noise_std); and their use by the runs
+(arrays.degradation.NoiseProfiles)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from scipy.signal import fftconvolve
 
 from napari_zssr import super_resolve
 from napari_zssr.arrays.degradation import NoiseProfiles
@@ -18,9 +21,12 @@ from napari_zssr.core.inference import degrade
 from napari_zssr.core.kernels import prepare_kernel
 from napari_zssr.core.noise import (
     CLEAN_BELOW_WITH_KERNEL,
+    CLEAN_BELOW_WITHOUT_KERNEL,
     beyond_cutoff_noise_std,
     estimate_noise_std,
+    flat_spectrum_noise_std,
 )
+from napari_zssr.core.resize import imresize
 
 
 def _gaussian(sigma: float, half: int) -> np.ndarray:
@@ -124,10 +130,13 @@ def test_a_run_with_a_psf_records_where_its_noise_level_came_from():
     assert info["noise_estimate_from"] == "beyond the kernel's cutoff"
     assert info["noise_estimate"] == pytest.approx(true, rel=0.1)
     assert info["noise_std"] == info["noise_estimate"]
-    # without a kernel nothing changes: the bands' reading, recorded as such
-    assert plain["noise_estimate_from"] == "intensity bands"
-    # (the run's own normalisation differs from this one in the last digits)
-    assert plain["noise_estimate"] == pytest.approx(estimate_noise_std(_normalised(img)), rel=1e-3)
+    # without a kernel, the image's flat high frequencies (it is band-limited) give the level
+    assert plain["noise_estimate_from"] == "flat high frequencies"
+    assert plain["noise_estimate"] == pytest.approx(true, rel=0.1)
+    # the bands' own reading beside it (the run's own normalisation differs from this one
+    # in the last digits)
+    bands = estimate_noise_std(_normalised(img))
+    assert plain["noise_estimate_bands"] == pytest.approx(bands, rel=1e-3)
 
 
 def _normalised(img: np.ndarray) -> np.ndarray:
@@ -160,3 +169,95 @@ def test_noise_correlated_between_neighbours_is_not_read_low():
     noise = fftconvolve(white, filt, mode="valid")[:128, :128] / np.sqrt(np.sum(filt**2))
     plane = 0.5 + 0.02 * noise
     assert beyond_cutoff_noise_std(plane, WIDE, (2.0, 2.0)) is None
+
+
+# -- no kernel: the flat high frequencies ---------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["spots", "filaments"])
+def test_a_band_limited_image_reads_its_noise_from_the_flat_high_frequencies(kind: str):
+    plane, true, _ = _acquire(_object(kind, 256, seed=1), WIDE, 100.0, seed=2)
+    assert flat_spectrum_noise_std(plane) == pytest.approx(true, rel=0.08)
+
+
+def test_sparse_structure_the_bands_read_low_is_read_at_its_level():
+    # sparse bright filaments with photon noise: the intensity bands read the quiet dark
+    # pixels; the spectrum does not look at the structure
+    plane, true, _ = _acquire(_object("filaments", 256, seed=3), WIDE, 400.0, seed=4)
+    assert estimate_noise_std(plane) < 0.85 * true
+    assert flat_spectrum_noise_std(plane) == pytest.approx(true, rel=0.08)
+
+
+def _clean_downscaled(kind: str, side: int, seed: int) -> np.ndarray:
+    """A clean 12-bit input made as the benchmarks make clean inputs: an object blurred by a
+    1 px Gaussian, downscaled x2 with MATLAB's antialiased bicubic."""
+    from scipy import ndimage
+
+    obj = ndimage.gaussian_filter(_object(kind, 2 * side, seed), 1.0)
+    small = np.clip(imresize(torch.from_numpy(obj), out_shape=(side, side)).numpy(), 0.0, None)
+    return np.round(small / small.max() * 4095.0) / 4095.0
+
+
+@pytest.mark.parametrize("kind", ["spots", "filaments"])
+@pytest.mark.parametrize("side", [64, 128])
+def test_a_clean_image_gives_no_level_or_one_under_the_clean_floor(kind: str, side: int):
+    read = flat_spectrum_noise_std(_clean_downscaled(kind, side, seed=5))
+    assert read is None or read < 0.5 * CLEAN_BELOW_WITHOUT_KERNEL
+
+
+def test_a_natural_image_whose_spectrum_keeps_falling_gives_no_level():
+    from skimage import data
+
+    cam = data.camera().astype(np.float64) / 255.0
+    small = imresize(torch.from_numpy(cam), out_shape=(256, 256)).numpy()
+    assert flat_spectrum_noise_std(np.clip(small, 0.0, 1.0)) is None
+
+
+def test_noise_correlated_between_neighbours_gives_no_level():
+    rng = np.random.default_rng(2)
+    white = rng.normal(0.0, 1.0, (257, 257))
+    filt = np.array([[1.0, 0.35], [1.0, 0.0]])  # neighbours correlate 0.47 (Y) and 0.17 (X)
+    noise = fftconvolve(white, filt, mode="valid")[:256, :256] / np.sqrt(np.sum(filt**2))
+    assert flat_spectrum_noise_std(0.5 + 0.02 * noise) is None
+
+
+def test_white_noise_reads_its_level_or_nothing_and_a_tiny_plane_reads_nothing():
+    # the whiteness test refuses about 1 band in 100 of white noise, and then nothing is read
+    # (the run keeps the intensity bands' level, which holds for white noise)
+    reads = [
+        flat_spectrum_noise_std(0.5 + np.random.default_rng(s).normal(0.0, 0.02, (128, 128)))
+        for s in range(10)
+    ]
+    assert sum(r is not None for r in reads) >= 8
+    assert all(r == pytest.approx(0.02, rel=0.05) for r in reads if r is not None)
+    tiny = 0.5 + np.random.default_rng(0).normal(0.0, 0.02, (40, 40))
+    assert flat_spectrum_noise_std(tiny) is None
+
+
+def test_without_a_kernel_the_flat_band_sets_the_level_and_an_estimate_keeps_the_bands():
+    _, true, counts = _acquire(_object("filaments", 256, seed=3), WIDE, 400.0, seed=4)
+    idx = (0,) * (counts.ndim - 2)
+    blind = _profiles(counts, None)
+    scaled = blind.plane(idx)[0][0]
+    assert scaled.rms == pytest.approx(true, rel=0.08)
+    assert blind.spectral_source == "flat high frequencies"
+    (bands_level, read) = blind.spectral_levels[idx][0]
+    assert read == pytest.approx(scaled.rms, rel=1e-3) and bands_level < 0.85 * true
+    # kernel="estimate" is fitted with the bands' level: it keeps it
+    estimate = _profiles(counts, "estimate")
+    assert estimate.plane(idx)[0][0].rms == pytest.approx(bands_level, rel=1e-12)
+    assert not estimate.spectral_levels
+
+
+def test_a_run_without_a_kernel_says_where_its_noise_came_from():
+    _, true, counts = _acquire(_object("spots", 192, seed=5), WIDE, 300.0, seed=6)
+    img = np.round(counts - counts.min()).astype(np.uint16)
+    cfg = PRESETS["fast"].replace(max_iters=4, min_iters=1, self_ensemble=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, info = super_resolve(img, 2, config=cfg, return_info=True)
+    assert info["noise_estimate_from"] == "flat high frequencies"
+    assert info["noise_std"] == info["noise_estimate"] == pytest.approx(true, rel=0.1)
+    from napari_zssr.pipeline.run import describe_noise
+
+    assert "flat high frequencies" in describe_noise(info)

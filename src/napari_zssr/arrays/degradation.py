@@ -37,24 +37,31 @@ class NoiseProfiles:
     Poisson-Gaussian fit and the kernel estimate (each would otherwise measure the same
     planes again: the patch statistics are most of an estimate's cost). Normalised units.
 
-    With a kernel given for the run (the acquisition's PSF, not an estimate), a profile that
-    reads noise is scaled to the level read from the frequencies the kernel removed
-    (:func:`~napari_zssr.core.noise.beyond_cutoff_noise_std`), where the image holds only
-    its noise: the bands keep the shape of the noise across intensities, the spectrum gives
-    its level. The bands alone read sparse bright structure low, by up to a factor of 3 in
-    variance on the held-out cases; on the worst of them (confocal actin at 400 photons) the
-    level read here raised ZSSR with the PSF by 1.1 dB, from below Richardson-Lucy's best
-    count to 0.8 dB above it (``docs/benchmarks.md``).
+    A profile that reads noise is scaled to the level read from the image's spectrum where
+    that holds noise alone: the bands keep the shape of the noise across intensities, the
+    spectrum gives its level. The bands alone read sparse bright structure low, by up to a
+    factor of 3 in variance on the held-out cases.
+
+    * With a kernel given for the run (the acquisition's PSF), the level is read from the
+      frequencies the kernel removed
+      (:func:`~napari_zssr.core.noise.beyond_cutoff_noise_std`). On the worst held-out case
+      (confocal actin at 400 photons) this raised ZSSR with the PSF by 1.1 dB, from below
+      Richardson-Lucy's best count to 0.8 dB above it (``docs/benchmarks.md``).
+    * With no kernel at all, from the band of highest frequencies where the spectrum is flat,
+      when there is a wide one (:func:`~napari_zssr.core.noise.flat_spectrum_noise_std`: a
+      microscope's image sampled near Nyquist has one, a clean or natural image does not).
+    * With ``kernel="estimate"``, the bands alone: the estimate is fitted with their level,
+      and its spectral check and fallback were measured with it.
 
     Parameters
     ----------
     arr, layout, info
         The image, its layout and its intensity range (:mod:`napari_zssr.arrays.planes`); planes are
         read (from a lazy array too) only when first asked for.
-    kernel : ndarray, optional
-        The run's kernel on the output grid, when one is given (not ``"estimate"``).
+    kernel : ndarray, str or None, optional
+        The run's kernel on the output grid, ``"estimate"``, or None (no kernel).
     scale : (float, float), optional
-        The factor, with ``kernel``.
+        The factor, with a kernel array.
     """
 
     def __init__(
@@ -67,6 +74,8 @@ class NoiseProfiles:
     ) -> None:
         self.arr, self.layout, self.info = arr, layout, info
         self.kernel, self.scale = None, None
+        #: No kernel at all: the level is read from a flat band of the spectrum.
+        self.blind = kernel is None
         if kernel is not None and not isinstance(kernel, str) and scale is not None:
             try:
                 k = np.asarray(kernel, dtype=np.float64)
@@ -77,8 +86,13 @@ class NoiseProfiles:
                 if k.sum() > 0:
                     self.kernel, self.scale = k, scale
         self._planes: dict[tuple[int, ...], tuple[list[Any], float]] = {}
-        #: Planes whose level was read beyond the kernel's cutoff: the bands' level, the new one.
-        self.cutoff_levels: dict[tuple[int, ...], list[tuple[float, float]]] = {}
+        #: Planes whose level was read from the spectrum: the bands' level, the new one.
+        self.spectral_levels: dict[tuple[int, ...], list[tuple[float, float]]] = {}
+
+    @property
+    def spectral_source(self) -> str:
+        """Where a level read from the spectrum comes from, in the run information's words."""
+        return "beyond the kernel's cutoff" if self.kernel is not None else "flat high frequencies"
 
     def plane(
         self, idx: tuple[int, ...], normalised: np.ndarray | None = None
@@ -93,24 +107,31 @@ class NoiseProfiles:
             if chans is None:
                 chans = normalise_plane(self.layout.plane(self.arr, idx), self.info)
             profiles = [noise_profile(c) for c in chans]
-            if self.kernel is not None:
-                profiles = [self._cutoff_level(idx, c, p) for c, p in zip(chans, profiles)]
+            if self.kernel is not None or self.blind:
+                profiles = [self._spectral_level(idx, c, p) for c, p in zip(chans, profiles)]
             self._planes[idx] = (profiles, float(chans.mean()))
         return self._planes[idx]
 
-    def _cutoff_level(self, idx: tuple[int, ...], chan: np.ndarray, profile: Any) -> Any:
-        """``profile`` scaled to the level read beyond the kernel's cutoff, where there is one
-        and the bands read noise at all (a clean image stays clean: its high frequencies
-        hold quantisation and rounding, not noise the sons need)."""
-        from ..core.noise import CLEAN_BELOW_WITH_KERNEL, beyond_cutoff_noise_std
+    def _spectral_level(self, idx: tuple[int, ...], chan: np.ndarray, profile: Any) -> Any:
+        """``profile`` scaled to the level read from the spectrum, where there is one and the
+        bands read noise at all (a clean image stays clean: its high frequencies hold
+        quantisation and rounding, not noise the sons need)."""
+        from ..core.noise import (
+            CLEAN_BELOW_WITH_KERNEL,
+            beyond_cutoff_noise_std,
+            flat_spectrum_noise_std,
+        )
 
         level = profile.rms
         if level < CLEAN_BELOW_WITH_KERNEL:
             return profile
-        read = beyond_cutoff_noise_std(chan, self.kernel, self.scale)
+        if self.kernel is not None:
+            read = beyond_cutoff_noise_std(chan, self.kernel, self.scale)
+        else:
+            read = flat_spectrum_noise_std(chan)
         if read is None:
             return profile
-        self.cutoff_levels.setdefault(idx, []).append((level, read))
+        self.spectral_levels.setdefault(idx, []).append((level, read))
         return profile.scaled_to(read)
 
     def sampled(self) -> list[tuple[int, ...]]:
@@ -165,14 +186,15 @@ def noise_on_sons(
         message = prefix + message
         if warn:
             warnings.warn(message, UserWarning, stacklevel=4)
-    levels = [pair for pairs in profiles.cutoff_levels.values() for pair in pairs]
+    levels = [pair for pairs in profiles.spectral_levels.values() for pair in pairs]
     return {
         "noise_std": value,
         "noise_std_source": source,
         "noise_estimate": estimate,
-        # where the level came from: the spectrum beyond the given kernel's cutoff (with the
-        # bands' own median level beside it) or the intensity bands alone
-        "noise_estimate_from": "beyond the kernel's cutoff" if levels else "intensity bands",
+        # where the level came from: the spectrum (beyond the given kernel's cutoff, or a flat
+        # band of the highest frequencies without a kernel; the bands' own median level
+        # beside it) or the intensity bands alone
+        "noise_estimate_from": profiles.spectral_source if levels else "intensity bands",
         "noise_estimate_bands": float(np.median([b for b, _ in levels])) if levels else estimate,
         "warnings": [message] if message is not None else [],
     }

@@ -286,6 +286,8 @@ def _describe_level(info: dict[str, Any]) -> str:
             return f"none (the image's estimated noise, {estimate:.4f}, counts as noise-free)"
         if info.get("noise_estimate_from") == "beyond the kernel's cutoff":
             return f"{used:.4f} (estimated from the image, beyond the PSF's cutoff)"
+        if info.get("noise_estimate_from") == "flat high frequencies":
+            return f"{used:.4f} (estimated from the image's flat high frequencies)"
         return f"{used:.4f} (estimated from the image)"
     origin = "set" if info.get("noise_std_source") == "set" else "the preset's"
     return f"{used:.4g} ({origin}; the image's estimated noise is {estimate:.4f})"

@@ -22,6 +22,7 @@ from napari_zssr.core.kernels import prepare_kernel
 from napari_zssr.core.noise import (
     CLEAN_BELOW_WITH_KERNEL,
     CLEAN_BELOW_WITHOUT_KERNEL,
+    auto_noise_std,
     beyond_cutoff_noise_std,
     estimate_noise_std,
     flat_spectrum_noise_std,
@@ -261,3 +262,27 @@ def test_a_run_without_a_kernel_says_where_its_noise_came_from():
     from napari_zssr.pipeline.run import describe_noise
 
     assert "flat high frequencies" in describe_noise(info)
+
+
+def test_the_lower_clean_floor_holds_for_a_level_read_from_the_spectrum():
+    # a band of flat power is not texture: the floor a kernel run uses applies
+    assert auto_noise_std(0.006, with_kernel=False) == 0.0
+    assert auto_noise_std(0.006, with_kernel=False, from_spectrum=True) == 0.006
+    assert auto_noise_std(0.002, with_kernel=False, from_spectrum=True) == 0.0
+
+
+def test_low_white_noise_read_from_the_flat_band_is_not_counted_as_clean():
+    """White noise under the no-kernel floor (0.01), read from a flat band: the run puts it on
+    the sons instead of treating the image as clean (which sharpens the noise)."""
+    clean = degrade(torch.tensor(_object("filaments", 256, 1)[None]), (2.0, 2.0),
+                    prepare_kernel(WIDE, (2.0, 2.0)))[0].double().numpy()  # fmt: skip
+    clean = (clean - clean.min()) / (clean.max() - clean.min())
+    noisy = clean + np.random.default_rng(3).normal(0.0, 0.006, clean.shape)
+    img = np.round(np.clip(noisy, 0.0, 1.0) * 4095.0).astype(np.uint16)
+    cfg = PRESETS["fast"].replace(max_iters=4, min_iters=1, self_ensemble=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, info = super_resolve(img, 2, config=cfg, return_info=True)
+    assert info["noise_estimate_from"] == "flat high frequencies"
+    assert CLEAN_BELOW_WITH_KERNEL < info["noise_estimate"] < CLEAN_BELOW_WITHOUT_KERNEL
+    assert info["noise_std"] == info["noise_estimate"]

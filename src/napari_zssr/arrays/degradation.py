@@ -152,9 +152,12 @@ def resolve_noise(
     config: ZSSRConfig | None,
     estimate: float,
     with_kernel: bool,
+    from_spectrum: bool = False,
 ) -> tuple[float, str, str | None]:
     """The noise the run adds to the sons, where it came from ("set", "preset" or "auto"),
-    and a warning when a set (or preset) value is far below a high estimate."""
+    and a warning when a set (or preset) value is far below a high estimate;
+    ``from_spectrum``: the estimate's level was read from the spectrum
+    (:func:`~napari_zssr.core.noise.auto_noise_std`)."""
     from ..core.noise import auto_noise_std, noise_warning
 
     source = "set"
@@ -162,7 +165,8 @@ def resolve_noise(
         noise = default_noise_std(preset, config)
         source = "preset"
     if noise == "auto":
-        return auto_noise_std(estimate, with_kernel=with_kernel), "auto", None
+        value = auto_noise_std(estimate, with_kernel=with_kernel, from_spectrum=from_spectrum)
+        return value, "auto", None
     value = float(noise)
     return value, source, noise_warning(value, estimate, with_kernel=with_kernel)
 
@@ -181,12 +185,14 @@ def noise_on_sons(
     of :func:`super_resolve`: each starts with ``prefix`` and, with ``warn``, is also issued
     (:func:`~napari_zssr.super_resolve_many` issues its own, once every image is checked)."""
     estimate = estimate_noise(profiles)
-    value, source, message = resolve_noise(noise, preset, config, estimate, with_kernel)
+    levels = [pair for pairs in profiles.spectral_levels.values() for pair in pairs]
+    value, source, message = resolve_noise(
+        noise, preset, config, estimate, with_kernel, from_spectrum=bool(levels)
+    )
     if message is not None:
         message = prefix + message
         if warn:
             warnings.warn(message, UserWarning, stacklevel=4)
-    levels = [pair for pairs in profiles.spectral_levels.values() for pair in pairs]
     return {
         "noise_std": value,
         "noise_std_source": source,

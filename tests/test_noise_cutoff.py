@@ -286,3 +286,57 @@ def test_low_white_noise_read_from_the_flat_band_is_not_counted_as_clean():
     assert info["noise_estimate_from"] == "flat high frequencies"
     assert CLEAN_BELOW_WITH_KERNEL < info["noise_estimate"] < CLEAN_BELOW_WITHOUT_KERNEL
     assert info["noise_std"] == info["noise_estimate"]
+
+
+def test_an_estimate_not_used_leaves_a_run_that_reads_its_noise_without_a_kernel(monkeypatch):
+    """kernel="estimate" whose estimate is refused is a run without a kernel: its noise level
+    comes from the flat band, as the defaults' does, from the bands already measured."""
+    import napari_zssr.arrays.degradation as deg
+    import napari_zssr.core.noise as core_noise
+
+    _, true, counts = _acquire(_object("filaments", 256, seed=3), WIDE, 400.0, seed=4)
+    idx = (0,) * (counts.ndim - 2)
+    estimate = _profiles(counts, "estimate")
+    bands = estimate.plane(idx)[0][0]
+    calls = []
+    original = core_noise.noise_profile
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(core_noise, "noise_profile", counted)
+    blind = estimate.without_kernel()
+    assert blind.plane(idx)[0][0].rms == pytest.approx(true, rel=0.08)
+    assert not calls  # the bands were not measured again
+    assert bands.rms < 0.85 * true
+
+    # the run's set-up: the estimate refused, the noise read as without a kernel
+    monkeypatch.setattr(deg, "resolve_kernel", lambda k, p, s: (None, None, "not used"))
+    arr = counts.astype(np.float32)
+    layout = make_layout(arr.shape, None, False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cfg, kernel, _, info, profiles = deg.set_up_degradation(
+            arr,
+            layout,
+            intensity_info(arr, layout),
+            (2.0, 2.0),
+            kernel="estimate",
+            noise="auto",
+            noise_model="gaussian",
+            preset="fast",
+            config=None,
+            cfg=PRESETS["fast"],
+            saved=_NoSaved(),
+        )
+    assert kernel is None and profiles.blind
+    assert info["noise_estimate_from"] == "flat high frequencies"
+    assert cfg.noise_std == pytest.approx(true, rel=0.08)
+
+
+class _NoSaved:
+    """No saved network: the configuration is the run's own."""
+
+    def config(self, cfg):
+        return cfg

@@ -776,8 +776,8 @@ def auto_noise_std(estimate: float, *, with_kernel: bool, from_spectrum: bool = 
         kernel applies. Measured (``docs/benchmarks.md``): white noise of 0.005-0.01 on the
         phase-contrast cell at 128 px read 0.0049-0.0098 from its flat band, under the
         higher floor: counted as clean, the defaults fell 4.0-4.1 dB below bicubic; with the
-        noise on the sons they match it. No clean or natural input of the benchmarks has
-        such a band above 8-bit quantisation.
+        noise on the sons they are level with it or, at 0.01, 2.0 dB above. No clean or
+        natural input of the benchmarks has such a band above 8-bit quantisation.
 
     Returns
     -------

@@ -333,8 +333,8 @@ def estimates(counts: np.ndarray, lr: np.ndarray, peak: float, kern: np.ndarray)
     info = intensity_info(counts, layout)
     profiles = NoiseProfiles(counts, layout, info, kern, (SCALE, SCALE))
     with_psf = estimate_noise(profiles)  # what a run given the true PSF reads
-    # what a run without a kernel reads (the bands, scaled to a flat high-frequency band)
-    without = estimate_noise(NoiseProfiles(counts, layout, info, None, None))
+    # what a run without a kernel reads (the same bands, scaled to a flat high-frequency band)
+    without = estimate_noise(profiles.without_kernel())
     return {
         "noise_estimate": noise,
         "true_noise": true,

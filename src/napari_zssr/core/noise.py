@@ -622,10 +622,8 @@ def beyond_cutoff_noise_std(
     """
     from .kernels import CUTOFF_POWER, power_transfer
 
-    x = _check_plane(plane)
-    h, w = (min(n, _CUTOFF_MAX_SIDE) for n in x.shape)
-    y0, x0 = (x.shape[0] - h) // 2, (x.shape[1] - w) // 2
-    x = x[y0 : y0 + h, x0 : x0 + w]
+    x = _central_crop(_check_plane(plane))
+    h, w = x.shape
     k = np.asarray(kernel, dtype=np.float64)
     # cosine coefficient (i, j) is the frequency (i / 2h, j / 2w): the FFT grid of 2h x 2w
     transfer = power_transfer(k, (float(scale[0]), float(scale[1])), (2 * h, 2 * w))[:h, :w]
@@ -679,12 +677,10 @@ def flat_spectrum_noise_std(plane: np.ndarray) -> float | None:
         The root-mean-square noise, in the plane's units, or None where no band of the
         highest frequencies is white over ``FLAT_MIN_SHARE`` of the coefficients.
     """
-    x = _check_plane(plane)
-    h, w = (min(n, _CUTOFF_MAX_SIDE) for n in x.shape)
-    if h * w * CUTOFF_MIN_SHARE < 4 * _FLAT_MIN_PART:
+    x = _central_crop(_check_plane(plane))
+    if x.size * CUTOFF_MIN_SHARE < 4 * _FLAT_MIN_PART:
         return None
-    y0, x0 = (x.shape[0] - h) // 2, (x.shape[1] - w) // 2
-    spectrum = _CosineSpectrum(x[y0 : y0 + h, x0 : x0 + w])
+    spectrum = _CosineSpectrum(x)
     radius = spectrum.radius
     inner = float(np.quantile(radius, 1.0 - CUTOFF_MIN_SHARE))
     found = None
@@ -698,6 +694,14 @@ def flat_spectrum_noise_std(plane: np.ndarray) -> float | None:
     if found is None or found[1] < FLAT_MIN_SHARE:
         return None
     return float(np.sqrt(found[0]))
+
+
+def _central_crop(x: np.ndarray) -> np.ndarray:
+    """The central ``_CUTOFF_MAX_SIDE`` x ``_CUTOFF_MAX_SIDE`` px of a plane (all of a smaller
+    one), from which both spectral readings take the noise."""
+    h, w = (min(n, _CUTOFF_MAX_SIDE) for n in x.shape)
+    y0, x0 = (x.shape[0] - h) // 2, (x.shape[1] - w) // 2
+    return x[y0 : y0 + h, x0 : x0 + w]
 
 
 class _CosineSpectrum:

@@ -19,12 +19,14 @@ after the downscale), so "clean" means no noise was added, not that there is non
 as EMCCD, binned or resampled data are, at the stated per-pixel level; the same draws as that
 script's), against the same clean ground truth; the ``noise_std=0`` run is then left out.
 ``--noise-std VALUE`` gives the "defaults" run that noise on the sons instead of the estimate.
+``--set FIELD=VALUE`` (repeatable) changes a field of the preset's configuration in both runs,
+e.g. ``--set init=bundled``.
 
 Run from the repository root (about 10-40 s per ZSSR run on a 2-core CPU)::
 
     PYTHONPATH=$PWD/src OMP_NUM_THREADS=1 python benchmarks/clean_small.py [--sizes 64,128]
         [--preset fast] [--threads 1] [--sources 1,2,...] [--json PATH]
-        [--noise "correlated 0.03"] [--noise-std auto]
+        [--noise "correlated 0.03"] [--noise-std auto] [--set FIELD=VALUE ...]
 """
 
 from __future__ import annotations
@@ -123,14 +125,26 @@ def main(argv: list[str] | None = None) -> int:
         help="noise on the sons of the 'defaults' run (default: auto, the estimate; a number "
         "runs that level instead, e.g. the true per-pixel level of --noise)",
     )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="change a field of the preset's configuration (repeatable), e.g. init=bundled",
+    )
     args = p.parse_args(argv)
     noise_std = args.noise_std if args.noise_std == "auto" else float(args.noise_std)
 
     import torch
 
     from napari_zssr import super_resolve
+    from napari_zssr.core.config import PRESETS
 
     torch.set_num_threads(args.threads)
+    # the preset as it is, or with the --set fields changed
+    run_kw = {"preset": args.preset}
+    if args.set:
+        run_kw = {"config": PRESETS[args.preset].replace(**mic.config_changes(args.set))}
     pick = [int(v) for v in args.sources.split(",") if v.strip()]
     rows: list[dict[str, Any]] = []
     print("| source | px | bicubic | ZSSR defaults | noise on the sons | ZSSR noise 0 |")
@@ -148,16 +162,14 @@ def main(argv: list[str] | None = None) -> int:
             out, info = super_resolve(
                 lr.astype(np.float32),
                 2,
-                preset=args.preset,
+                **run_kw,
                 device="cpu",
                 noise_std=noise_std,
                 return_info=True,
             )
             out0 = None
             if clean:
-                out0 = super_resolve(
-                    lr.astype(np.float32), 2, preset=args.preset, device="cpu", noise_std=0
-                )
+                out0 = super_resolve(lr.astype(np.float32), 2, **run_kw, device="cpu", noise_std=0)
         row["defaults"] = mic.metrics(gt, np.asarray(out, np.float64), 2)[0]
         row["noise_std"] = float(info["noise_std"])
         row["noise_estimate_from"] = info.get("noise_estimate_from")

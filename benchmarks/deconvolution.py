@@ -263,7 +263,9 @@ def run_case(
         scores = []
         for net_seed in (int(v) for v in args.net_seeds.split(",")):
             t0 = time.perf_counter()
-            est, note = _zssr(counts, peak, m, kern, args.preset, _changes(args.set), net_seed)
+            est, note = _zssr(
+                counts, peak, m, kern, args.preset, mic.config_changes(args.set), net_seed
+            )
             note["seconds"] = time.perf_counter() - t0
             scores.append(mic.metrics(gt, est, SHAVE)[0])
         # the mean over the network seeds; each seed's PSNR and the last run's record beside it
@@ -297,18 +299,6 @@ def model_error(gt: np.ndarray, lr: np.ndarray, kind: str) -> dict[str, float]:
         model = degrade(hr, (SCALE, SCALE), dk, lr.shape)[0].double().numpy()
         diff = (model - lr)[4:-4, 4:-4]
         out[name] = float(np.sqrt(np.mean(diff**2)) / np.std(lr[4:-4, 4:-4]))
-    return out
-
-
-def _changes(pairs: list[str]) -> dict[str, Any]:
-    """``["consistency_iters=0"]`` -> ``{"consistency_iters": 0}`` (JSON values, else text)."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
     return out
 
 

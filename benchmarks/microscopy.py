@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import json
 import math
 import os
 import platform
@@ -500,6 +501,19 @@ def _markers(section: str) -> tuple[str, str]:
     return f"<!-- microscopy-{section} -->", f"<!-- /microscopy-{section} -->"
 
 
+def config_changes(pairs: list[str]) -> dict[str, Any]:
+    """``["consistency_iters=0"]`` -> ``{"consistency_iters": 0}`` (JSON values, else text):
+    the ``--set FIELD=VALUE`` ablations of the benchmark scripts."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
 def write_section(path: Path, text: str, section: str = "main") -> None:
     """Put ``text`` between the ``section`` markers of ``path`` (appended if absent)."""
     begin, end = _markers(section)
@@ -524,6 +538,7 @@ def run_header(args: argparse.Namespace, command: str, device: str) -> list[str]
         f"device {device}  ",
         f"ZSSR: preset `{args.preset}`"
         + (f", max_iters {args.max_iters}" if args.max_iters else "")
+        + (f", init {args.init}" if args.init else "")
         + f", seed {args.seed}",
         "",
     ]
@@ -764,6 +779,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--preset", default="fast", help="ZSSR preset (default: fast)")
     p.add_argument("--max-iters", type=int, default=None, help="override the preset's max_iters")
+    p.add_argument(
+        "--init",
+        choices=("scratch", "bundled"),
+        default=None,
+        help="override the preset's start of a new network (fast: bundled; others: scratch)",
+    )
     p.add_argument("--device", default="auto", help="torch device (default: auto)")
     p.add_argument(
         "--methods",
@@ -818,7 +839,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(args.threads)
         from napari_zssr import resolve_config
 
-        cfg = resolve_config(args.preset)
+        cfg = resolve_config(args.preset, init=args.init)
         if args.max_iters:
             cfg = cfg.replace(
                 max_iters=args.max_iters, min_iters=min(cfg.min_iters, args.max_iters)

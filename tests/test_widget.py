@@ -145,6 +145,29 @@ def test_import_and_construction_do_not_import_torch():
     assert "OK" in res.stdout
 
 
+def test_a_script_that_closes_the_viewer_during_the_device_probe_exits_cleanly():
+    # The probe runs in the Qt thread pool (it imports torch: seconds). A script that closes
+    # the viewer and ends meanwhile has no event loop to wait for it: the interpreter was torn
+    # down under the worker and the process aborted (exit status 134).
+    code = textwrap.dedent(
+        """
+        import napari
+        viewer = napari.Viewer(show=False)
+        _, widget = viewer.window.add_plugin_dock_widget("napari-zssr", "ZSSR super-resolution")
+        widget.training.probe_device()
+        assert widget.training.device_info.value == "checking..."
+        viewer.close()
+        print("OK")
+        """
+    )
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "OK" in res.stdout
+
+
 def test_2d_uint16_then_replace(viewer, qtbot):
     img = (_texture((40, 44)) * 4000 + 100).astype(np.uint16)
     src = viewer.add_image(img, name="cells", colormap="magma", blending="additive")

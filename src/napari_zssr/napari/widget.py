@@ -49,6 +49,7 @@ from .worker import (
     RunStop,
     preview_kernel,
     run_jobs,
+    wait_for_workers_at_exit,
     warm_up,
 )
 
@@ -231,6 +232,7 @@ class ZSSRWidget(Container):
 
     def _connect(self) -> None:
         self.native.destroyed.connect(self._on_destroyed)
+        wait_for_workers_at_exit()
         app = QApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)

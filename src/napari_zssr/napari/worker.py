@@ -14,6 +14,7 @@ for them when it closes or the application quits; nothing here is module-level s
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import queue
 import threading
@@ -44,6 +45,7 @@ __all__ = [
     "preview_kernel",
     "read_psf_file",
     "run_jobs",
+    "wait_for_workers_at_exit",
 ]
 
 STOP_GRACE_S = 1.5
@@ -216,6 +218,29 @@ class EngineThreads:
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         return not any(t.is_alive() for t in threads)
+
+
+EXIT_WAIT_S = 10.0
+"""At interpreter exit, seconds to wait for the Qt thread pool's workers (see
+:func:`wait_for_workers_at_exit`); the device probe's import of torch takes a few."""
+
+
+@functools.cache
+def wait_for_workers_at_exit() -> None:
+    """Have the interpreter wait, at exit, for the Qt thread pool's workers (at most
+    :data:`EXIT_WAIT_S`); registered once per process.
+
+    The widget's small workers (the device probe, PSF file reads and previews) run in the
+    global ``QThreadPool``. A script that closes the viewer while one of them still runs and
+    then ends tore the interpreter down under it: the worker's signals were deleted and the
+    process aborted (exit status 134). napari's event loop waits for them when its window
+    closes; a script that never starts the loop has only this.
+    """
+    import atexit
+
+    from qtpy.QtCore import QThreadPool
+
+    atexit.register(lambda: QThreadPool.globalInstance().waitForDone(int(EXIT_WAIT_S * 1000)))
 
 
 _DONE = object()

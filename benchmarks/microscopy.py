@@ -783,7 +783,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--init",
         choices=("scratch", "bundled"),
         default=None,
-        help="override the preset's start of a new network (fast: bundled; others: scratch)",
+        help="override the preset's start of a new network (every preset's is scratch)",
     )
     p.add_argument("--device", default="auto", help="torch device (default: auto)")
     p.add_argument(

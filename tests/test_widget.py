@@ -117,6 +117,16 @@ def _check_metadata(layer, source_name: str) -> dict:
     return meta
 
 
+def _run_offscreen_script(code: str) -> None:
+    """Run ``code`` in a fresh interpreter (Qt offscreen); it must exit 0 and print OK."""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "OK" in res.stdout
+
+
 def test_import_and_construction_do_not_import_torch():
     code = textwrap.dedent(
         """
@@ -137,12 +147,7 @@ def test_import_and_construction_do_not_import_torch():
         print("OK")
         """
     )
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    res = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
-    )
-    assert res.returncode == 0, res.stderr[-2000:]
-    assert "OK" in res.stdout
+    _run_offscreen_script(code)
 
 
 def test_a_script_that_closes_the_viewer_during_the_device_probe_exits_cleanly():
@@ -160,12 +165,7 @@ def test_a_script_that_closes_the_viewer_during_the_device_probe_exits_cleanly()
         print("OK")
         """
     )
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    res = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
-    )
-    assert res.returncode == 0, res.stderr[-2000:]
-    assert "OK" in res.stdout
+    _run_offscreen_script(code)
 
 
 def test_2d_uint16_then_replace(viewer, qtbot):

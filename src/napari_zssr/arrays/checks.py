@@ -33,6 +33,7 @@ __all__ = [
     "check_seed",
     "check_stack",
     "check_stack_mode",
+    "check_time_axis",
     "check_z_ratio",
 ]
 
@@ -229,3 +230,21 @@ def check_finetune(finetune: Any) -> int:
     if finetune < 0:
         raise ValueError(f"finetune must be >= 0 iterations, got {finetune!r}")
     return int(finetune)
+
+
+def check_time_axis(time_axis: Any, layout: Any) -> int | None:
+    """``time_axis`` as a non-negative axis of the image, or None: it must be one of the
+    stack axes (not Y, X or the channel axis)."""
+    if time_axis is None:
+        return None
+    if not _is_integer(time_axis):
+        raise TypeError(f"time_axis must be an integer axis or None, got {time_axis!r}")
+    ndim = len(layout.shape)
+    axis = int(time_axis) + ndim if int(time_axis) < 0 else int(time_axis)
+    if not 0 <= axis < ndim or axis not in layout.stack_axes:
+        raise ValueError(
+            f"time_axis must be a stack axis of the image (one of {list(layout.stack_axes)} "
+            f"for its shape {tuple(layout.shape)}; not Y, X or the channel axis), got "
+            f"{time_axis}"
+        )
+    return axis

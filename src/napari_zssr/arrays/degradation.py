@@ -54,6 +54,16 @@ class NoiseProfiles:
       and its spectral check and fallback were measured with it. Where the estimate is not
       used, the run has no kernel and reads its level as such (:meth:`without_kernel`).
 
+    With a ``time_axis`` (a time-lapse, or repeated frames of one field), consecutive frames'
+    differences give the per-pixel noise free of structure
+    (:func:`~napari_zssr.core.noise.difference_noise_std`, each channel's median over up to 16
+    pairs), and a level above a plane's own reading raises it: noise correlated between
+    neighbours, and the noise of sparse bright structure, read low on single planes (a third
+    to a half of it on small inputs). A level below is not used: the single planes may hold a
+    fixed pattern (the same in every frame, so the differences cancel it) that is noise to
+    the network all the same. As with the spectrum, ``kernel="estimate"`` keeps the bands'
+    level until its estimate is not used.
+
     Parameters
     ----------
     arr, layout, info
@@ -63,6 +73,8 @@ class NoiseProfiles:
         The run's kernel on the output grid, ``"estimate"``, or None (no kernel).
     scale : (float, float), optional
         The factor, with a kernel array.
+    time_axis : int, optional
+        The stack axis of ``arr`` along which the planes are frames of one field in time.
     """
 
     def __init__(
@@ -72,8 +84,16 @@ class NoiseProfiles:
         info: Any,
         kernel: Any = None,
         scale: tuple[float, float] | None = None,
+        time_axis: int | None = None,
     ) -> None:
         self.arr, self.layout, self.info = arr, layout, info
+        self.time_axis = time_axis
+        #: Each channel's noise from the frames' differences (None: not read yet, or no
+        #: time axis of at least two frames).
+        self._frames: list[float] | None = None
+        self._frames_read = False
+        #: Planes whose level the frames' differences raised: the level before, the new one.
+        self.frame_levels: dict[tuple[int, ...], list[tuple[float, float]]] = {}
         self.kernel, self.scale = None, None
         #: No kernel at all: the level is read from a flat band of the spectrum.
         self.blind = kernel is None
@@ -96,8 +116,9 @@ class NoiseProfiles:
         """The profiles a run without a kernel reads (the level from a flat band of the
         spectrum where there is one), reusing the bands measured so far: for a
         ``kernel="estimate"`` run whose estimate was not used, which then is such a run."""
-        other = NoiseProfiles(self.arr, self.layout, self.info, None, None)
+        other = NoiseProfiles(self.arr, self.layout, self.info, None, None, self.time_axis)
         other._bands = dict(self._bands)
+        other._frames, other._frames_read = self._frames, self._frames_read
         return other
 
     @property
@@ -122,8 +143,60 @@ class NoiseProfiles:
             profiles, mean = self._bands[idx]
             if self.kernel is not None or self.blind:
                 profiles = [self._spectral_level(idx, c, p) for c, p in zip(chans, profiles)]
+            # not for kernel="estimate" (its fit was developed with the bands' level, as for
+            # the spectral level above): the frames count once it is not used
+            frames = self.frame_noise() if self.kernel is not None or self.blind else None
+            if frames is not None:
+                profiles = [
+                    self._frame_level(idx, c, p, level)
+                    for c, p, level in zip(chans, profiles, frames)
+                ]
             self._planes[idx] = (list(profiles), mean)
         return self._planes[idx]
+
+    def frame_noise(self) -> list[float] | None:
+        """Each channel's per-pixel noise from consecutive frames' differences along the time
+        axis (median over up to 16 pairs spread over the stack; normalised units), or None
+        without a time axis of at least two frames. Read once."""
+        if self.time_axis is None or self._frames_read:
+            return self._frames
+        self._frames_read = True
+        from ..core.noise import frame_noise_std
+
+        k = self.layout.stack_axes.index(self.time_axis)
+        n_t = self.layout.stack_shape[k]
+        if n_t < 2:
+            return None
+        levels: list[list[float]] = [[] for _ in range(self.layout.channels)]
+        for idx in self.sampled():
+            t = idx[k] + 1 if idx[k] + 1 < n_t else idx[k] - 1
+            other = (*idx[:k], t, *idx[k + 1 :])
+            a, b = (
+                normalise_plane(self.layout.plane(self.arr, i), self.info) for i in (idx, other)
+            )
+            for c, (ca, cb) in enumerate(zip(a, b)):
+                level = frame_noise_std(ca, cb)
+                if level is not None:  # None: the pair differs by structure, not noise
+                    levels[c].append(level)
+        if not all(levels):  # a channel with no pair of one field: the axis is not time
+            return None
+        self._frames = [float(np.median(v)) for v in levels]
+        return self._frames
+
+    def _frame_level(
+        self, idx: tuple[int, ...], chan: np.ndarray, profile: Any, level: float
+    ) -> Any:
+        """``profile`` raised to the frames' ``level`` where that is higher (see the class)."""
+        from ..core.noise import NoiseProfile
+
+        before = profile.rms
+        if level <= before:
+            return profile
+        self.frame_levels.setdefault(idx, []).append((before, level))
+        if before > 0:
+            return profile.scaled_to(level)
+        one = np.ones(1)  # the bands read nothing: a flat level over the plane
+        return NoiseProfile(means=one * float(chan.mean()), stds=one * level, weights=one)
 
     def _spectral_level(self, idx: tuple[int, ...], chan: np.ndarray, profile: Any) -> Any:
         """``profile`` scaled to the level read from the spectrum, where there is one and the
@@ -199,22 +272,32 @@ def noise_on_sons(
     (:func:`~napari_zssr.super_resolve_many` issues its own, once every image is checked)."""
     estimate = estimate_noise(profiles)
     levels = [pair for pairs in profiles.spectral_levels.values() for pair in pairs]
+    raised = [pair for pairs in profiles.frame_levels.values() for pair in pairs]
+    # a level from the frames' differences is structure-free, as one from the spectrum is:
+    # the lower floor of auto_noise_std applies
     value, source, message = resolve_noise(
-        noise, preset, config, estimate, with_kernel, from_spectrum=bool(levels)
+        noise, preset, config, estimate, with_kernel, from_spectrum=bool(levels or raised)
     )
     if message is not None:
         message = prefix + message
         if warn:
             warnings.warn(message, UserWarning, stacklevel=4)
+    frames = profiles.frame_noise()
+    source_of_level = profiles.spectral_source if levels else "intensity bands"
+    if raised:
+        source_of_level = "frame differences"
     return {
         "noise_std": value,
         "noise_std_source": source,
         "noise_estimate": estimate,
         # where the level came from: the spectrum (beyond the given kernel's cutoff, or a flat
         # band of the highest frequencies without a kernel; the bands' own median level
-        # beside it) or the intensity bands alone
-        "noise_estimate_from": profiles.spectral_source if levels else "intensity bands",
+        # beside it), the differences of a time-lapse's frames (where they read more than
+        # the single planes) or the intensity bands alone
+        "noise_estimate_from": source_of_level,
         "noise_estimate_bands": float(np.median([b for b, _ in levels])) if levels else estimate,
+        # each channel's noise from the frames' differences (None: no time axis)
+        "noise_estimate_frames": frames,
         "warnings": [message] if message is not None else [],
     }
 
@@ -313,6 +396,7 @@ def set_up_degradation(
     config: ZSSRConfig | None,
     cfg: ZSSRConfig,
     saved: Any,
+    time_axis: int | None = None,
 ) -> tuple[ZSSRConfig, Any, Any, dict[str, Any], NoiseProfiles]:
     """The degradation of a :func:`~napari_zssr.super_resolve` run, from its checked
     arguments and the image: the kernel (given, estimated or None), the noise on the sons
@@ -328,7 +412,8 @@ def set_up_degradation(
     """
     from ..core.kernels import validate_kernel
 
-    profiles = NoiseProfiles(arr, layout, info, kernel, sc)  # measured once, for each use below
+    # measured once, for each use below
+    profiles = NoiseProfiles(arr, layout, info, kernel, sc, time_axis)
     estimated = isinstance(kernel, str)
     kernel, kernel_est, kernel_warning = resolve_kernel(kernel, profiles, sc)
     if estimated and kernel is None:

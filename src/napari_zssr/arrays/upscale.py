@@ -24,6 +24,7 @@ from .checks import (
     check_noise_model,
     check_seed,
     check_stack_mode,
+    check_time_axis,
 )
 from .degradation import set_up_degradation, warn_ignored_gradual
 from .intensity import intensity_info
@@ -62,6 +63,7 @@ def super_resolve(
     keep_model: bool = False,
     noise_model: str | None = None,
     out: Any = None,
+    time_axis: int | None = None,
 ) -> np.ndarray | tuple[np.ndarray, dict[str, Any]]:
     """Super-resolve an image with zero-shot super-resolution (ZSSR).
 
@@ -181,6 +183,16 @@ def super_resolve(
         The target is returned. Not with ``maps=True``. Dask and zarr inputs and memmaps
         are read plane by plane whether or not ``out`` is given (see
         :mod:`napari_zssr.arrays.lazy`).
+    time_axis : int, optional
+        The stack axis along which the planes are frames of one field in time (a
+        time-lapse, or repeated frames). With ``noise_std="auto"``, consecutive frames'
+        differences, after undoing a drift of the whole field, give the per-pixel noise free
+        of structure (:func:`~napari_zssr.core.noise.difference_noise_std`); where that is
+        above a plane's own estimate it sets the level: single planes read noise correlated
+        between neighbours (EMCCD, binning, resampling) and the noise of sparse bright
+        structure low. ``info["noise_estimate_frames"]`` holds it per channel (None without a
+        time axis). Not for Z: planes at other depths differ by structure. Not used with
+        ``kernel="estimate"`` while its estimate is used.
 
     Returns
     -------
@@ -206,11 +218,12 @@ def super_resolve(
     )
     kernel = saved.kernel() if saved.model is not None else kernel
     layout = make_layout(arr.shape, channel_axis, bool(rgb))
+    time_axis = check_time_axis(time_axis, layout)
     saved.check_layout(layout, stack_mode)
     info = intensity_info(arr, layout)  # validates the dtype
     cfg, kernel, kernel_est, noise_info, profiles = set_up_degradation(
         arr, layout, info, sc, kernel=kernel, noise=noise, noise_model=noise_model,
-        preset=preset, config=config, cfg=cfg, saved=saved,
+        preset=preset, config=config, cfg=cfg, saved=saved, time_axis=time_axis,
     )  # fmt: skip
     dev, reason = resolve_device(device)
     warn_ignored_gradual(kernel, cfg, preset, sc)

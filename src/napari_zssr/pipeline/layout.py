@@ -7,7 +7,7 @@ channels. ``Y`` and ``X`` must be the last axes (before an RGB ``S``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,14 +17,31 @@ __all__ = ["Arranged", "arrange", "check_axes", "default_axes", "volumes"]
 _STACK_LETTERS = "VUQTZ"  # leading axes of an array given without axes, outermost first
 
 
-def default_axes(ndim: int, rgb: bool = False) -> str:
-    """Axes of an array given without them: stack axes, then ``YX`` (and ``S`` for RGB)."""
+#: Axis labels (napari's ``Layer.axis_labels``, lower case) that name time.
+_TIME_LABELS = frozenset({"t", "time"})
+
+
+def default_axes(ndim: int, rgb: bool = False, labels: Sequence[str] | None = None) -> str:
+    """Axes of an array given without them: stack axes, then ``YX`` (and ``S`` for RGB).
+
+    ``labels``: names of the array's axes (a napari layer's ``axis_labels``); the one stack
+    axis labelled ``t`` or ``time`` becomes ``T`` (its frames' differences then read the
+    noise, :func:`~napari_zssr.super_resolve`'s ``time_axis``), the letter it had moving to
+    the axis that had ``T``.
+    """
     n_lead = ndim - 2 - (1 if rgb else 0)
     if n_lead < 0:
         raise ValueError(f"an image needs at least {ndim - n_lead} dimensions, got {ndim}")
     if n_lead > len(_STACK_LETTERS):
         raise ValueError(f"at most {len(_STACK_LETTERS) + 2} image dimensions, got {ndim}")
-    return _STACK_LETTERS[len(_STACK_LETTERS) - n_lead :] + "YX" + ("S" if rgb else "")
+    axes = list(_STACK_LETTERS[len(_STACK_LETTERS) - n_lead :] + "YX" + ("S" if rgb else ""))
+    lead = [str(label).strip().lower() for label in (labels or ())][:n_lead]
+    timed = [i for i, label in enumerate(lead) if label in _TIME_LABELS]
+    if len(timed) == 1 and axes[timed[0]] != "T":
+        if "T" in axes:
+            axes[axes.index("T")] = axes[timed[0]]
+        axes[timed[0]] = "T"
+    return "".join(axes)
 
 
 def check_axes(axes: str, shape: tuple[int, ...]) -> str:

@@ -163,6 +163,8 @@ def _upscale(
         noise_model=req.noise_model,
         out=req.out,
         batch_planes=req.batch_planes,
+        # a T axis holds frames of one field: their differences read the noise as well
+        time_axis=arranged.axes.index("T") if "T" in arranged.axes else None,
     )
 
 
@@ -288,6 +290,8 @@ def _describe_level(info: dict[str, Any]) -> str:
             return f"{used:.4f} (estimated from the image, beyond the PSF's cutoff)"
         if info.get("noise_estimate_from") == "flat high frequencies":
             return f"{used:.4f} (estimated from the image's flat high frequencies)"
+        if info.get("noise_estimate_from") == "frame differences":
+            return f"{used:.4f} (estimated from the differences of consecutive time points)"
         return f"{used:.4f} (estimated from the image)"
     origin = "set" if info.get("noise_std_source") == "set" else "the preset's"
     return f"{used:.4g} ({origin}; the image's estimated noise is {estimate:.4f})"

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..core.config import MAX_FATHER_PLANES, MAX_NOISE_STD, PRESETS, ZSSRConfig, default_noise_std
 from ..core.upscale import gradual_stages
+from .checks import check_time_axis
 from .intensity import normalise_plane
 from .planes import sampled_planes
 
@@ -396,11 +397,11 @@ def set_up_degradation(
     config: ZSSRConfig | None,
     cfg: ZSSRConfig,
     saved: Any,
-    time_axis: int | None = None,
+    time_axis: Any = None,
 ) -> tuple[ZSSRConfig, Any, Any, dict[str, Any], NoiseProfiles]:
     """The degradation of a :func:`~napari_zssr.super_resolve` run, from its checked
     arguments and the image: the kernel (given, estimated or None), the noise on the sons
-    and the camera model.
+    and the camera model. ``time_axis`` is checked here (against the layout).
 
     Returns
     -------
@@ -413,7 +414,7 @@ def set_up_degradation(
     from ..core.kernels import validate_kernel
 
     # measured once, for each use below
-    profiles = NoiseProfiles(arr, layout, info, kernel, sc, time_axis)
+    profiles = NoiseProfiles(arr, layout, info, kernel, sc, check_time_axis(time_axis, layout))
     estimated = isinstance(kernel, str)
     kernel, kernel_est, kernel_warning = resolve_kernel(kernel, profiles, sc)
     if estimated and kernel is None:

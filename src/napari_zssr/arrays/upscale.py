@@ -24,7 +24,6 @@ from .checks import (
     check_noise_model,
     check_seed,
     check_stack_mode,
-    check_time_axis,
 )
 from .degradation import set_up_degradation, warn_ignored_gradual
 from .intensity import intensity_info
@@ -218,7 +217,6 @@ def super_resolve(
     )
     kernel = saved.kernel() if saved.model is not None else kernel
     layout = make_layout(arr.shape, channel_axis, bool(rgb))
-    time_axis = check_time_axis(time_axis, layout)
     saved.check_layout(layout, stack_mode)
     info = intensity_info(arr, layout)  # validates the dtype
     cfg, kernel, kernel_est, noise_info, profiles = set_up_degradation(

@@ -57,10 +57,11 @@ class NoiseProfiles:
 
     With a ``time_axis`` (a time-lapse, or repeated frames of one field), consecutive frames'
     differences give the per-pixel noise free of structure
-    (:func:`~napari_zssr.core.noise.difference_noise_std`, each channel's median over up to 16
-    pairs), and a level above a plane's own reading raises it: noise correlated between
-    neighbours, and the noise of sparse bright structure, read low on single planes (a third
-    to a half of it on small inputs). A level below is not used: the single planes may hold a
+    (:func:`~napari_zssr.core.noise.frame_noise_std`, each channel's median over up to 16
+    pairs; pairs that differ by structure are left out), and a level above a plane's own
+    reading raises it: noise correlated between neighbours, and the noise of sparse bright
+    structure, read low on single planes (down to a quarter of it on small held-out inputs,
+    ``benchmarks/frame_noise.py``). A level below is not used: the single planes may hold a
     fixed pattern (the same in every frame, so the differences cancel it) that is noise to
     the network all the same. As with the spectrum, ``kernel="estimate"`` keeps the bands'
     level until its estimate is not used.

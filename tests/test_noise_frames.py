@@ -157,12 +157,27 @@ def test_an_axis_labelled_time_is_t() -> None:
 
 def test_the_widget_reads_a_layer_axis_labelled_time_as_t(make_napari_viewer):
     pytest.importorskip("pytestqt")
+    from napari_zssr.napari.choices import Planes, StackAxis
     from napari_zssr.napari.jobs import request_for
 
     viewer = make_napari_viewer()
     movie = viewer.add_image(np.zeros((3, 24, 28), np.uint16), name="movie")
     movie.axis_labels = ("t", "y", "x")
     stack = viewer.add_image(np.zeros((3, 24, 28), np.uint16), name="stack")
+    volume = viewer.add_image(np.zeros((2, 3, 24, 28), np.uint16), name="volume")
     _dock, widget = viewer.window.add_plugin_dock_widget("napari-zssr", "ZSSR super-resolution")
+    widget.inputs.planes.value = Planes.ALL.value
+    widget.image.value = stack  # unlabelled: Z, unless the box says otherwise
+    assert not widget.inputs.stack_axis.native.isHidden()  # shown (the dock itself is not)
+    assert widget.inputs.stack_axis.value == StackAxis.Z
+    assert request_for(widget, stack).axes == "ZYX"
+    widget.inputs.stack_axis.value = StackAxis.T.value
+    assert request_for(widget, stack).axes == "TYX"
+    widget.image.value = movie  # the layer's own label sets the box
+    assert widget.inputs.stack_axis.value == StackAxis.T
     assert request_for(widget, movie).axes == "TYX"
-    assert request_for(widget, stack).axes == "ZYX"  # unlabelled: the default guess
+    widget.inputs.stack_axis.value = StackAxis.Z.value
+    assert request_for(widget, movie).axes == "ZYX"
+    widget.image.value = volume  # 4-D: the box does not apply (T Z Y X by default)
+    assert widget.inputs.stack_axis.native.isHidden()
+    assert request_for(widget, volume).axes == "TZYX"

@@ -22,6 +22,7 @@ __all__ = [
     "Planes",
     "Preset",
     "RunStatus",
+    "StackAxis",
     "StackMode",
     "texts",
 ]
@@ -52,6 +53,15 @@ class Init(StrEnum):
     """Random weights, the published method (every preset's default)."""
     BUNDLED = "bundled"
     """The initialisation shipped with the package, learned from synthetic scenes."""
+
+
+class StackAxis(StrEnum):
+    """What the first axis of a 3-D stack holds (the "Stack axis" box)."""
+
+    Z = "Z (depth)"
+    """Planes at different depths."""
+    T = "T (time)"
+    """Frames of one field in time: their differences also read the noise."""
 
 
 class StackMode(StrEnum):

@@ -47,11 +47,12 @@ def request_for(
     pz = abs(float(layer.scale[-3])) if layer.ndim >= 3 and iso else None
     return RunRequest(
         source=level_data(layer, w.inputs.chosen_level(layer)),
-        # an axis the layer labels "t" or "time" is time: its frames also read the noise
+        # an axis labelled "t" or "time" (by the layer, or the "Stack axis" box) is time:
+        # its frames also read the noise
         axes=default_axes(
             int(layer.ndim) + (1 if layer.rgb else 0),
             bool(layer.rgb),
-            None if iso else getattr(layer, "axis_labels", None),
+            None if iso else w.inputs.axis_labels(layer),
         ),
         pixel_size=(pz, py, px),
         scale=None if iso else w.inputs.scale_pair(),

@@ -10,7 +10,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox
 from napari.layers import Image
 
 from ...core.config import MAX_SCALE
-from ..choices import Mode, Planes, StackMode, texts
+from ..choices import Mode, Planes, StackAxis, StackMode, texts
 
 __all__ = ["InputPanel", "level_data"]
 
@@ -112,6 +112,15 @@ class InputPanel(Container):
             tooltip="Process the plane (or, for Z to isotropic, the volume) shown in the "
             "viewer, or every one of the stack.",
         )
+        self.stack_axis = ComboBox(
+            label="Stack axis",
+            choices=texts(StackAxis),
+            value=StackAxis.Z.value,
+            tooltip="What the stack's first axis holds. T (time): its planes are frames of one "
+            "field, and with the noise on auto the differences of consecutive frames also read "
+            "the noise (single frames read it low where it is correlated between neighbours or "
+            "sits in sparse bright structure). Set from the layer's axis labels (t or time).",
+        )
         self.stack_mode = ComboBox(
             label="Stack training",
             choices=texts(StackMode),
@@ -128,7 +137,7 @@ class InputPanel(Container):
         self.per_axis = CheckBox(text="per-axis scale", value=False)
         self.scale_y = FloatSpinBox(label="Scale Y", value=2.0, min=1.0, max=MAX_SCALE, step=0.5)
         self.scale_x = FloatSpinBox(label="Scale X", value=2.0, min=1.0, max=MAX_SCALE, step=0.5)
-        self.stack_widgets = [self.planes, self.stack_mode, self.replace]
+        self.stack_widgets = [self.planes, self.stack_axis, self.stack_mode, self.replace]
         """Shown after the PSF panel (they concern the run as a whole)."""
         self.advanced = [self.per_axis, self.scale_y, self.scale_x]
         """Shown under Advanced."""
@@ -145,6 +154,15 @@ class InputPanel(Container):
         """Axial FWHM in lateral pixels, None for 0."""
         value = float(self.axial_fwhm.value)
         return value if value > 0 else None
+
+    def axis_labels(self, layer: Image) -> list[str] | None:
+        """The layer's axis labels, the first one as the "Stack axis" box says for a 3-D
+        stack (``t`` or ``z``): what the request's axes are made from."""
+        labels = [str(v) for v in getattr(layer, "axis_labels", ())] or None
+        if layer.ndim != 3:
+            return labels
+        labels = labels or [""] * 3
+        return ["t" if self.stack_axis.value == StackAxis.T else "z", *labels[1:]]
 
     def chosen_level(self, layer: Image) -> int:
         """The pyramid level to process (0 unless the layer is multiscale)."""
@@ -164,6 +182,9 @@ class InputPanel(Container):
         if layer is not None and self.iso_eligible(layer):
             s = np.asarray(layer.scale, dtype=float)
             self.z_ratio.value = float(min(MAX_SCALE, max(1.01, s[-3] / s[-1])))
+        if layer is not None and layer.ndim == 3:  # the stack axis as the layer labels it
+            first = str((getattr(layer, "axis_labels", None) or ("",))[0]).strip().lower()
+            self.stack_axis.value = (StackAxis.T if first in ("t", "time") else StackAxis.Z).value
         levels = list(range(len(layer.data))) if layer is not None and layer.multiscale else [0]
         shapes = [tuple(level_data(layer, k).shape) for k in levels] if layer else [()]
         self.level.choices = [(f"{k}: {'x'.join(map(str, s))}", k) for k, s in zip(levels, shapes)]
@@ -181,4 +202,7 @@ class InputPanel(Container):
         self.scale_y.visible = self.per_axis.value
         self.scale_x.visible = self.per_axis.value
         self.planes.visible = stacked
-        self.stack_mode.visible = stacked and not iso and self.planes.value == Planes.ALL
+        whole = stacked and not iso and self.planes.value == Planes.ALL
+        self.stack_mode.visible = whole
+        # (not read back from stack_mode: a hidden dock reports every widget as invisible)
+        self.stack_axis.visible = whole and layer is not None and int(layer.ndim) == 3

@@ -438,14 +438,22 @@ def _short_range(resid: np.ndarray) -> bool:
     (neighbour correlations 0.47 and 0.17) on average over lags of 2 and 3 px along both
     axes, where the residual of blurred filaments, membranes or spots reads -0.2 to -0.35.
     """
-    power = float(np.sum(resid**2))
+    return _far_correlation(resid) > _LONG_RANGE
+
+
+def _far_correlation(x: np.ndarray) -> float:
+    """Mean correlation of ``x`` with itself at lags of 2 and 3 px along its last two axes
+    (each lag's products over the overlap, scaled to the whole): near 0 for noise, white or
+    correlated between next neighbours only; far from 0 for structure."""
+    power = float(np.sum(x**2))
+    h, w = x.shape[-2:]
     corr = []
     for dy, dx in ((2, 0), (0, 2), (3, 0), (0, 3)):
-        a = resid[:, dy:, dx:]
-        b = resid[:, : resid.shape[1] - dy, : resid.shape[2] - dx]
-        frac = resid.shape[1] * resid.shape[2] / (a.shape[1] * a.shape[2])
+        a = x[..., dy:, dx:]
+        b = x[..., : h - dy, : w - dx]
+        frac = h * w / (a.shape[-2] * a.shape[-1])
         corr.append(float(np.sum(a * b)) * frac / power)
-    return float(np.mean(corr)) > _LONG_RANGE
+    return float(np.mean(corr))
 
 
 def correlated_variance(
@@ -675,14 +683,9 @@ def frame_noise_std(first: np.ndarray, second: np.ndarray) -> float | None:
         The per-pixel noise standard deviation of one frame, or None.
     """
     d = _frame_difference(first, second, True)
-    power = float(np.sum(d * d))
-    if power <= 0.0:
+    if not np.any(d):
         return 0.0
-    corr = []
-    for dy, dx in ((2, 0), (0, 2), (3, 0), (0, 3)):
-        a, b = d[dy:, dx:], d[: d.shape[0] - dy, : d.shape[1] - dx]
-        corr.append(float(np.sum(a * b)) / a.size / (power / d.size))
-    if float(np.mean(corr)) > _FRAME_STRUCTURE:
+    if _far_correlation(d) > _FRAME_STRUCTURE:
         return None
     return _difference_level(d)
 

@@ -16,7 +16,7 @@ package does not import torch.
 from __future__ import annotations
 
 from .kernel import kernel_for, psf_voxel, read_psf
-from .layout import arrange, check_axes, default_axes
+from .layout import arrange, check_axes, default_axes, is_time_label
 from .request import (
     MODALITIES,
     STACK_MODES,
@@ -53,6 +53,7 @@ __all__ = [
     "describe_noise",
     "describe_resolution",
     "format_length",
+    "is_time_label",
     "kernel_for",
     "likely_harm",
     "psf_voxel",

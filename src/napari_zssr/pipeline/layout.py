@@ -12,13 +12,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Arranged", "arrange", "check_axes", "default_axes", "volumes"]
+__all__ = ["Arranged", "arrange", "check_axes", "default_axes", "is_time_label", "volumes"]
 
 _STACK_LETTERS = "VUQTZ"  # leading axes of an array given without axes, outermost first
 
 
 #: Axis labels (napari's ``Layer.axis_labels``, lower case) that name time.
 _TIME_LABELS = frozenset({"t", "time"})
+
+
+def is_time_label(label: object) -> bool:
+    """Whether an axis label (any case, spaces around it ignored) names time."""
+    return str(label).strip().lower() in _TIME_LABELS
 
 
 def default_axes(ndim: int, rgb: bool = False, labels: Sequence[str] | None = None) -> str:
@@ -35,8 +40,7 @@ def default_axes(ndim: int, rgb: bool = False, labels: Sequence[str] | None = No
     if n_lead > len(_STACK_LETTERS):
         raise ValueError(f"at most {len(_STACK_LETTERS) + 2} image dimensions, got {ndim}")
     axes = list(_STACK_LETTERS[len(_STACK_LETTERS) - n_lead :] + "YX" + ("S" if rgb else ""))
-    lead = [str(label).strip().lower() for label in (labels or ())][:n_lead]
-    timed = [i for i, label in enumerate(lead) if label in _TIME_LABELS]
+    timed = [i for i, label in enumerate(list(labels or ())[:n_lead]) if is_time_label(label)]
     if len(timed) == 1 and axes[timed[0]] != "T":
         if "T" in axes:
             axes[axes.index("T")] = axes[timed[0]]

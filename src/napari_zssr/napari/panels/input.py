@@ -10,6 +10,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox
 from napari.layers import Image
 
 from ...core.config import MAX_SCALE
+from ...pipeline import is_time_label
 from ..choices import Mode, Planes, StackAxis, StackMode, texts
 
 __all__ = ["InputPanel", "level_data"]
@@ -183,8 +184,8 @@ class InputPanel(Container):
             s = np.asarray(layer.scale, dtype=float)
             self.z_ratio.value = float(min(MAX_SCALE, max(1.01, s[-3] / s[-1])))
         if layer is not None and layer.ndim == 3:  # the stack axis as the layer labels it
-            first = str((getattr(layer, "axis_labels", None) or ("",))[0]).strip().lower()
-            self.stack_axis.value = (StackAxis.T if first in ("t", "time") else StackAxis.Z).value
+            timed = is_time_label((getattr(layer, "axis_labels", None) or ("",))[0])
+            self.stack_axis.value = (StackAxis.T if timed else StackAxis.Z).value
         levels = list(range(len(layer.data))) if layer is not None and layer.multiscale else [0]
         shapes = [tuple(level_data(layer, k).shape) for k in levels] if layer else [()]
         self.level.choices = [(f"{k}: {'x'.join(map(str, s))}", k) for k, s in zip(levels, shapes)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tifffile
 from scipy import ndimage
 from scipy.signal import fftconvolve
 
@@ -181,3 +182,21 @@ def test_the_widget_reads_a_layer_axis_labelled_time_as_t(make_napari_viewer):
     widget.image.value = volume  # 4-D: the box does not apply (T Z Y X by default)
     assert widget.inputs.stack_axis.native.isHidden()
     assert request_for(widget, volume).axes == "TZYX"
+
+
+@pytest.mark.parametrize(("axes", "read"), [("TYX", True), ("ZYX", False)])
+def test_the_command_line_reads_the_frames_of_a_t_axis(tmp_path, axes, read):
+    from napari_zssr.cli import main
+    from napari_zssr.io import read_tiff
+
+    src = tmp_path / "movie.tif"
+    stack = (_sparse_stack(n=3) * 1000).astype(np.uint16)
+    tifffile.imwrite(src, stack)  # no axis metadata: the command line's --axes names them
+    before = src.read_bytes()
+    out = tmp_path / "out.tif"
+    args = ["run", str(src), "-o", str(out), "-s", "2", "--preset", "fast", "--axes", axes]
+    assert main([*args, "--max-iters", "4", "--device", "cpu", "--quiet"]) == 0
+    _, meta = read_tiff(out)
+    frames = meta.metadata["run"]["noise_estimate_frames"]
+    assert (frames is not None) is read
+    assert src.read_bytes() == before  # the input file is left as it was
